@@ -1,0 +1,40 @@
+# dorm workspace. `make demo` and `make test` bootstrap .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dorm-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint wheels bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) requirements-dev.txt tools/dev_install.py $(wildcard packages/*/pyproject.toml)
+	$(PY) tools/dev_install.py
+	touch $@
+
+demo: $(STAMP)
+	$(PY) demo/tour.py
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	MYPYPATH=$$(ls -d packages/*/src | paste -sd:) $(VENV)/bin/mypy $$(ls -d packages/*/src/dorm)
+
+wheels: $(STAMP)
+	$(PY) -m pip install --quiet "hatch>=1.12"
+	rm -rf dist
+	for p in packages/*/; do (cd $$p && ../../$(VENV)/bin/hatch build -t wheel -t sdist ../../dist) || exit 1; done
+	ls -l dist
+
+bench: $(STAMP)
+	@if [ ! -f bench/run.py ]; then echo "make bench: no benchmarks yet; bench/ arrives with the benchmark work item" >&2; exit 1; fi
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""The ``dorm`` console script: builds the parser from the registered commands and runs one."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from dorm import __version__, plugins
+from dorm.exceptions import CommandError, PluginError
+
+__all__ = ["main", "run"]
+
+_INVALID_CHOICE = re.compile(r"argument <command>: invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one line and exit code 2 in ``main``."""
+
+    def error(self, message: str) -> NoReturn:
+        match = _INVALID_CHOICE.match(message)
+        if match:
+            known = match.group(2).replace("'", "")
+            message = f"unknown command {match.group(1)!r} (known commands: {known})"
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _build_parser() -> tuple[_Parser, dict[str, str]]:
+    parser = _Parser(
+        prog="dorm",
+        description="dorm: a small, fast Django-style ORM. Commands come from dorm-core "
+        "and the installed plugins ('dorm plugins' lists them).",
+    )
+    parser.add_argument("--version", action="version", version=f"dorm {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    owners: dict[str, str] = {}
+    for name, (owner, cls) in sorted(plugins.collect_commands().items()):
+        sub = subparsers.add_parser(name, help=cls.help, description=cls.help)
+        command = cls()
+        command.add_arguments(sub)
+        sub.set_defaults(_command=command)
+        owners[name] = owner
+    return parser, owners
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``dorm`` CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    0 success, 1 a command or plugin failure (one line on stderr), 2 a usage error.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser, _owners = _build_parser()
+    except PluginError as exc:
+        print(f"dorm: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        namespace = parser.parse_args(args)
+    except _UsageError as exc:
+        print(f"{exc} (see 'dorm --help')", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help and --version print, then exit
+        return exc.code if isinstance(exc.code, int) else 0
+    command = getattr(namespace, "_command", None)
+    if command is None:
+        parser.print_help()
+        return 0
+    try:
+        code = command.handle(namespace)
+    except CommandError as exc:
+        print(f"dorm {namespace.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0 if code is None else int(code)
+
+
+def run() -> NoReturn:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())

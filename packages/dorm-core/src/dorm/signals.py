@@ -1,0 +1,164 @@
+"""Django-style signals, dispatched through the pluggy hooks so plugins see the same events.
+
+``post_save.connect(receiver, sender=Model)`` registers an in-process receiver (held by a
+weak reference unless ``weak=False``); ``post_save.send(...)`` calls the receivers whose
+sender matches, then the ``dorm_post_save`` hook of every plugin. Receivers take
+``sender`` and keyword arguments, as in Django; an exception propagates to the sender.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from dorm import plugins
+
+__all__ = [
+    "Signal",
+    "bulk_created",
+    "bulk_updated",
+    "class_prepared",
+    "m2m_changed",
+    "post_delete",
+    "post_save",
+    "pre_delete",
+    "pre_save",
+    "queryset_deleted",
+    "queryset_updated",
+    "receiver",
+]
+
+Receiver = Callable[..., Any]
+_Ref = Callable[[], Receiver | None]
+
+
+def _strong(fn: Receiver) -> _Ref:
+    return lambda: fn
+
+
+def _make_ref(fn: Receiver, weak: bool, on_dead: Callable[[Any], None]) -> _Ref:
+    if not weak:
+        return _strong(fn)
+    if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
+        return weakref.WeakMethod(fn, on_dead)
+    return weakref.ref(fn, on_dead)
+
+
+def _target_id(fn: Receiver) -> tuple[int, int] | int:
+    if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
+        return (id(fn.__self__), id(fn.__func__))
+    return id(fn)
+
+
+class Signal:
+    """A named event with in-process receivers and a matching pluggy hook.
+
+    :param hook_name: the hookspec called on every ``send`` (``dorm_<signal name>``), or
+        None for a signal that only has in-process receivers.
+    """
+
+    def __init__(self, hook_name: str | None = None) -> None:
+        self.hook_name = hook_name
+        self._lock = threading.Lock()
+        # (lookup key, sender key, reference); the list is replaced, never mutated, so
+        # send() can iterate without holding the lock.
+        self._receivers: list[tuple[Hashable, Hashable, _Ref]] = []
+
+    def __repr__(self) -> str:
+        return f"<Signal {self.hook_name or 'local'} receivers={len(self._receivers)}>"
+
+    def connect(
+        self,
+        receiver: Receiver,
+        sender: object | None = None,
+        weak: bool = True,
+        dispatch_uid: Hashable | None = None,
+    ) -> None:
+        """Call ``receiver(signal=..., sender=..., **kwargs)`` on every send from ``sender``.
+
+        ``sender=None`` receives from every sender. With ``weak=True`` the receiver is
+        dropped once nothing else references it. Connecting the same receiver (or
+        ``dispatch_uid``) for the same sender twice has no effect.
+        """
+        if not callable(receiver):
+            raise TypeError(f"signal receivers must be callable, got {receiver!r}")
+        key: Hashable = dispatch_uid if dispatch_uid is not None else _target_id(receiver)
+        sender_key = None if sender is None else id(sender)
+        ref = _make_ref(receiver, weak, self._drop_dead)
+        with self._lock:
+            if any(k == key and s == sender_key for k, s, _r in self._receivers):
+                return
+            self._receivers = [*self._receivers, (key, sender_key, ref)]
+
+    def disconnect(
+        self,
+        receiver: Receiver | None = None,
+        sender: object | None = None,
+        dispatch_uid: Hashable | None = None,
+    ) -> bool:
+        """Disconnect a receiver; return True if one was connected."""
+        if receiver is None and dispatch_uid is None:
+            raise TypeError("disconnect() needs the receiver or its dispatch_uid")
+        key: Hashable = dispatch_uid if dispatch_uid is not None else _target_id(receiver)  # type: ignore[arg-type]
+        sender_key = None if sender is None else id(sender)
+        with self._lock:
+            kept = [r for r in self._receivers if not (r[0] == key and r[1] == sender_key)]
+            found = len(kept) != len(self._receivers)
+            self._receivers = kept
+        return found
+
+    def _drop_dead(self, _ref: object) -> None:
+        with self._lock:
+            self._receivers = [r for r in self._receivers if r[2]() is not None]
+
+    def _live(self, sender: object) -> list[Receiver]:
+        sender_key = id(sender)
+        found = []
+        for _key, s_key, ref in self._receivers:
+            if s_key is None or s_key == sender_key:
+                fn = ref()
+                if fn is not None:
+                    found.append(fn)
+        return found
+
+    def has_listeners(self, sender: object | None = None) -> bool:
+        """Return True when a send from ``sender`` would reach a receiver or a plugin hook."""
+        if self.hook_name is not None and plugins.has_impls(self.hook_name):
+            return True
+        return bool(self._live(sender))
+
+    def send(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:
+        """Send the event: receivers first, in connection order, then the plugin hook.
+
+        Returns ``[(receiver, response), ...]`` for the in-process receivers. An exception
+        from a receiver or a hookimpl propagates to the caller (see docs/plugins.md).
+        """
+        responses = [(fn, fn(signal=self, sender=sender, **named)) for fn in self._live(sender)]
+        if self.hook_name is not None:
+            getattr(plugins.get_plugin_manager().hook, self.hook_name)(sender=sender, **named)
+        return responses
+
+
+def receiver(signal: Signal | list[Signal], **kwargs: Any) -> Callable[[Receiver], Receiver]:
+    """Decorate a function to connect it to ``signal`` (or each of a list of signals)."""
+
+    def decorate(fn: Receiver) -> Receiver:
+        for sig in signal if isinstance(signal, list) else [signal]:
+            sig.connect(fn, **kwargs)
+        return fn
+
+    return decorate
+
+
+class_prepared = Signal("dorm_class_prepared")
+pre_save = Signal("dorm_pre_save")
+post_save = Signal("dorm_post_save")
+pre_delete = Signal("dorm_pre_delete")
+post_delete = Signal("dorm_post_delete")
+m2m_changed = Signal("dorm_m2m_changed")
+bulk_created = Signal("dorm_bulk_created")
+bulk_updated = Signal("dorm_bulk_updated")
+queryset_updated = Signal("dorm_queryset_updated")
+queryset_deleted = Signal("dorm_queryset_deleted")

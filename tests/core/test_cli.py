@@ -1,0 +1,120 @@
+"""The ``dorm`` CLI host: version, help, usage errors, command failures, ``dorm plugins``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dorm
+from dorm import plugins
+from dorm.cli import Command, main
+from dorm.exceptions import CommandError
+from dorm.plugins import hookimpl
+
+pytestmark = pytest.mark.usefixtures("fresh_manager")
+
+
+class Explode(Command):
+    name = "explode"
+    help = "fail on purpose"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--times", type=int, required=True)
+
+    def handle(self, args: argparse.Namespace) -> int:
+        raise CommandError(f"cannot explode {args.times} times: the table 'x' is missing")
+
+
+class Explosives:
+    @hookimpl
+    def dorm_register_commands(self) -> list[type[Command]]:
+        return [Explode]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"dorm {dorm.__version__}\n"
+    assert dorm.__version__ == "4.3.0"
+
+
+def test_help_lists_core_and_plugin_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    plugins.register(Explosives(), name="explosives")
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "plugins" in out and "explode" in out and "fail on purpose" in out
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert capsys.readouterr().out.startswith("usage: dorm")
+
+
+def test_unknown_command_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrat"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "dorm: unknown command 'migrat' (known commands: plugins) (see 'dorm --help')\n"
+    )
+
+
+def test_bad_option_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    plugins.register(Explosives(), name="explosives")
+    assert main(["explode", "--times", "many"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("dorm explode: argument --times: invalid int value: 'many'")
+    assert main(["--frobnicate"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_command_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    plugins.register(Explosives(), name="explosives")
+    assert main(["explode", "--times", "3"]) == 1
+    assert capsys.readouterr().err == (
+        "dorm explode: error: cannot explode 3 times: the table 'x' is missing\n"
+    )
+
+
+def test_command_class_without_a_name_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    class Nameless(Command):
+        pass
+
+    class Sloppy:
+        @hookimpl
+        def dorm_register_commands(self) -> list[type[Command]]:
+            return [Nameless]
+
+    plugins.register(Sloppy(), name="sloppy")
+    assert main(["plugins"]) == 1
+    assert "dorm plugin 'sloppy': command class" in capsys.readouterr().err
+
+
+def test_plugins_lists_distributions_versions_and_hooks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    plugins.register(Explosives(), name="explosives")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"dorm-core {dorm.__version__}  (built in)"
+    assert out[1] == "    hooks: dorm_register_commands"
+    assert out[2:] == ["explosives  (registered at runtime)", "    hooks: dorm_register_commands"]
+    assert main(["plugins", "--format", "json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["explosives"]["hooks"] == ["dorm_register_commands"]
+    assert rows["explosives"]["distribution"] is None
+    assert rows["dorm.cli.builtin"]["distribution"] == "dorm-core"
+
+
+def test_console_script_runs_as_a_process() -> None:
+    script = Path(sys.executable).with_name("dorm")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, f"dorm {dorm.__version__}\n")
+    result = subprocess.run([str(script), "nope"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("dorm: unknown command 'nope'")
