@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,11 +16,15 @@ REPO = Path(__file__).resolve().parents[2]
 SPECS = list(hookspecs.spec_names())
 
 
-def render_signature(name: str) -> str:
-    """``def name(arg: type, ...) -> type`` with the annotations as written in the spec."""
-    sig = inspect.signature(getattr(hookspecs, name))
-    args = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
-    return f"def {name}({args}) -> {sig.return_annotation}"
+def _load_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hooks_doc", REPO / "tools" / "hooks_doc.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HOOKS_DOC = _load_tool()
 
 
 def _doc_sections() -> dict[str, str]:
@@ -42,7 +48,8 @@ def test_spec_is_fully_typed_and_has_a_docstring(name: str) -> None:
     for param in sig.parameters.values():
         assert param.annotation is not inspect.Parameter.empty, f"{name}({param.name})"
     doc = inspect.getdoc(fn) or ""
-    assert "Fires" in doc or "Called" in doc, f"{name}: say when it fires"
+    for part in ("\nFires: ", "\nThread: ", "\nReturns: ", "\nOn error: "):
+        assert part in doc, f"{name}: the docstring must say {part.strip()!r}"
 
 
 def test_every_spec_has_a_test_named_after_it() -> None:
@@ -51,8 +58,14 @@ def test_every_spec_has_a_test_named_after_it() -> None:
     assert missing == []
 
 
+def test_docs_hooks_md_is_generated_from_the_specs() -> None:
+    assert (REPO / "docs" / "hooks.md").read_text() == HOOKS_DOC.render(), (
+        "docs/hooks.md is stale: run python tools/hooks_doc.py"
+    )
+
+
 def test_every_spec_is_in_docs_hooks_md_with_its_exact_signature() -> None:
     sections = _doc_sections()
     assert sorted(sections) == sorted(SPECS)
     for name in SPECS:
-        assert render_signature(name) in sections[name].replace("\n    ", " "), name
+        assert HOOKS_DOC.signature(name) in sections[name].replace("\n    ", " "), name

@@ -61,10 +61,13 @@ DBType = str | Callable[[Any, Any], str]
 def dorm_register_commands() -> list[type[Command]]:
     """Return command classes to add under the ``dorm`` CLI.
 
-    Called once per CLI start, on the main thread, before arguments are parsed. Core's own
-    commands register through this hook too. The lists of every plugin are concatenated;
-    a command name already taken by core or another plugin raises PluginConflictError
-    naming both owners.
+    Core's own commands register through this hook too.
+
+    Fires: once per CLI start, before the arguments are parsed.
+    Thread: the main thread.
+    Returns: a list of ``dorm.cli.Command`` subclasses; the lists are concatenated, and a
+    name already taken by core or another plugin raises PluginConflictError naming both.
+    On error: ``dorm`` prints one line naming the plugin and exits with 1.
     """
     raise NotImplementedError
 
@@ -76,57 +79,79 @@ def dorm_register_commands() -> list[type[Command]]:
 
 @hookspec
 def dorm_register_lookups() -> list[tuple[type, type]]:
-    """Return ``(field_class, lookup_class)`` pairs to make ``field__<lookup_name>`` work.
+    """Return lookups that make ``<field>__<lookup_name>=value`` work in filters.
 
-    Called once, on first use of ``dorm.plugins.extensions()``, on the calling thread.
-    A lookup class carries ``lookup_name``; it applies to the field class and its
-    subclasses. Two owners registering the same name on the same field class raise
-    PluginConflictError naming both.
+    A lookup class carries ``lookup_name`` and applies to the field class it is paired
+    with and to that class's subclasses.
+
+    Fires: once, when ``dorm.plugins.extensions()`` is first needed, and again after a
+    plugin is registered or unregistered at runtime.
+    Thread: whichever thread first needs the registry (under a lock).
+    Returns: a list of ``(field_class, lookup_class)`` pairs; the same name on the same
+    field class from two owners raises PluginConflictError naming both.
+    On error: PluginError naming the plugin; no registration of any plugin is applied.
     """
     raise NotImplementedError
 
 
 @hookspec
 def dorm_register_transforms() -> list[tuple[type, type]]:
-    """Return ``(field_class, transform_class)`` pairs (``field__<lookup_name>__...``).
+    """Return transforms, which change the left-hand side before a further lookup applies.
 
-    Called once, like ``dorm_register_lookups``, and combined the same way: a transform
-    changes the left-hand side before a further lookup applies.
+    ``<field>__<transform>__<lookup>=value``, for example ``name__lower__exact="ada"``.
+
+    Fires: as ``dorm_register_lookups``.
+    Thread: as ``dorm_register_lookups``.
+    Returns: a list of ``(field_class, transform_class)`` pairs, combined and checked for
+    collisions as lookups are.
+    On error: PluginError naming the plugin; no registration of any plugin is applied.
     """
     raise NotImplementedError
 
 
 @hookspec
 def dorm_register_functions() -> list[type]:
-    """Return SQL function (expression) classes to register by their class name.
+    """Return SQL function (expression) classes to register under their class name.
 
-    Called once, like ``dorm_register_lookups``. The combined mapping is
-    ``extensions().functions``; a name registered by two owners raises
-    PluginConflictError naming both.
+    Fires: as ``dorm_register_lookups``.
+    Thread: as ``dorm_register_lookups``.
+    Returns: a list of classes; the combined mapping is ``extensions().functions`` and a
+    name registered by two owners raises PluginConflictError naming both.
+    On error: PluginError naming the plugin; no registration of any plugin is applied.
     """
     raise NotImplementedError
 
 
 @hookspec
 def dorm_register_vendor_sql() -> list[tuple[type, str, SQLRenderer]]:
-    """Return ``(node_class, vendor, renderer)`` triples that override SQL on one vendor.
+    """Return per-vendor SQL overrides for expression or lookup node classes.
 
-    Called once, like ``dorm_register_lookups``. The compiler tries this registry first,
-    then the node's ``as_<vendor>`` method, then ``as_sql``. ``renderer(node, compiler,
-    connection)`` returns ``(sql, params)``. The same (node class, vendor) from two owners
-    raises PluginConflictError naming both.
+    The compiler tries this registry first, then the node's ``as_<vendor>`` method, then
+    ``as_sql``; ``renderer(node, compiler, connection)`` returns ``(sql, params)``. This is
+    how a plugin changes a core node on one vendor without touching its class.
+
+    Fires: as ``dorm_register_lookups``.
+    Thread: as ``dorm_register_lookups``.
+    Returns: a list of ``(node_class, vendor, renderer)`` triples; the same (node class,
+    vendor) from two owners raises PluginConflictError naming both.
+    On error: PluginError naming the plugin; no registration of any plugin is applied.
     """
     raise NotImplementedError
 
 
 @hookspec
 def dorm_register_field_types() -> list[tuple[type, str, DBType]]:
-    """Return ``(field_class, vendor, db_type)`` triples giving a column type per vendor.
+    """Return column types of field classes per vendor.
 
-    Called once, like ``dorm_register_lookups``. ``db_type`` is a string such as
-    ``"vector(3)"`` or a function ``(field, connection) -> str``. Entries here win over
-    the field class's own mapping; the same (field class, vendor) from two owners raises
-    PluginConflictError naming both.
+    ``db_type`` is a string such as ``"BLOB"`` or a function ``(field, connection) ->
+    str`` such as ``lambda f, c: f"vector({f.dimensions})"``. Entries here win over the
+    field class's own mapping.
+
+    Fires: as ``dorm_register_lookups``.
+    Thread: as ``dorm_register_lookups``.
+    Returns: a list of ``(field_class, vendor, db_type)`` triples; the same (field class,
+    vendor) from two owners raises PluginConflictError naming both.
+    On error: PluginError naming the plugin; no registration of any plugin is applied.
     """
     raise NotImplementedError
 
@@ -138,29 +163,37 @@ def dorm_register_field_types() -> list[tuple[type, str, DBType]]:
 
 @hookspec
 def dorm_connection_created(alias: str, vendor: str, connection: Any, is_async: bool) -> None:
-    """Notify that a new DB-API (or asyncpg) connection was opened for ``alias``.
+    """Set up a new physical connection of ``alias``: the place to register type adapters.
 
-    Fires once per physical connection, on the thread (or event loop) that opened it,
-    before the connection serves any query: the place to register type adapters. An
-    exception propagates and the connection is not used.
+    ``connection`` is the driver's object (sqlite3, psycopg or asyncpg connection).
+
+    Fires: once per physical connection, before it serves any query.
+    Thread: the thread, or event loop, that opened the connection.
+    Returns: None (ignored).
+    On error: propagates to the code that asked for the connection; the connection is
+    closed and not used.
     """
 
 
 @hookspec
 def dorm_pool_opened(alias: str, vendor: str, min_size: int, max_size: int, is_async: bool) -> None:
-    """Notify that the connection pool of ``alias`` was created.
+    """Report that the connection pool of ``alias`` was created.
 
-    Fires once per pool, on the thread or event loop that created it. Observer hook:
-    exceptions are logged, never raised.
+    Fires: once per pool, when it is created.
+    Thread: the thread, or event loop, that created it.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the pool is used as usual.
     """
 
 
 @hookspec
 def dorm_pool_warmed(alias: str, seconds: float, size: int, is_async: bool) -> None:
-    """Notify that ``warmup_pool`` / ``awarmup_pool`` opened ``size`` connections in ``seconds``.
+    """Report that ``warmup_pool`` / ``awarmup_pool`` opened ``size`` connections in ``seconds``.
 
-    Fires once per warm-up call, after the last connection is open, on the caller's thread
-    or event loop. Observer hook: exceptions are logged, never raised.
+    Fires: once per warm-up call, after its last connection is open.
+    Thread: the caller's thread, or event loop.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the warm-up result stands.
     """
 
 
@@ -171,11 +204,14 @@ def dorm_pool_warmed(alias: str, seconds: float, size: int, is_async: bool) -> N
 
 @hookspec
 def dorm_pre_query(alias: str, vendor: str, sql: str, params: Sequence[object]) -> None:
-    """Notify that ``sql`` is about to be sent to ``alias``.
+    """Report that ``sql`` is about to be sent to ``alias``.
 
-    Fires for every statement, on the thread or event loop that runs it. ``params`` has
-    sensitive values already replaced by ``'***'``. Observer hook: exceptions are logged,
-    never raised, and the query runs.
+    ``params`` has the values of sensitive columns already replaced by ``'***'``.
+
+    Fires: for every statement dorm sends, just before it is sent.
+    Thread: the thread, or event loop, that runs the statement.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the statement runs.
     """
 
 
@@ -189,12 +225,15 @@ def dorm_post_query(
     rowcount: int,
     error: BaseException | None,
 ) -> None:
-    """Notify that a statement finished, successfully or not.
+    """Report that a statement finished, successfully or not.
 
-    Fires once per ``dorm_pre_query``, on the same thread or loop. ``duration`` is in
-    seconds; ``rowcount`` is -1 where the driver does not know it; ``error`` is the
-    exception the driver raised (already re-raised to the caller after the hook). Observer
-    hook: exceptions are logged, never raised.
+    ``duration`` is in seconds; ``rowcount`` is -1 where the driver does not know it;
+    ``error`` is the exception the driver raised, which reaches the caller after the hook.
+
+    Fires: once per ``dorm_pre_query``, when the statement has finished.
+    Thread: the same thread, or event loop, as ``dorm_pre_query``.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the statement's result stands.
     """
 
 
@@ -205,19 +244,27 @@ def dorm_post_query(
 
 @hookspec
 def dorm_transaction_started(alias: str, savepoint: bool, durable: bool) -> None:
-    """Notify that an ``atomic()`` block was entered on ``alias``.
+    """Report that an ``atomic()`` block was entered on ``alias``.
 
-    ``savepoint`` is True for a nested block. Fires on the thread or loop that owns the
-    connection, after BEGIN / SAVEPOINT succeeded. Observer hook: exceptions are logged.
+    ``savepoint`` is True for a nested block; ``durable`` echoes ``atomic(durable=...)``.
+
+    Fires: after BEGIN (or SAVEPOINT) succeeded.
+    Thread: the thread, or event loop, that owns the connection.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the block runs.
     """
 
 
 @hookspec
 def dorm_transaction_committed(alias: str, savepoint: bool, duration: float) -> None:
-    """Notify that an ``atomic()`` block committed (or released its savepoint).
+    """Report that an ``atomic()`` block committed, or released its savepoint.
 
-    ``duration`` is the block's wall time in seconds. Fires after COMMIT / RELEASE
-    succeeded and before ``on_commit`` callbacks run. Observer hook: exceptions are logged.
+    ``duration`` is the block's wall time in seconds.
+
+    Fires: after COMMIT (or RELEASE SAVEPOINT) succeeded, before ``on_commit`` callbacks.
+    Thread: the thread, or event loop, that owns the connection.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the commit stands.
     """
 
 
@@ -225,10 +272,15 @@ def dorm_transaction_committed(alias: str, savepoint: bool, duration: float) -> 
 def dorm_transaction_rolled_back(
     alias: str, savepoint: bool, duration: float, error: BaseException | None
 ) -> None:
-    """Notify that an ``atomic()`` block rolled back (to its savepoint, if nested).
+    """Report that an ``atomic()`` block rolled back (to its savepoint, if nested).
 
     ``error`` is the exception that left the block, or None for ``set_rollback(True)``.
-    Fires after ROLLBACK succeeded. Observer hook: exceptions are logged.
+
+    Fires: after ROLLBACK (or ROLLBACK TO SAVEPOINT) succeeded.
+    Thread: the thread, or event loop, that owns the connection.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the block's exception, if any,
+    is the one the caller sees.
     """
 
 
@@ -239,11 +291,14 @@ def dorm_transaction_rolled_back(
 
 @hookspec
 def dorm_class_prepared(sender: type) -> None:
-    """Notify that model class ``sender`` was created and its ``_meta`` is complete.
+    """Report that model class ``sender`` was created and its ``_meta`` is complete.
 
-    Fires once per model class, at import time, on the importing thread. The signal
-    ``dorm.signals.class_prepared`` sends the same event. An exception propagates to the
-    import.
+    Mirrors ``dorm.signals.class_prepared``.
+
+    Fires: once per model class, when its class statement runs.
+    Thread: the importing thread.
+    Returns: None (ignored).
+    On error: propagates to the import of the model's module.
     """
 
 
@@ -251,10 +306,12 @@ def dorm_class_prepared(sender: type) -> None:
 def dorm_pre_save(
     sender: type, instance: Any, raw: bool, using: str, update_fields: frozenset[str] | None
 ) -> None:
-    """Notify that ``instance`` is about to be saved; mirrors ``signals.pre_save``.
+    """Report that ``instance`` is about to be saved. Mirrors ``dorm.signals.pre_save``.
 
-    Fires on the saving thread (async code: the event loop) before any SQL. An exception
-    propagates and nothing is written.
+    Fires: in ``save()`` / ``asave()``, before any SQL.
+    Thread: the saving thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates to the caller of ``save()``; nothing is written.
     """
 
 
@@ -267,30 +324,38 @@ def dorm_post_save(
     using: str,
     update_fields: frozenset[str] | None,
 ) -> None:
-    """Notify that ``instance`` was saved; mirrors ``signals.post_save``.
+    """Report that ``instance`` was saved. Mirrors ``dorm.signals.post_save``.
 
-    Fires on the saving thread after the INSERT or UPDATE, inside the caller's
-    transaction if there is one. An exception propagates: inside ``atomic()`` the block
-    rolls back; in autocommit mode the row stays written.
+    Fires: in ``save()`` / ``asave()``, after the INSERT or UPDATE, inside the caller's
+    transaction if there is one.
+    Thread: the saving thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates to the caller of ``save()``: inside ``atomic()`` the block rolls
+    back; in autocommit mode the row stays written.
     """
 
 
 @hookspec
 def dorm_pre_delete(sender: type, instance: Any, using: str, origin: Any) -> None:
-    """Notify that ``instance`` is about to be deleted; mirrors ``signals.pre_delete``.
+    """Report that ``instance`` is about to be deleted. Mirrors ``dorm.signals.pre_delete``.
 
-    Fires once per collected object (cascades included) before any DELETE; ``origin`` is
-    the instance or queryset whose deletion started the cascade. An exception propagates
-    and nothing is deleted.
+    ``origin`` is the instance or queryset whose deletion started the cascade.
+
+    Fires: once per collected object, cascades included, before any DELETE.
+    Thread: the deleting thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates to the caller of ``delete()``; nothing is deleted.
     """
 
 
 @hookspec
 def dorm_post_delete(sender: type, instance: Any, using: str, origin: Any) -> None:
-    """Notify that ``instance`` was deleted; mirrors ``signals.post_delete``.
+    """Report that ``instance`` was deleted. Mirrors ``dorm.signals.post_delete``.
 
-    Fires once per deleted object, inside the deletion's transaction. An exception
-    propagates and the deletion's transaction rolls back.
+    Fires: once per deleted object, inside the deletion's transaction.
+    Thread: the deleting thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates to the caller of ``delete()``; the deletion rolls back.
     """
 
 
@@ -304,31 +369,44 @@ def dorm_m2m_changed(
     pk_set: set[Any] | None,
     using: str,
 ) -> None:
-    """Notify a many-to-many change; mirrors ``signals.m2m_changed``.
+    """Report a many-to-many change. Mirrors ``dorm.signals.m2m_changed``.
 
     ``action`` is one of ``pre_add``, ``post_add``, ``pre_remove``, ``post_remove``,
-    ``pre_clear``, ``post_clear``; ``sender`` is the through model. Fires before and
-    after each ``add`` / ``remove`` / ``set`` / ``clear``, inside its transaction. An exception in a
-    ``pre_*`` action aborts the change before SQL; in a ``post_*`` action it propagates.
+    ``pre_clear``, ``post_clear``; ``sender`` is the through model.
+
+    Fires: before and after each ``add`` / ``remove`` / ``set`` / ``clear``, inside its
+    transaction.
+    Thread: the calling thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates; a ``pre_*`` action aborts the change before any SQL, a
+    ``post_*`` action rolls it back.
     """
 
 
 @hookspec
 def dorm_bulk_created(sender: type, objs: Sequence[Any], using: str) -> None:
-    """Notify that ``bulk_create`` (or ``upsert``) wrote ``objs``; mirrors ``signals.bulk_created``.
+    """Report that ``bulk_create`` (or ``upsert``) wrote ``objs``.
 
-    Fires once per call, after the last batch, inside the call's transaction. Per-object
-    ``pre_save`` / ``post_save`` do not fire for bulk operations (as in Django); this hook
-    is how a plugin sees them. An exception propagates and the call's transaction rolls back.
+    Mirrors ``dorm.signals.bulk_created``. Per-object ``pre_save`` / ``post_save`` do not
+    fire for bulk operations (as in Django): this hook is how a plugin sees them.
+
+    Fires: once per call, after its last batch, inside the call's transaction.
+    Thread: the calling thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates; the call's transaction rolls back.
     """
 
 
 @hookspec
 def dorm_bulk_updated(sender: type, objs: Sequence[Any], fields: Sequence[str], using: str) -> None:
-    """Notify that ``bulk_update`` wrote ``fields`` of ``objs``; mirrors ``signals.bulk_updated``.
+    """Report that ``bulk_update`` wrote ``fields`` of ``objs``.
 
-    Fires once per call, inside the call's transaction. An exception propagates and the
-    call's transaction rolls back.
+    Mirrors ``dorm.signals.bulk_updated``.
+
+    Fires: once per call, after its last batch, inside the call's transaction.
+    Thread: the calling thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates; the call's transaction rolls back.
     """
 
 
@@ -336,22 +414,29 @@ def dorm_bulk_updated(sender: type, objs: Sequence[Any], fields: Sequence[str], 
 def dorm_queryset_updated(
     sender: type, queryset: Any, values: dict[str, Any], rows: int, using: str
 ) -> None:
-    """Notify that ``QuerySet.update(**values)`` changed ``rows`` rows.
+    """Report that ``QuerySet.update(**values)`` changed ``rows`` rows.
 
-    Mirrors ``signals.queryset_updated``. Fires once per call, inside the update's
-    transaction. ``queryset`` is the filtered
-    queryset (re-evaluating it reads the updated rows). An exception propagates and the
-    update's transaction rolls back.
+    Mirrors ``dorm.signals.queryset_updated``. ``queryset`` is the filtered queryset;
+    evaluating it again reads the updated rows.
+
+    Fires: once per call, after the UPDATE, inside its transaction.
+    Thread: the calling thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates; the update's transaction rolls back.
     """
 
 
 @hookspec
 def dorm_queryset_deleted(sender: type, queryset: Any, deleted: dict[str, int], using: str) -> None:
-    """Notify that ``QuerySet.delete()`` finished; mirrors ``signals.queryset_deleted``.
+    """Report that ``QuerySet.delete()`` finished.
 
-    ``deleted`` maps ``app_label.Model`` to the number of rows removed, cascades included.
-    Fires once per call, inside the deletion's transaction. An exception propagates and
-    the deletion's transaction rolls back.
+    Mirrors ``dorm.signals.queryset_deleted``. ``deleted`` maps ``app_label.Model`` to
+    the number of rows removed, cascades included.
+
+    Fires: once per call, after the last DELETE, inside the deletion's transaction.
+    Thread: the calling thread, or event loop.
+    Returns: None (ignored).
+    On error: propagates; the deletion's transaction rolls back.
     """
 
 
