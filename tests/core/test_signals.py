@@ -168,3 +168,44 @@ def test_has_listeners_reflects_receivers_and_plugins() -> None:
     plugins.unregister("any")
     assert not post_save.has_listeners(Book)
     assert Signal().has_listeners() is False
+
+
+def test_query_signals_only_observe(caplog: pytest.LogCaptureFixture) -> None:
+    from dorm.signals import post_query
+
+    seen: list[str] = []
+
+    class Tracer:
+        @hookimpl
+        def dorm_post_query(self, alias: str, sql: str) -> None:
+            seen.append(f"plugin {alias} {sql}")
+
+    plugins.register(Tracer(), name="tracer")
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("log handler down")
+
+    def on_default(sql: str, **kwargs: Any) -> None:
+        seen.append(f"receiver {sql}")
+
+    post_query.connect(broken, weak=False)
+    post_query.connect(on_default, sender="default", weak=False)
+    try:
+        with caplog.at_level("ERROR"):
+            for alias in ("default", "replica"):
+                responses = post_query.send(
+                    sender=alias,
+                    alias=alias,
+                    vendor="sqlite",
+                    sql="SELECT 1",
+                    params=(),
+                    duration=0.1,
+                    rowcount=1,
+                    error=None,
+                )
+    finally:
+        post_query.disconnect(broken)
+        post_query.disconnect(on_default, sender="default")
+    assert seen == ["receiver SELECT 1", "plugin default SELECT 1", "plugin replica SELECT 1"]
+    assert isinstance(responses[0][1], RuntimeError)
+    assert [r.name for r in caplog.records] == ["dorm.signals", "dorm.signals"]

@@ -8,6 +8,7 @@ sender matches, then the ``dorm_post_save`` hook of every plugin. Receivers take
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Hashable
@@ -22,13 +23,17 @@ __all__ = [
     "class_prepared",
     "m2m_changed",
     "post_delete",
+    "post_query",
     "post_save",
     "pre_delete",
+    "pre_query",
     "pre_save",
     "queryset_deleted",
     "queryset_updated",
     "receiver",
 ]
+
+logger = logging.getLogger("dorm.signals")
 
 Receiver = Callable[..., Any]
 _Ref = Callable[[], Receiver | None]
@@ -46,6 +51,13 @@ def _make_ref(fn: Receiver, weak: bool, on_dead: Callable[[Any], None]) -> _Ref:
     return weakref.ref(fn, on_dead)
 
 
+def _sender_key(sender: object) -> Hashable:
+    # Aliases ("default") are compared by value; classes and other objects by identity.
+    if sender is None or isinstance(sender, str):
+        return sender
+    return id(sender)
+
+
 def _target_id(fn: Receiver) -> tuple[int, int] | int:
     if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
         return (id(fn.__self__), id(fn.__func__))
@@ -57,10 +69,14 @@ class Signal:
 
     :param hook_name: the hookspec called on every ``send`` (``dorm_<signal name>``), or
         None for a signal that only has in-process receivers.
+    :param observer: receivers and hookimpls only observe: an exception is logged on
+        ``dorm.signals`` / ``dorm.plugins`` and never reaches the sender (the query
+        signals work this way, so a broken log handler cannot fail a query).
     """
 
-    def __init__(self, hook_name: str | None = None) -> None:
+    def __init__(self, hook_name: str | None = None, observer: bool = False) -> None:
         self.hook_name = hook_name
+        self.observer = observer
         self._lock = threading.Lock()
         # (lookup key, sender key, reference); the list is replaced, never mutated, so
         # send() can iterate without holding the lock.
@@ -85,7 +101,7 @@ class Signal:
         if not callable(receiver):
             raise TypeError(f"signal receivers must be callable, got {receiver!r}")
         key: Hashable = dispatch_uid if dispatch_uid is not None else _target_id(receiver)
-        sender_key = None if sender is None else id(sender)
+        sender_key = _sender_key(sender)
         ref = _make_ref(receiver, weak, self._drop_dead)
         with self._lock:
             if any(k == key and s == sender_key for k, s, _r in self._receivers):
@@ -102,7 +118,7 @@ class Signal:
         if receiver is None and dispatch_uid is None:
             raise TypeError("disconnect() needs the receiver or its dispatch_uid")
         key: Hashable = dispatch_uid if dispatch_uid is not None else _target_id(receiver)  # type: ignore[arg-type]
-        sender_key = None if sender is None else id(sender)
+        sender_key = _sender_key(sender)
         with self._lock:
             kept = [r for r in self._receivers if not (r[0] == key and r[1] == sender_key)]
             found = len(kept) != len(self._receivers)
@@ -114,7 +130,7 @@ class Signal:
             self._receivers = [r for r in self._receivers if r[2]() is not None]
 
     def _live(self, sender: object) -> list[Receiver]:
-        sender_key = id(sender)
+        sender_key = _sender_key(sender)
         found = []
         for _key, s_key, ref in self._receivers:
             if s_key is None or s_key == sender_key:
@@ -133,11 +149,26 @@ class Signal:
         """Send the event: receivers first, in connection order, then the plugin hook.
 
         Returns ``[(receiver, response), ...]`` for the in-process receivers. An exception
-        from a receiver or a hookimpl propagates to the caller (see docs/plugins.md).
+        from a receiver or a hookimpl propagates to the caller (see docs/plugins.md),
+        except on an observer signal, where it is logged and returned as the response.
         """
+        if self.observer:
+            return self._send_observed(sender, named)
         responses = [(fn, fn(signal=self, sender=sender, **named)) for fn in self._live(sender)]
         if self.hook_name is not None:
             getattr(plugins.get_plugin_manager().hook, self.hook_name)(sender=sender, **named)
+        return responses
+
+    def _send_observed(self, sender: object, named: dict[str, Any]) -> list[tuple[Receiver, Any]]:
+        responses: list[tuple[Receiver, Any]] = []
+        for fn in self._live(sender):
+            try:
+                responses.append((fn, fn(signal=self, sender=sender, **named)))
+            except Exception as exc:
+                logger.exception("signal receiver %r raised; the error was ignored", fn)
+                responses.append((fn, exc))
+        if self.hook_name is not None:
+            plugins.notify(self.hook_name, sender=sender, **named)
         return responses
 
 
@@ -162,3 +193,6 @@ bulk_created = Signal("dorm_bulk_created")
 bulk_updated = Signal("dorm_bulk_updated")
 queryset_updated = Signal("dorm_queryset_updated")
 queryset_deleted = Signal("dorm_queryset_deleted")
+#: Sent with ``sender=<alias>``; ``params`` are masked. Receivers only observe.
+pre_query = Signal("dorm_pre_query", observer=True)
+post_query = Signal("dorm_post_query", observer=True)
