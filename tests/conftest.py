@@ -284,14 +284,69 @@ def sqlite_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(
+    scope="module",
     params=[
         pytest.param("sqlite", id="sqlite"),
         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
+    ],
 )
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """Run the test once on SQLite and once on the private PostgreSQL cluster."""
+    """Run the test once on SQLite and once on the private PostgreSQL cluster.
+
+    Module-scoped, so pytest runs a module's SQLite tests, then its PostgreSQL tests.
+    """
     if request.param == "sqlite":
         return Backend("sqlite", request.getfixturevalue("sqlite_settings"))
     db: PgDatabase = request.getfixturevalue("pg_database")
     return Backend("postgresql", db.settings, db)
+
+
+def _all_tables(models: list[Any]) -> list[Any]:
+    """The models plus their automatic many-to-many tables, parents before children."""
+    result: list[Any] = []
+    for model in models:
+        result.append(model)
+        for field in model._meta.local_many_to_many:
+            through = field.through
+            if not isinstance(through, str) and through is not None and through._meta.auto_created:
+                result.append(through)
+    return result
+
+
+@pytest.fixture(scope="module")
+def db(backend: Backend, request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Configure dorm for ``backend`` and create the tables of the module's ``MODELS``.
+
+    A test module lists its models, parents first, in ``MODELS = [Author, Book, ...]``
+    (and may add extra aliases in ``EXTRA_DATABASES = {"other": ...}`` built from
+    ``backend``). Rows are deleted after each test by the ``clean_tables`` fixture.
+    """
+    import dorm
+    from dorm.conf import settings
+    from dorm.migrations.schema import SchemaEditor
+
+    models = list(getattr(request.module, "MODELS", []))
+    dorm.configure(DATABASES={"default": backend.settings})
+    with SchemaEditor() as editor:
+        for model in models:
+            editor.create_model(model)
+    yield backend
+    with SchemaEditor() as editor:
+        for model in reversed(models):
+            editor.delete_model(model)
+    from dorm.db.connection import reset_connections
+
+    reset_connections()
+    settings._reset()
+
+
+@pytest.fixture
+def clean_tables(db: Backend, request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Yield the configured backend; afterwards delete every row of the module's tables."""
+    yield db
+    from dorm.db.connection import get_connection
+
+    conn = get_connection()
+    qn = conn.ops.quote_name
+    for model in reversed(_all_tables(list(getattr(request.module, "MODELS", [])))):
+        conn.execute(f"DELETE FROM {qn(model._meta.db_table)}", ())

@@ -6,4 +6,48 @@ __path__ = extend_path(__path__, __name__)  # adds the dorm/ dirs of other distr
 
 __version__ = "4.3.0"
 
-__all__ = ["__version__"]
+from dorm import signals, transaction
+from dorm.conf import configure, settings
+from dorm.expressions import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    RawSQL,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from dorm.models import *  # noqa: F403
+from dorm.models import __all__ as _models_all
+
+__all__ = [
+    "Avg",
+    "Case",
+    "Count",
+    "Exists",
+    "ExpressionWrapper",
+    "F",
+    "Max",
+    "Min",
+    "OuterRef",
+    "Q",
+    "RawSQL",
+    "Subquery",
+    "Sum",
+    "Value",
+    "When",
+    "__version__",
+    "configure",
+    "settings",
+    "signals",
+    "transaction",
+    *_models_all,
+]

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 __all__ = [
     "CommandError",
+    "DataError",
+    "DatabaseError",
     "DormError",
+    "EmptyResultSet",
+    "FieldDoesNotExist",
+    "FieldError",
     "ImproperlyConfigured",
+    "IntegrityError",
+    "InterfaceError",
+    "MultipleObjectsReturned",
+    "NotSupportedError",
+    "ObjectDoesNotExist",
+    "OperationalError",
     "PluginConflictError",
     "PluginError",
     "PluginLoadError",
+    "ProgrammingError",
+    "ProtectedError",
+    "RestrictedError",
+    "TransactionManagementError",
+    "ValidationError",
 ]
 
 
@@ -34,3 +53,97 @@ class PluginConflictError(PluginError):
 
 class CommandError(DormError):
     """A ``dorm`` CLI command failed; the message is shown to the user as is."""
+
+
+# --- model and query errors (the Django names) ---------------------------------------
+
+
+class ObjectDoesNotExist(DormError):
+    """A query that must return one object returned none (``Model.DoesNotExist``)."""
+
+
+class MultipleObjectsReturned(DormError):
+    """A query that must return one object returned several."""
+
+
+class FieldDoesNotExist(DormError):
+    """A model has no field of that name."""
+
+
+class FieldError(DormError):
+    """A field name, lookup or expression is not valid for the model it is used on."""
+
+
+class EmptyResultSet(DormError):
+    """Raised inside the compiler when a WHERE clause can match nothing."""
+
+
+class ValidationError(DormError, ValueError):
+    """One or more values failed validation; ``message_dict`` maps fields to messages."""
+
+    def __init__(self, message: Any, code: str | None = None, params: Any = None) -> None:
+        self.code = code
+        self.params = params
+        if isinstance(message, dict):
+            self.message_dict: dict[str, list[str]] = {
+                k: list(v) if isinstance(v, (list, tuple)) else [str(v)] for k, v in message.items()
+            }
+            self.messages = [f"{k}: {m}" for k, v in self.message_dict.items() for m in v]
+        elif isinstance(message, (list, tuple)):
+            self.message_dict = {}
+            self.messages = [str(m) for m in message]
+        else:
+            self.message_dict = {}
+            self.messages = [str(message)]
+        super().__init__("; ".join(self.messages))
+
+
+# --- database errors: driver errors are translated into these (``raise ... from exc``) -------
+
+
+class DatabaseError(DormError):
+    """An error reported by the database or its driver."""
+
+
+class InterfaceError(DatabaseError):
+    """The driver could not talk to the database (closed or unusable connection)."""
+
+
+class DataError(DatabaseError):
+    """A value does not fit its column (out of range, too long, bad format)."""
+
+
+class OperationalError(DatabaseError):
+    """The database failed to run the statement (connection lost, lock timeout, ...)."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint was violated (unique, foreign key, not null, check)."""
+
+
+class ProgrammingError(DatabaseError):
+    """The statement is wrong for this database (missing table, syntax error, ...)."""
+
+
+class NotSupportedError(DatabaseError):
+    """The database (vendor or version) does not support what was asked."""
+
+
+class TransactionManagementError(ProgrammingError):
+    """A transaction was used wrongly (nested durable block, query after an error, ...)."""
+
+
+class ProtectedError(IntegrityError):
+    """A delete would remove objects referenced through ``on_delete=PROTECT``."""
+
+    def __init__(self, msg: str, protected_objects: Iterable[Any]) -> None:
+        self.protected_objects = set(protected_objects)
+        super().__init__(msg)
+
+
+class RestrictedError(IntegrityError):
+    """A delete would remove objects referenced through ``on_delete=RESTRICT``."""
+
+    def __init__(self, msg: str, restricted_objects: Iterable[Any]) -> None:
+        self.restricted_objects = set(restricted_objects)
+        super().__init__(msg)

@@ -73,6 +73,27 @@ def dorm_register_commands() -> list[type[Command]]:
 
 
 # ---------------------------------------------------------------------------------------
+# Startup: backends
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dorm_backend_for(vendor: str) -> type | None:
+    """Return the database wrapper class for ``DATABASES[...]["ENGINE"] == vendor``, or None.
+
+    Core's SQLite and PostgreSQL backends answer through this hook too (last, so a
+    plugin may replace them). The first non-None answer wins.
+
+    Fires: once per configured alias, when it is first used.
+    Thread: the thread that first uses the alias.
+    Returns: a ``dorm.db.backends.base.BaseDatabaseWrapper`` subclass, or None for a
+    vendor the plugin does not handle; no answer at all raises ImproperlyConfigured
+    naming the alias and the engine.
+    On error: propagates to the code that asked for the connection.
+    """
+
+
+# ---------------------------------------------------------------------------------------
 # Startup: schema and SQL (compiler extensions)
 # ---------------------------------------------------------------------------------------
 

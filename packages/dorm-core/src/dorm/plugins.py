@@ -48,7 +48,7 @@ hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 ENTRY_POINT_GROUP = "dorm"
 _AUTOLOAD_ENV = "DORM_DISABLE_PLUGIN_AUTOLOAD"
 # Core's own hookimpls: registered through the same manager as any plugin.
-_CORE_PLUGIN_MODULES = ("dorm.cli.builtin",)
+_CORE_PLUGIN_MODULES = ("dorm.cli.builtin", "dorm.db.backends.registry", "dorm.sql.builtins")
 _CORE_NAME = "dorm-core"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _COMMAND_RE = re.compile(r"^[a-z][a-z0-9-]*$")

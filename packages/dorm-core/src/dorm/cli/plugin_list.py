@@ -22,8 +22,18 @@ class PluginsCommand(Command):
         )
 
     def handle(self, args: argparse.Namespace) -> int:
-        infos = plugins.plugin_infos()
-        hooks = {info.name: plugins.hooks_of(info.name) for info in infos}
+        # Core registers several modules; show them as the one distribution they are.
+        infos: list[plugins.PluginInfo] = []
+        hooks: dict[str, list[str]] = {}
+        for info in plugins.plugin_infos():
+            if info.distribution == "dorm-core" and info.entry_point is None:
+                if "dorm-core" not in hooks:
+                    infos.append(dataclasses.replace(info, name="dorm-core"))
+                    hooks["dorm-core"] = []
+                hooks["dorm-core"] = sorted({*hooks["dorm-core"], *plugins.hooks_of(info.name)})
+            else:
+                infos.append(info)
+                hooks[info.name] = plugins.hooks_of(info.name)
         if args.format == "json":
             rows = [{**dataclasses.asdict(info), "hooks": hooks[info.name]} for info in infos]
             print(json.dumps(rows, indent=2))

@@ -1,0 +1,515 @@
+"""What every backend shares: per-thread connection state, statement execution with logging,
+hooks, masking and error translation, and the vendor operations interface."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dorm import exceptions, plugins, signals
+from dorm.db.utils import mask_message, mask_params
+
+if TYPE_CHECKING:
+    from dorm.models.fields import Field
+
+__all__ = ["BaseDatabaseWrapper", "BaseOperations", "CursorWrapper", "ThreadState"]
+
+logger = logging.getLogger("dorm.db")
+
+_ERROR_MAP: dict[str, type[exceptions.DatabaseError]] = {
+    "IntegrityError": exceptions.IntegrityError,
+    "OperationalError": exceptions.OperationalError,
+    "ProgrammingError": exceptions.ProgrammingError,
+    "DataError": exceptions.DataError,
+    "NotSupportedError": exceptions.NotSupportedError,
+    "InterfaceError": exceptions.InterfaceError,
+    "InternalError": exceptions.DatabaseError,
+    "DatabaseError": exceptions.DatabaseError,
+}
+
+
+def translate_error(
+    exc: BaseException, params: Sequence[object] = (), sensitive: Sequence[int] | None = None
+) -> exceptions.DatabaseError:
+    """Map a DB-API exception onto dorm's classes, masking sensitive values in its text."""
+    target: type[exceptions.DatabaseError] = exceptions.DatabaseError
+    for klass in type(exc).__mro__:
+        found = _ERROR_MAP.get(klass.__name__)
+        if found is not None:
+            target = found
+            break
+    return target(mask_message(str(exc).strip(), params, sensitive))
+
+
+@dataclass
+class _Block:
+    savepoint: str | None
+    durable: bool
+    started: float
+    rollback: bool = False
+
+
+@dataclass
+class ThreadState:
+    """One thread's view of one alias: the held connection and the atomic blocks."""
+
+    conn: Any = None
+    blocks: list[_Block] = field(default_factory=list)
+    on_commit: list[tuple[tuple[str | None, ...], Callable[[], None]]] = field(default_factory=list)
+    savepoint_counter: int = 0
+
+
+class CursorWrapper:
+    """A DB-API cursor whose ``execute`` goes through dorm's logging, hooks and errors."""
+
+    def __init__(self, db: BaseDatabaseWrapper, cursor: Any) -> None:
+        self.db = db
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> CursorWrapper:
+        self.db._run(self.cursor, sql, params, None, many=False)
+        return self
+
+    def executemany(self, sql: str, seq_params: Sequence[Sequence[object]]) -> CursorWrapper:
+        self.db._run(self.cursor, sql, seq_params, None, many=True)
+        return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.cursor.fetchone()  # type: ignore[no-any-return]
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        return self.cursor.fetchmany(size)  # type: ignore[no-any-return]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.cursor.fetchall()  # type: ignore[no-any-return]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self.cursor.rowcount)
+
+    @property
+    def description(self) -> Any:
+        return self.cursor.description
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.cursor)
+
+
+class BaseOperations:
+    """Vendor SQL: quoting, placeholders, lookup operators, value adapters and converters."""
+
+    placeholder: ClassVar[str] = "%s"
+    # Lookup name -> SQL template with {lhs} and {rhs}; rhs is a placeholder or expression.
+    operators: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        self.db = db
+
+    @staticmethod
+    def quote_name(name: str) -> str:
+        if name.startswith('"') and name.endswith('"') and len(name) > 1:
+            return name
+        return '"' + name.replace('"', '""') + '"'
+
+    def limit_offset_sql(self, low: int, high: int | None) -> str:
+        parts = []
+        if high is not None:
+            parts.append(f"LIMIT {int(high) - int(low)}")
+        elif low:
+            parts.append(f"LIMIT {self.no_limit_value()}")
+        if low:
+            parts.append(f"OFFSET {int(low)}")
+        return " ".join(parts)
+
+    def no_limit_value(self) -> str:
+        return "ALL"
+
+    def pattern_escape(self, value: str) -> str:
+        """Escape LIKE wildcards so the value matches literally."""
+        return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+    def lookup_sql(self, lookup_name: str, lhs: str, rhs: str) -> str:
+        return self.operators[lookup_name].format(lhs=lhs, rhs=rhs)
+
+    def prep_pattern(self, lookup_name: str, value: str) -> str:
+        """Turn the value of contains/startswith/... into the pattern the operator expects."""
+        escaped = self.pattern_escape(value)
+        if lookup_name.endswith("contains"):
+            return f"%{escaped}%"
+        if lookup_name.endswith("startswith"):
+            return f"{escaped}%"
+        if lookup_name.endswith("endswith"):
+            return f"%{escaped}"
+        return escaped
+
+    def date_extract_sql(self, kind: str, sql: str) -> str:
+        raise NotImplementedError
+
+    def datetime_cast_date_sql(self, sql: str) -> str:
+        raise NotImplementedError
+
+    def adapter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        """Python value (after ``get_db_prep_value``) -> driver value, or None for as-is."""
+        return None
+
+    def converter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        """Driver value -> Python value, or None for as-is."""
+        return None
+
+    def explain_prefix(self, **options: Any) -> str:
+        return "EXPLAIN"
+
+    def for_update_sql(self, nowait: bool, skip_locked: bool, of: Sequence[str]) -> str:
+        sql = "FOR UPDATE"
+        if of:
+            sql += " OF " + ", ".join(of)
+        if nowait:
+            sql += " NOWAIT"
+        if skip_locked:
+            sql += " SKIP LOCKED"
+        return sql
+
+    def cast_sql(self, sql: str, db_type: str) -> str:
+        return f"CAST({sql} AS {db_type})"
+
+    def quote_value(self, value: Any) -> str:
+        """An SQL literal for DDL, where bound parameters are not allowed (CHECK, DEFAULT)."""
+        import datetime
+        import decimal
+        import uuid
+
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, (int, float, decimal.Decimal)):
+            return str(value)
+        if isinstance(value, (datetime.date, datetime.time, uuid.UUID)):
+            value = str(value)
+        if isinstance(value, bytes):
+            return f"X'{value.hex()}'"
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("NUL characters cannot appear in an SQL literal")
+            return "'" + value.replace("'", "''") + "'"
+        raise TypeError(f"cannot write {value!r} as an SQL literal")
+
+    def bulk_batch_size(self, fields_per_row: int, count: int) -> int:
+        return count
+
+
+class BaseDatabaseWrapper:
+    """One configured alias. Shared by all threads; each thread has its own state."""
+
+    vendor: ClassVar[str] = "base"
+    display_name: ClassVar[str] = "base"
+    ops_class: ClassVar[type[BaseOperations]] = BaseOperations
+    # Field internal type -> column type template (``%(max_length)s`` style).
+    data_types: ClassVar[dict[str, str]] = {}
+    supports_returning: ClassVar[bool] = True
+    supports_select_for_update: ClassVar[bool] = False
+    supports_server_side_cursors: ClassVar[bool] = False
+    supports_transactional_ddl: ClassVar[bool] = True
+    can_defer_constraint_checks: ClassVar[bool] = False
+    max_query_params: ClassVar[int] = 65535
+
+    def __init__(self, alias: str, settings_dict: dict[str, Any]) -> None:
+        self.alias = alias
+        self.settings_dict = settings_dict
+        self.ops = self.ops_class(self)
+        self._local = threading.local()
+        self._captures: list[list[dict[str, Any]]] = []
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} alias={self.alias!r} vendor={self.vendor!r}>"
+
+    # -- per-thread state ----------------------------------------------------------------
+
+    @property
+    def state(self) -> ThreadState:
+        try:
+            return self._local.state  # type: ignore[no-any-return]
+        except AttributeError:
+            state = self._local.state = ThreadState()
+            return state
+
+    @property
+    def in_atomic_block(self) -> bool:
+        return bool(self.state.blocks)
+
+    # -- physical connections (vendor-specific) ---------------------------------------------
+
+    def _acquire(self) -> Any:
+        """Return a raw connection for this thread (from the pool, or the thread's own)."""
+        raise NotImplementedError
+
+    def _release(self, conn: Any) -> None:
+        """Give back a connection obtained from ``_acquire`` outside a transaction."""
+        raise NotImplementedError
+
+    def _discard(self, conn: Any) -> None:
+        """Drop a connection that is broken or in an unknown transaction state."""
+        raise NotImplementedError
+
+    def _is_broken(self, conn: Any) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Close every connection of this alias (pools included)."""
+
+    def _connection_created(self, conn: Any) -> None:
+        plugins.get_plugin_manager().hook.dorm_connection_created(
+            alias=self.alias, vendor=self.vendor, connection=conn, is_async=False
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """Yield the raw connection for one unit of work: the transaction's, or a checkout."""
+        state = self.state
+        if state.conn is not None:
+            yield state.conn
+            return
+        conn = self._acquire()
+        try:
+            yield conn
+        except BaseException:
+            if self._is_broken(conn):
+                self._discard(conn)
+            else:
+                self._release(conn)
+            raise
+        else:
+            self._release(conn)
+
+    @contextmanager
+    def cursor(self) -> Iterator[CursorWrapper]:
+        """``with connection.cursor() as cur: cur.execute(sql, params)``, as in Django."""
+        with self.connection() as conn:
+            cur = conn.cursor()
+            try:
+                yield CursorWrapper(self, cur)
+            finally:
+                cur.close()
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def _retryable(self, conn: Any, exc: BaseException) -> bool:
+        """True when a statement failed only because an idle pooled connection was dead."""
+        return False
+
+    def _run(
+        self,
+        cursor: Any,
+        sql: str,
+        params: Sequence[Any],
+        sensitive: Sequence[int] | None,
+        many: bool,
+    ) -> None:
+        """Execute on ``cursor`` with logging, query hooks, capture and error translation."""
+        has_hooks = signals.pre_query.has_listeners(self.alias) or signals.post_query.has_listeners(
+            self.alias
+        )
+        shown: Sequence[object] = ()
+        if has_hooks:
+            shown = self._shown(params, sensitive, many)
+            signals.pre_query.send(
+                sender=self.alias, alias=self.alias, vendor=self.vendor, sql=sql, params=shown
+            )
+        start = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+        except Exception as exc:
+            error = translate_error(exc, () if many else params, sensitive)
+            raise error from exc
+        finally:
+            duration = time.perf_counter() - start
+            if has_hooks or self._captures or logger.isEnabledFor(logging.DEBUG):
+                if not has_hooks:
+                    shown = self._shown(params, sensitive, many)
+                self._report(cursor, sql, shown, duration, error, has_hooks)
+
+    @staticmethod
+    def _shown(
+        params: Sequence[Any], sensitive: Sequence[int] | None, many: bool
+    ) -> Sequence[object]:
+        if many:
+            return [mask_params(p, sensitive) for p in params]
+        return mask_params(params, sensitive)
+
+    def _report(
+        self,
+        cursor: Any,
+        sql: str,
+        shown: Sequence[object],
+        duration: float,
+        error: BaseException | None,
+        has_hooks: bool,
+    ) -> None:
+        count = getattr(cursor, "rowcount", None)
+        rowcount = -1 if error is not None or count is None else int(count)
+        for capture in self._captures:
+            capture.append({"sql": sql, "params": shown, "time": duration, "alias": self.alias})
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "(%.6f) %s; params=%r; alias=%s%s",
+                duration,
+                sql,
+                tuple(shown),
+                self.alias,
+                f"; error={error}" if error is not None else "",
+                extra={"duration": duration, "sql": sql, "params": shown, "alias": self.alias},
+            )
+        if has_hooks:
+            signals.post_query.send(
+                sender=self.alias,
+                alias=self.alias,
+                vendor=self.vendor,
+                sql=sql,
+                params=shown,
+                duration=duration,
+                rowcount=rowcount,
+                error=error,
+            )
+
+    def execute(
+        self, sql: str, params: Sequence[Any] = (), sensitive: Sequence[int] | None = None
+    ) -> int:
+        """Run a statement that returns no rows; return the affected row count."""
+        return self._with_retry(sql, params, sensitive, "count")  # type: ignore[no-any-return]
+
+    def fetchall(
+        self, sql: str, params: Sequence[Any] = (), sensitive: Sequence[int] | None = None
+    ) -> list[tuple[Any, ...]]:
+        return self._with_retry(sql, params, sensitive, "all")  # type: ignore[no-any-return]
+
+    def fetchone(
+        self, sql: str, params: Sequence[Any] = (), sensitive: Sequence[int] | None = None
+    ) -> tuple[Any, ...] | None:
+        return self._with_retry(sql, params, sensitive, "one")  # type: ignore[no-any-return]
+
+    def executemany(
+        self,
+        sql: str,
+        seq_params: Sequence[Sequence[Any]],
+        sensitive: Sequence[int] | None = None,
+    ) -> int:
+        with self.connection() as conn:
+            cur = conn.cursor()
+            try:
+                self._run(cur, sql, seq_params, sensitive, many=True)
+                return int(cur.rowcount)
+            finally:
+                cur.close()
+
+    def _with_retry(
+        self, sql: str, params: Sequence[Any], sensitive: Sequence[int] | None, mode: str
+    ) -> Any:
+        state = self.state
+        if state.conn is not None:
+            return self._once(state.conn, sql, params, sensitive, mode)
+        conn = self._acquire()
+        try:
+            result = self._once(conn, sql, params, sensitive, mode)
+        except exceptions.DatabaseError as exc:
+            if not self._is_broken(conn):
+                self._release(conn)
+                raise
+            self._discard(conn)
+            if not self._retryable(conn, exc.__cause__ or exc):
+                raise
+            # The server closed this idle connection (restart, failover, idle timeout):
+            # the statement never ran, so it is safe to send it once more on a new one.
+            logger.warning(
+                "connection to %r was closed by the server; retrying on a new connection",
+                self.alias,
+            )
+            conn = self._acquire()
+            try:
+                result = self._once(conn, sql, params, sensitive, mode)
+            except BaseException:
+                if self._is_broken(conn):
+                    self._discard(conn)
+                else:
+                    self._release(conn)
+                raise
+        except BaseException:
+            self._discard(conn) if self._is_broken(conn) else self._release(conn)
+            raise
+        self._release(conn)
+        return result
+
+    def _once(
+        self, conn: Any, sql: str, params: Sequence[Any], sensitive: Sequence[int] | None, mode: str
+    ) -> Any:
+        cur = conn.cursor()
+        try:
+            self._run(cur, sql, params, sensitive, many=False)
+            if mode == "all":
+                return cur.fetchall()
+            if mode == "one":
+                return cur.fetchone()
+            return cur.rowcount
+        finally:
+            cur.close()
+
+    def stream(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        chunk_size: int,
+        sensitive: Sequence[int] | None = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield the result in chunks of ``chunk_size`` rows without loading it all."""
+        with self.connection() as conn:
+            cur = conn.cursor()
+            try:
+                self._run(cur, sql, params, sensitive, many=False)
+                while True:
+                    rows = cur.fetchmany(chunk_size)
+                    if not rows:
+                        break
+                    yield rows
+            finally:
+                cur.close()
+
+    # -- transactions (used by dorm.transaction) -----------------------------------------------
+
+    def _begin(self, conn: Any) -> None:
+        self._run_plain(conn, "BEGIN")
+
+    def _commit(self, conn: Any) -> None:
+        self._run_plain(conn, "COMMIT")
+
+    def _rollback(self, conn: Any) -> None:
+        self._run_plain(conn, "ROLLBACK")
+
+    def _run_plain(self, conn: Any, sql: str) -> None:
+        cur = conn.cursor()
+        try:
+            self._run(cur, sql, (), None, many=False)
+        finally:
+            cur.close()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def db_type_for(self, internal_type: str, params: dict[str, Any]) -> str | None:
+        template = self.data_types.get(internal_type)
+        if template is None:
+            return None
+        return template % params
+
+    def table_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def version(self) -> tuple[int, ...]:
+        raise NotImplementedError

@@ -1,0 +1,261 @@
+"""The SQLite backend (sqlite3): one connection per thread, WAL, foreign keys on."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dorm.db.backends.base import BaseDatabaseWrapper, BaseOperations
+
+if TYPE_CHECKING:
+    from dorm.models.fields import Field
+
+__all__ = ["DatabaseWrapper", "Operations"]
+
+UTC = datetime.UTC
+
+
+def _dt_to_db(value: datetime.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    # Fixed width so that text comparison orders like time.
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _dt_from_db(value: Any) -> Any:
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    parsed = datetime.datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _duration_to_db(value: datetime.timedelta) -> int:
+    return (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+
+
+def _regexp(pattern: str | None, value: Any) -> bool | None:
+    if pattern is None or value is None:
+        return None
+    return re.search(pattern, str(value)) is not None
+
+
+class Operations(BaseOperations):
+    placeholder = "?"
+    operators: ClassVar[dict[str, str]] = {
+        "exact": "{lhs} = {rhs}",
+        "iexact": "{lhs} LIKE {rhs} ESCAPE '\\'",
+        # GLOB is case-sensitive, as contains/startswith/endswith are on PostgreSQL.
+        "contains": "{lhs} GLOB {rhs}",
+        "icontains": "{lhs} LIKE {rhs} ESCAPE '\\'",
+        "startswith": "{lhs} GLOB {rhs}",
+        "istartswith": "{lhs} LIKE {rhs} ESCAPE '\\'",
+        "endswith": "{lhs} GLOB {rhs}",
+        "iendswith": "{lhs} LIKE {rhs} ESCAPE '\\'",
+        "gt": "{lhs} > {rhs}",
+        "gte": "{lhs} >= {rhs}",
+        "lt": "{lhs} < {rhs}",
+        "lte": "{lhs} <= {rhs}",
+        "regex": "{lhs} REGEXP {rhs}",
+    }
+
+    def no_limit_value(self) -> str:
+        return "-1"
+
+    def prep_pattern(self, lookup_name: str, value: str) -> str:
+        if lookup_name in ("contains", "startswith", "endswith"):
+            escaped = re.sub(r"([*?\[])", r"[\1]", value)
+            if lookup_name == "contains":
+                return f"*{escaped}*"
+            return f"{escaped}*" if lookup_name == "startswith" else f"*{escaped}"
+        return super().prep_pattern(lookup_name, value)
+
+    def date_extract_sql(self, kind: str, sql: str) -> str:
+        codes = {
+            "year": "%Y",
+            "month": "%m",
+            "day": "%d",
+            "hour": "%H",
+            "minute": "%M",
+            "week_day": "%w",
+        }
+        if kind not in codes:
+            raise ValueError(f"cannot extract {kind!r} on SQLite")
+        if kind == "week_day":  # Django's week_day: 1 = Sunday .. 7 = Saturday
+            return f"(CAST(strftime('%w', {sql}) AS INTEGER) + 1)"
+        return f"CAST(strftime('{codes[kind]}', {sql}) AS INTEGER)"
+
+    def datetime_cast_date_sql(self, sql: str) -> str:
+        return f"date({sql})"
+
+    def adapter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        kind = field.get_internal_type()
+        if kind == "DateTimeField":
+            return lambda v: None if v is None else _dt_to_db(v)
+        if kind == "DateField":
+            return lambda v: None if v is None else v.isoformat()
+        if kind == "TimeField":
+            return lambda v: None if v is None else v.isoformat()
+        if kind == "DecimalField":
+            return lambda v: None if v is None else str(v)
+        if kind == "UUIDField":
+            return lambda v: None if v is None else v.hex
+        if kind == "DurationField":
+            return lambda v: None if v is None else _duration_to_db(v)
+        if kind == "JSONField":
+            dumps = field.dumps  # type: ignore[attr-defined]
+            return lambda v: None if v is None else dumps(v)
+        return None
+
+    def converter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        kind = field.get_internal_type()
+        if kind == "DateTimeField":
+            return _dt_from_db
+        if kind == "DateField":
+            return lambda v: v if v is None else datetime.date.fromisoformat(str(v)[:10])
+        if kind == "TimeField":
+            return lambda v: v if v is None else datetime.time.fromisoformat(str(v))
+        if kind == "BooleanField":
+            return lambda v: v if v is None else bool(v)
+        if kind == "DecimalField":
+            quantize = field.quantize  # type: ignore[attr-defined]
+            return lambda v: v if v is None else quantize(decimal.Decimal(str(v)))
+        if kind == "UUIDField":
+            return lambda v: v if v is None else uuid.UUID(v)
+        if kind == "DurationField":
+            return lambda v: v if v is None else datetime.timedelta(microseconds=v)
+        if kind == "JSONField":
+            return field.loads  # type: ignore[attr-defined,no-any-return]
+        return None
+
+    def explain_prefix(self, **options: Any) -> str:
+        return "EXPLAIN QUERY PLAN"
+
+    def for_update_sql(self, nowait: bool, skip_locked: bool, of: Any) -> str:
+        return ""  # SQLite locks the whole database for writers; nothing to add
+
+    def cast_sql(self, sql: str, db_type: str) -> str:
+        return f"CAST({sql} AS {db_type})"
+
+    def bulk_batch_size(self, fields_per_row: int, count: int) -> int:
+        # SQLite's default limit of host parameters is 32766 (999 before 3.32).
+        limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+        return max(1, min(count, limit // max(1, fields_per_row)))
+
+
+class DatabaseWrapper(BaseDatabaseWrapper):
+    vendor = "sqlite"
+    display_name = "SQLite"
+    ops_class = Operations
+    supports_returning = sqlite3.sqlite_version_info >= (3, 35)
+    supports_transactional_ddl = True
+    data_types: ClassVar[dict[str, str]] = {
+        "AutoField": "integer",
+        "BigAutoField": "integer",
+        "BinaryField": "BLOB",
+        "BooleanField": "bool",
+        "CharField": "varchar(%(max_length)s)",
+        "DateField": "date",
+        "DateTimeField": "datetime",
+        "DecimalField": "decimal",
+        "DurationField": "bigint",
+        "FloatField": "real",
+        "IntegerField": "integer",
+        "BigIntegerField": "bigint",
+        "GenericIPAddressField": "char(39)",
+        "JSONField": "text",
+        "PositiveIntegerField": "integer unsigned",
+        "SmallIntegerField": "smallint",
+        "TextField": "text",
+        "TimeField": "time",
+        "UUIDField": "char(32)",
+    }
+
+    def __init__(self, alias: str, settings_dict: dict[str, Any]) -> None:
+        super().__init__(alias, settings_dict)
+        name = str(settings_dict["NAME"])
+        self._memory = name == ":memory:" or "mode=memory" in name
+        if name == ":memory:":
+            # One in-memory database shared by every thread of this process.
+            self._target = f"file:dorm-{alias}-{id(self)}?mode=memory&cache=shared"
+            self._uri = True
+        else:
+            self._target = name
+            self._uri = name.startswith("file:")
+        self._all: list[sqlite3.Connection] = []  # sqlite3 connections take no weakrefs
+        self._keeper: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()
+
+    def _new_connection(self) -> sqlite3.Connection:
+        options = dict(self.settings_dict.get("OPTIONS") or {})
+        timeout = float(options.pop("timeout", 5.0))
+        conn = sqlite3.connect(
+            self._target,
+            timeout=timeout,
+            isolation_level=None,  # autocommit; dorm issues BEGIN / COMMIT itself
+            check_same_thread=False,  # each thread has its own; close_all() may run elsewhere
+            uri=self._uri,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+        self._connection_created(conn)
+        return conn
+
+    def _acquire(self) -> Any:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            with self._conn_lock:
+                if self._memory and self._keeper is None:
+                    self._keeper = self._new_connection()
+            conn = local.conn = self._new_connection()
+            with self._conn_lock:
+                self._all.append(conn)
+        return conn
+
+    def _release(self, conn: Any) -> None:
+        pass  # the thread keeps its connection
+
+    def _discard(self, conn: Any) -> None:
+        if getattr(self._local, "conn", None) is conn:
+            del self._local.conn
+        with self._conn_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
+
+    def close(self) -> None:
+        with self._conn_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
+        self._local = threading.local()
+
+    def _begin(self, conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
+        self._run_plain(conn, "BEGIN IMMEDIATE")
+
+    def table_names(self) -> list[str]:
+        rows = self.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )
+        return [r[0] for r in rows]
+
+    def version(self) -> tuple[int, ...]:
+        return sqlite3.sqlite_version_info

@@ -1,0 +1,105 @@
+"""Connections by alias: ``get_connection(alias)``, ``close_all()``, ``reset_connections()``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from dorm import plugins
+from dorm.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from dorm.db.backends.base import BaseDatabaseWrapper
+
+__all__ = [
+    "DEFAULT_DB_ALIAS",
+    "ConnectionHandler",
+    "close_all",
+    "connections",
+    "get_connection",
+    "reset_connections",
+]
+
+DEFAULT_DB_ALIAS = "default"
+
+
+class ConnectionHandler:
+    """Creates one backend wrapper per configured alias, on first use."""
+
+    def __init__(self) -> None:
+        self._wrappers: dict[str, BaseDatabaseWrapper] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, alias: str) -> BaseDatabaseWrapper:
+        wrapper = self._wrappers.get(alias)
+        if wrapper is not None:
+            return wrapper
+        with self._lock:
+            wrapper = self._wrappers.get(alias)
+            if wrapper is None:
+                wrapper = self._wrappers[alias] = self._create(alias)
+        return wrapper
+
+    def _create(self, alias: str) -> BaseDatabaseWrapper:
+        from dorm.conf import settings
+
+        databases = settings.DATABASES
+        if alias not in databases:
+            if not databases:
+                raise ImproperlyConfigured(
+                    "DATABASES is empty: call dorm.configure(DATABASES={'default': "
+                    "{'ENGINE': 'sqlite', 'NAME': 'app.db'}}) or add a settings.py"
+                )
+            raise ImproperlyConfigured(
+                f"database alias {alias!r} is not in DATABASES (known: "
+                f"{', '.join(sorted(databases))})"
+            )
+        config = databases[alias]
+        vendor = config["ENGINE"]
+        backend = plugins.get_plugin_manager().hook.dorm_backend_for(vendor=vendor)
+        if backend is None:
+            raise ImproperlyConfigured(
+                f"DATABASES[{alias!r}]['ENGINE'] = {vendor!r} is not a known backend; core "
+                f"has 'sqlite' and 'postgresql', plugins add others through dorm_backend_for"
+            )
+        wrapper: BaseDatabaseWrapper = backend(alias, config)
+        return wrapper
+
+    def __iter__(self) -> Iterator[str]:
+        from dorm.conf import settings
+
+        return iter(settings.DATABASES)
+
+    def all(self) -> list[BaseDatabaseWrapper]:
+        return [self[alias] for alias in self]
+
+    def close_all(self) -> None:
+        with self._lock:
+            wrappers = list(self._wrappers.values())
+        for wrapper in wrappers:
+            wrapper.close()
+
+    def reset(self) -> None:
+        """Close everything and forget the wrappers (settings changed)."""
+        self.close_all()
+        with self._lock:
+            self._wrappers.clear()
+
+
+connections = ConnectionHandler()
+
+
+def get_connection(alias: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
+    """Return the backend wrapper of ``alias`` (created on first use)."""
+    return connections[alias]
+
+
+def close_all() -> None:
+    """Close every open connection and pool; they reopen on next use."""
+    connections.close_all()
+
+
+def reset_connections() -> None:
+    """Close everything and rebuild the wrappers from the current settings on next use."""
+    connections.reset()

@@ -1,0 +1,1 @@
+"""Schema changes: the SchemaEditor (and, later, migrations)."""

@@ -1,0 +1,373 @@
+"""``dorm.Model`` and its metaclass: fields, ``_meta``, managers, save/delete/refresh/clean."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from dorm import signals
+from dorm.apps import apps
+from dorm.exceptions import (
+    FieldDoesNotExist,
+    FieldError,
+    MultipleObjectsReturned,
+    NotSupportedError,
+    ObjectDoesNotExist,
+    ValidationError,
+)
+from dorm.models.fields import BigAutoField
+from dorm.models.manager import Manager
+from dorm.models.options import Options
+
+__all__ = ["Model", "ModelBase", "ModelState"]
+
+
+class ModelState:
+    """Per-instance state: the database it came from and whether it is saved yet."""
+
+    __slots__ = ("adding", "db", "fields_cache")
+
+    def __init__(self, db: str | None = None, adding: bool = True) -> None:
+        self.db = db
+        self.adding = adding
+        self.fields_cache: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"db": self.db, "adding": self.adding, "fields_cache": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.db = state["db"]
+        self.adding = state["adding"]
+        self.fields_cache = {}
+
+
+def _app_label(module: str) -> str:
+    parts = module.split(".")
+    if parts[-1] == "models" and len(parts) > 1:
+        return parts[-2]
+    if "models" in parts:
+        i = parts.index("models")
+        return parts[i - 1] if i > 0 else parts[0]
+    return parts[-1] if parts[-1] != "__main__" else "main"
+
+
+class ModelBase(type):
+    """Builds ``_meta``, attaches fields, managers and exception classes, registers the model."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any], **kwargs: Any):
+        parents = [b for b in bases if isinstance(b, ModelBase)]
+        if not parents:
+            return super().__new__(mcs, name, bases, attrs, **kwargs)
+        meta = attrs.pop("Meta", None)
+        contributable = {k: v for k, v in attrs.items() if hasattr(v, "contribute_to_class")}
+        plain = {k: v for k, v in attrs.items() if k not in contributable}
+        cls = super().__new__(mcs, name, bases, plain, **kwargs)
+
+        model_parents = [p for p in parents if hasattr(p, "_meta")]
+        abstract_parents = [p for p in model_parents if p._meta.abstract]
+        concrete_parents = [p for p in model_parents if not p._meta.abstract]
+        if concrete_parents:
+            raise NotSupportedError(
+                f"{name} subclasses the concrete model {concrete_parents[0].__name__}: "
+                f"multi-table inheritance is not supported; mark the parent "
+                f"Meta.abstract = True"
+            )
+        if meta is None:
+            # A model without Meta inherits its abstract parent's options, abstract excepted.
+            for parent in abstract_parents:
+                if parent._meta.meta is not None:
+                    meta = type("Meta", (parent._meta.meta,), {"abstract": False})
+                    break
+        elif not hasattr(meta, "abstract"):
+            meta = type("Meta", (meta,), {"abstract": False})
+        module = attrs.get("__module__", "")
+        app_label = getattr(meta, "app_label", None) or _app_label(module)
+        if meta is not None and "db_table" not in vars(meta) and abstract_parents:
+            # db_table is never inherited: each concrete model gets its own.
+            meta = type("Meta", (meta,), {"db_table": None})
+        opts = Options(meta, app_label, name)
+        opts.model = cls  # type: ignore[assignment]
+        cls._meta = opts  # type: ignore[attr-defined]
+
+        # Fields and managers of abstract parents are copied into each child.
+        seen = set(contributable)
+        for parent in reversed(cls.__mro__[1:]):
+            popts = getattr(parent, "_meta", None)
+            if popts is None or not popts.abstract:
+                continue
+            for field in [*popts.local_fields, *popts.local_many_to_many]:
+                if field.name not in seen:
+                    contributable[field.name] = copy.deepcopy(field)
+                    seen.add(field.name)
+            for manager in popts.managers:
+                if manager.name not in seen:
+                    contributable[manager.name] = copy.copy(manager)
+                    seen.add(manager.name)
+        ordered = sorted(
+            contributable.items(),
+            key=lambda kv: getattr(kv[1], "creation_counter", 0),
+        )
+        for attr, value in ordered:
+            value.contribute_to_class(cls, attr)
+        if opts.abstract:
+            return cls
+        if opts.pk is None:
+            auto = BigAutoField(verbose_name="ID")
+            auto.auto_created = True
+            auto.creation_counter = -1
+            auto.contribute_to_class(cls, "id")
+        if not opts.managers:
+            Manager().contribute_to_class(cls, "objects")
+        cls.DoesNotExist = type(  # type: ignore[attr-defined]
+            "DoesNotExist",
+            tuple(getattr(p, "DoesNotExist", ObjectDoesNotExist) for p in abstract_parents)
+            or (ObjectDoesNotExist,),
+            {"__module__": module, "__qualname__": f"{name}.DoesNotExist"},
+        )
+        cls.MultipleObjectsReturned = type(  # type: ignore[attr-defined]
+            "MultipleObjectsReturned",
+            tuple(
+                getattr(p, "MultipleObjectsReturned", MultipleObjectsReturned)
+                for p in abstract_parents
+            )
+            or (MultipleObjectsReturned,),
+            {"__module__": module, "__qualname__": f"{name}.MultipleObjectsReturned"},
+        )
+        _check_meta(cls)
+        apps.register_model(opts.app_label, cls)  # type: ignore[arg-type]
+        signals.class_prepared.send(sender=cls)
+        return cls
+
+    @property
+    def _default_manager(cls) -> Manager:
+        return cls._meta.managers[0]  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def _base_manager(cls) -> Manager:
+        manager = Manager()
+        manager.model = cls  # type: ignore[assignment]
+        manager.name = "_base_manager"
+        return manager
+
+
+def _check_meta(cls: type[Model]) -> None:
+    opts = cls._meta
+    names = {f.name for f in opts.fields} | {"pk"}
+    for group in opts.unique_together:
+        for name in group:
+            if name not in names:
+                raise FieldDoesNotExist(
+                    f"{cls.__name__}.Meta.unique_together names unknown field {name!r}; "
+                    f"fields are: {', '.join(sorted(names))}"
+                )
+    for index in opts.indexes:
+        for name, _order in index.field_orders():
+            if name not in names:
+                raise FieldDoesNotExist(
+                    f"{cls.__name__}.Meta.indexes names unknown field {name!r}; "
+                    f"fields are: {', '.join(sorted(names))}"
+                )
+    for item in opts.ordering:
+        if isinstance(item, str):
+            bare = item.lstrip("-+?")
+            if bare and bare.split("__")[0] not in names:
+                raise FieldError(
+                    f"{cls.__name__}.Meta.ordering names unknown field {bare!r}; "
+                    f"fields are: {', '.join(sorted(names))}"
+                )
+
+
+class Model(metaclass=ModelBase):
+    """The base class of every model."""
+
+    _meta: ClassVar[Options]
+    DoesNotExist: ClassVar[type[ObjectDoesNotExist]]
+    MultipleObjectsReturned: ClassVar[type[MultipleObjectsReturned]]
+    objects: ClassVar[Manager]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        opts = cls._meta
+        if opts.abstract:
+            raise TypeError(f"{cls.__name__} is abstract and cannot be instantiated")
+        self._state = ModelState()
+        values = self.__dict__
+        fields = opts.concrete_fields
+        if len(args) > len(fields):
+            raise IndexError(f"{cls.__name__}() takes at most {len(fields)} positional arguments")
+        for field, value in zip(fields, args, strict=False):
+            if field.name in kwargs or field.attname in kwargs:
+                raise TypeError(f"{cls.__name__}() got both positional and keyword {field.name!r}")
+            kwargs[field.name] = value
+        for field in fields:
+            if field.is_relation:
+                if field.name in kwargs:
+                    setattr(self, field.name, kwargs.pop(field.name))
+                    continue
+                if field.attname in kwargs:
+                    values[field.attname] = kwargs.pop(field.attname)
+                    continue
+            elif field.name in kwargs:
+                values[field.attname] = kwargs.pop(field.name)
+                continue
+            values[field.attname] = field.get_default()
+        if kwargs:
+            for name in list(kwargs):
+                prop = getattr(cls, name, None)
+                if isinstance(prop, property) and prop.fset is not None:
+                    setattr(self, name, kwargs.pop(name))
+                    continue
+                try:
+                    field = opts.get_field(name)
+                except FieldDoesNotExist:
+                    continue
+                if getattr(field, "many_to_many", False):
+                    raise TypeError(
+                        f"direct assignment to the many-to-many field {cls.__name__}.{name} is "
+                        f"not allowed; save the object, then use {name}.set(...)"
+                    )
+            if kwargs:
+                raise TypeError(
+                    f"{cls.__name__}() got unexpected keyword argument(s) "
+                    f"{', '.join(map(repr, sorted(kwargs)))}; fields are: "
+                    f"{', '.join(f.name for f in opts.fields)}"
+                )
+
+    @classmethod
+    def from_db(cls, db: str, attnames: Sequence[str], values: Sequence[Any]) -> Model:
+        """Build an instance from a row without running ``__init__`` (the fast path)."""
+        obj = cls.__new__(cls)
+        obj.__dict__.update(zip(attnames, values, strict=True))
+        obj._state = ModelState(db, False)
+        return obj
+
+    # -- identity --------------------------------------------------------------------------------
+
+    def _get_pk_val(self) -> Any:
+        return self.__dict__.get(self._meta.pk.attname)  # type: ignore[union-attr]
+
+    def _set_pk_val(self, value: Any) -> None:
+        self.__dict__[self._meta.pk.attname] = value  # type: ignore[union-attr]
+
+    pk = property(_get_pk_val, _set_pk_val)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} object ({self.pk})"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Model):
+            return NotImplemented
+        if type(self)._meta.label != type(other)._meta.label:
+            return False
+        pk = self.pk
+        if pk is None:
+            return self is other
+        return bool(pk == other.pk)
+
+    def __hash__(self) -> int:
+        pk = self.pk
+        if pk is None:
+            raise TypeError("model instances without a primary key value are unhashable")
+        return hash(pk)
+
+    def __reduce__(self) -> Any:
+        return (_unpickle, (type(self)._meta.label,), self.__getstate__())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_state"] = copy.copy(self._state)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def save(
+        self,
+        force_insert: bool = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Iterable[str] | None = None,
+    ) -> None:
+        """INSERT or UPDATE this object, as Django's ``save()`` does.
+
+        :raises ValueError: ``update_fields`` names a field the model does not have, or a
+            related object assigned to a foreign key is unsaved.
+        """
+        from dorm.models import persistence
+
+        persistence.save(self, force_insert, force_update, using, update_fields)
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, using: str | None = None) -> tuple[int, dict[str, int]]:
+        """Delete this object and what cascades from it; return (total, per model)."""
+        from dorm.models import persistence
+
+        return persistence.delete(self, using)
+
+    def refresh_from_db(
+        self, using: str | None = None, fields: Iterable[str] | None = None
+    ) -> None:
+        """Reload field values from the database (all, or only ``fields``)."""
+        from dorm.models import persistence
+
+        persistence.refresh(self, using, fields)
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def clean_fields(self, exclude: Iterable[str] | None = None) -> None:
+        skip = set(exclude or ())
+        errors: dict[str, list[str]] = {}
+        for field in self._meta.concrete_fields:
+            if field.name in skip or field.auto_created:
+                continue
+            raw = self.__dict__.get(field.attname)
+            if field.blank and raw in field.empty_values:
+                continue
+            try:
+                self.__dict__[field.attname] = field.clean(raw, self)
+            except ValidationError as exc:
+                errors[field.name] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
+    def clean(self) -> None:
+        """Hook for model-wide validation; raise ValidationError."""
+
+    def validate_unique(self, exclude: Iterable[str] | None = None) -> None:
+        from dorm.models import persistence
+
+        persistence.validate_unique(self, set(exclude or ()))
+
+    def full_clean(
+        self, exclude: Iterable[str] | None = None, validate_unique: bool = True
+    ) -> None:
+        """Run ``clean_fields``, ``clean`` and ``validate_unique``; one ValidationError for all."""
+        errors: dict[str, list[str]] = {}
+        for step in (
+            lambda: self.clean_fields(exclude),
+            self.clean,
+            *([lambda: self.validate_unique(exclude)] if validate_unique else []),
+        ):
+            try:
+                step()
+            except ValidationError as exc:
+                for key, messages in (exc.message_dict or {"__all__": exc.messages}).items():
+                    errors.setdefault(key, []).extend(messages)
+        if errors:
+            raise ValidationError(errors)
+
+    def serializable_value(self, field_name: str) -> Any:
+        field = self._meta.get_field(field_name)
+        return getattr(self, field.attname)
+
+
+def _unpickle(label: str) -> Model:
+    model = apps.get_model(label)
+    return model.__new__(model)

@@ -1,0 +1,936 @@
+"""Scalar model fields: the Django set, with per-vendor column types and conversions."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import ipaddress
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dorm import plugins
+from dorm.db.utils import is_sensitive_name, patterns_version
+from dorm.exceptions import NotSupportedError, ValidationError
+
+if TYPE_CHECKING:
+    from dorm.db.backends.base import BaseDatabaseWrapper
+    from dorm.models.base import Model
+
+__all__ = [
+    "NOT_PROVIDED",
+    "AutoField",
+    "BigAutoField",
+    "BigIntegerField",
+    "BinaryField",
+    "BooleanField",
+    "CharField",
+    "DateField",
+    "DateTimeField",
+    "DecimalField",
+    "DurationField",
+    "EmailField",
+    "Field",
+    "FloatField",
+    "GenericIPAddressField",
+    "IntegerField",
+    "JSONField",
+    "PositiveIntegerField",
+    "SlugField",
+    "SmallIntegerField",
+    "TextField",
+    "TimeField",
+    "URLField",
+    "UUIDField",
+    "uuid7",
+]
+
+UTC = datetime.UTC
+
+
+class _NotProvided:
+    def __repr__(self) -> str:
+        return "NOT_PROVIDED"
+
+
+NOT_PROVIDED: Any = _NotProvided()
+
+
+class DeferredAttribute:
+    """Class attribute for a field: reads a value missing from the instance from the DB.
+
+    A non-data descriptor, so a loaded value in ``instance.__dict__`` wins and costs
+    nothing; only fields left out by ``only()`` / ``defer()`` reach ``__get__``.
+    """
+
+    def __init__(self, field: Field) -> None:
+        self.field = field
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        attname = self.field.attname
+        if attname not in instance.__dict__:
+            instance.refresh_from_db(fields=[attname])
+        return instance.__dict__[attname]
+
+
+class Field:
+    """Base class of every model field; plugins subclass it for new column types.
+
+    The conversion chain is ``to_python`` (any input -> the Python type, raising
+    ValidationError), ``get_db_prep_value`` (Python type -> value handed to the backend),
+    and on the way back the backend's converter then ``from_db_value``.
+    """
+
+    internal_type: ClassVar[str] = "Field"
+    empty_values: ClassVar[tuple[Any, ...]] = (None, "", [], (), {})
+    #: True for fields that hold a relation (ForeignKey, ManyToManyField, ...).
+    is_relation: ClassVar[bool] = False
+    many_to_many: ClassVar[bool] = False
+    _creation_counter: ClassVar[int] = 0
+    _counter_lock = threading.Lock()
+
+    def __init__(
+        self,
+        verbose_name: str | None = None,
+        name: str | None = None,
+        *,
+        primary_key: bool = False,
+        max_length: int | None = None,
+        unique: bool = False,
+        blank: bool = False,
+        null: bool = False,
+        db_index: bool = False,
+        default: Any = NOT_PROVIDED,
+        editable: bool = True,
+        choices: Iterable[Any] | None = None,
+        help_text: str = "",
+        db_column: str | None = None,
+        validators: Sequence[Callable[[Any], None]] = (),
+        pii: bool = False,
+    ) -> None:
+        self.verbose_name = verbose_name
+        self.name = name or ""
+        self.primary_key = primary_key
+        self.max_length = max_length
+        self._unique = unique
+        self.blank = blank
+        self.null = null
+        self.db_index = db_index
+        self.default = default
+        self.editable = editable
+        self.choices = list(choices) if choices is not None else None
+        self.help_text = help_text
+        self.db_column = db_column
+        self._validators = list(validators)
+        self.pii = pii
+        self.model: type[Model] | None = None
+        self.attname = ""
+        self.column = ""
+        self.concrete = True
+        self.auto_created = False
+        self.remote_field: Any = None
+        with Field._counter_lock:
+            Field._creation_counter += 1
+            self.creation_counter = Field._creation_counter
+        if primary_key:
+            self.null = False
+        if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
+            raise ValueError(f"{type(self).__name__}: max_length must be a positive integer")
+        self._sensitive_cache: tuple[int, bool] | None = None
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        path = f"{type(self).__module__}.{type(self).__qualname__}"
+        if self.model is not None:
+            return f"<{path}: {self.model._meta.label}.{self.name}>"
+        return f"<{path}: {self.name or '?'}>"
+
+    def __lt__(self, other: Field) -> bool:
+        return self.creation_counter < other.creation_counter
+
+    @property
+    def unique(self) -> bool:
+        return self._unique or self.primary_key
+
+    @property
+    def validators(self) -> list[Callable[[Any], None]]:
+        return [*self._default_validators(), *self._validators]
+
+    def _default_validators(self) -> list[Callable[[Any], None]]:
+        return []
+
+    def get_internal_type(self) -> str:
+        return self.internal_type
+
+    # -- class wiring --------------------------------------------------------------------------
+
+    def set_attributes_from_name(self, name: str) -> None:
+        self.name = self.name or name
+        self.attname = self.get_attname()
+        self.column = self.db_column or self.attname
+        if self.verbose_name is None:
+            self.verbose_name = self.name.replace("_", " ")
+
+    def get_attname(self) -> str:
+        return self.name
+
+    def contribute_to_class(self, cls: type[Model], name: str) -> None:
+        self.set_attributes_from_name(name)
+        self.model = cls
+        cls._meta.add_field(self)
+        if self.column:
+            setattr(cls, self.attname, DeferredAttribute(self))
+        if self.choices is not None:
+            field = self
+
+            def get_display(instance: Any) -> Any:
+                value = getattr(instance, field.attname)
+                return dict(field.flat_choices()).get(value, value)
+
+            setattr(cls, f"get_{self.name}_display", get_display)
+
+    def flat_choices(self) -> list[tuple[Any, Any]]:
+        flat: list[tuple[Any, Any]] = []
+        for choice in self.choices or []:
+            value, label = choice
+            if isinstance(label, (list, tuple)):  # an option group
+                flat.extend(label)
+            else:
+                flat.append((value, label))
+        return flat
+
+    # -- defaults --------------------------------------------------------------------------------
+
+    def has_default(self) -> bool:
+        return self.default is not NOT_PROVIDED
+
+    def get_default(self) -> Any:
+        if self.has_default():
+            return self.default() if callable(self.default) else self.default
+        if self.null:
+            return None
+        return None
+
+    def pre_save(self, instance: Model, add: bool) -> Any:
+        """Return the value to save (auto_now fields set it here)."""
+        return instance.__dict__.get(self.attname)
+
+    # -- conversion ------------------------------------------------------------------------------
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+    def get_prep_value(self, value: Any) -> Any:
+        return value
+
+    def get_db_prep_value(self, value: Any) -> Any:
+        """Return ``value`` ready for the backend (called for every bound value)."""
+        return self.get_prep_value(value)
+
+    def from_db_value(self, value: Any) -> Any:
+        """Return the Python value for what the backend's converter produced."""
+        return value
+
+    def value_from_object(self, obj: Model) -> Any:
+        return getattr(obj, self.attname)
+
+    def db_parameters(self) -> dict[str, Any]:
+        return {"max_length": self.max_length}
+
+    def db_type(self, connection: BaseDatabaseWrapper) -> str:
+        """Return the column type on ``connection``'s vendor.
+
+        A type registered through ``dorm_register_field_types`` wins; else the backend's
+        mapping for ``internal_type``.
+
+        :raises NotSupportedError: neither knows this field on that vendor.
+        """
+        registered = plugins.extensions().field_type(type(self), connection.vendor)
+        if registered is not None:
+            return registered if isinstance(registered, str) else registered(self, connection)
+        found = connection.db_type_for(self.get_internal_type(), self.db_parameters())
+        if found is None:
+            raise NotSupportedError(
+                f"{type(self).__name__} has no column type on {connection.vendor}; a plugin "
+                f"can add one through dorm_register_field_types"
+            )
+        return found
+
+    def rel_db_type(self, connection: BaseDatabaseWrapper) -> str:
+        """The column type of a foreign key pointing at this field."""
+        return self.db_type(connection)
+
+    def db_check(self, connection: BaseDatabaseWrapper) -> str | None:
+        """An extra CHECK on the column (``"{column}" >= 0``), or None."""
+        return None
+
+    @property
+    def sensitive(self) -> bool:
+        """True when bound values of this column must be masked in logs and errors."""
+        if self.pii:
+            return True
+        version = patterns_version()
+        cache = self._sensitive_cache
+        if cache is None or cache[0] != version:
+            found = is_sensitive_name(self.column or self.name)
+            self._sensitive_cache = cache = (version, found)
+        return cache[1]
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def run_validators(self, value: Any) -> None:
+        if value in self.empty_values:
+            return
+        errors: list[str] = []
+        for validator in self.validators:
+            try:
+                validator(value)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate(self, value: Any, instance: Model | None) -> None:
+        """Check choices, null and blank; raise ValidationError naming the field."""
+        if self.choices is not None and value not in self.empty_values:
+            allowed = [v for v, _label in self.flat_choices()]
+            if value not in allowed:
+                raise ValidationError(
+                    f"{self.name}: value {value!r} is not a valid choice; choose from {allowed!r}"
+                )
+        if value is None and not self.null:
+            raise ValidationError(f"{self.name}: this field cannot be null")
+        if not self.blank and value in self.empty_values:
+            raise ValidationError(f"{self.name}: this field cannot be blank")
+
+    def clean(self, value: Any, instance: Model | None) -> Any:
+        value = self.to_python(value)
+        self.validate(value, instance)
+        self.run_validators(value)
+        return value
+
+    def _invalid(self, value: Any, expected: str) -> ValidationError:
+        where = f"{self.model.__name__}.{self.name}" if self.model is not None else self.name
+        return ValidationError(f"{where}: {value!r} is not {expected}")
+
+    # -- migrations ------------------------------------------------------------------------------
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        """Return ``(name, import path, args, kwargs)`` that rebuild this field."""
+        kwargs: dict[str, Any] = {}
+        defaults = {
+            "primary_key": False,
+            "max_length": None,
+            "unique": False,
+            "blank": False,
+            "null": False,
+            "db_index": False,
+            "editable": True,
+            "choices": None,
+            "help_text": "",
+            "db_column": None,
+            "pii": False,
+        }
+        for key, default in defaults.items():
+            value = self._unique if key == "unique" else getattr(self, key)
+            if value != default:
+                kwargs[key] = value
+        if self.has_default():
+            kwargs["default"] = self.default
+        if self._validators:
+            kwargs["validators"] = list(self._validators)
+        module = type(self).__module__
+        if module in ("dorm.models.fields", "dorm.models.related"):
+            module = "dorm"
+        return self.name, f"{module}.{type(self).__qualname__}", [], kwargs
+
+    def clone(self) -> Field:
+        name, path, args, kwargs = self.deconstruct()
+        return type(self)(*args, **kwargs)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def get_lookup(self, name: str) -> type | None:
+        return plugins.extensions().lookup(type(self), name)
+
+    def get_transform(self, name: str) -> type | None:
+        return plugins.extensions().transform(type(self), name)
+
+    def get_col(self, alias: str) -> Any:
+        from dorm.expressions import Col
+
+        return Col(alias, self)
+
+
+# -- numbers ---------------------------------------------------------------------------------------
+
+
+class IntegerField(Field):
+    internal_type = "IntegerField"
+    _range: ClassVar[tuple[int, int]] = (-(2**31), 2**31 - 1)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int):
+            return value
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise self._invalid(value, "an integer") from None
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+    def _default_validators(self) -> list[Callable[[Any], None]]:
+        low, high = self._range
+        field = self
+
+        def in_range(value: Any) -> None:
+            if not low <= value <= high:
+                raise ValidationError(f"{field.name}: {value} is out of range [{low}, {high}]")
+
+        return [in_range]
+
+
+class SmallIntegerField(IntegerField):
+    internal_type = "SmallIntegerField"
+    _range = (-(2**15), 2**15 - 1)
+
+
+class BigIntegerField(IntegerField):
+    internal_type = "BigIntegerField"
+    _range = (-(2**63), 2**63 - 1)
+
+
+class PositiveIntegerField(IntegerField):
+    internal_type = "PositiveIntegerField"
+    _range = (0, 2**31 - 1)
+
+    def db_check(self, connection: BaseDatabaseWrapper) -> str | None:
+        return f"{connection.ops.quote_name(self.column)} >= 0"
+
+
+class AutoField(IntegerField):
+    """An integer primary key the database assigns."""
+
+    internal_type = "AutoField"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["primary_key"] = True
+        kwargs.setdefault("blank", True)
+        super().__init__(*args, **kwargs)
+
+    def validate(self, value: Any, instance: Model | None) -> None:
+        pass
+
+    def rel_db_type(self, connection: BaseDatabaseWrapper) -> str:
+        return IntegerField().db_type(connection)
+
+
+class BigAutoField(AutoField):
+    internal_type = "BigAutoField"
+    _range = (-(2**63), 2**63 - 1)
+
+    def rel_db_type(self, connection: BaseDatabaseWrapper) -> str:
+        return BigIntegerField().db_type(connection)
+
+
+class FloatField(Field):
+    internal_type = "FloatField"
+
+    def to_python(self, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise self._invalid(value, "a number") from None
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+
+class DecimalField(Field):
+    """Fixed-point numbers; always returns ``decimal.Decimal`` with ``decimal_places``."""
+
+    internal_type = "DecimalField"
+
+    def __init__(
+        self,
+        verbose_name: str | None = None,
+        name: str | None = None,
+        max_digits: int | None = None,
+        decimal_places: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(max_digits, int) or max_digits <= 0:
+            raise ValueError(
+                f"DecimalField: max_digits must be a positive integer, got {max_digits!r}"
+            )
+        if not isinstance(decimal_places, int) or decimal_places < 0:
+            raise ValueError(
+                f"DecimalField: decimal_places must be a non-negative integer, got {decimal_places!r}"
+            )
+        if decimal_places > max_digits:
+            raise ValueError(
+                f"DecimalField: decimal_places ({decimal_places}) exceeds max_digits ({max_digits})"
+            )
+        self.max_digits = max_digits
+        self.decimal_places = decimal_places
+        self._quantum = decimal.Decimal(1).scaleb(-decimal_places)
+        super().__init__(verbose_name, name, **kwargs)
+
+    def db_parameters(self) -> dict[str, Any]:
+        return {"max_digits": self.max_digits, "decimal_places": self.decimal_places}
+
+    def to_python(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            value = repr(value)
+        try:
+            result = decimal.Decimal(value)
+        except (decimal.InvalidOperation, TypeError, ValueError):
+            raise self._invalid(value, "a decimal number") from None
+        if not result.is_finite():
+            raise self._invalid(value, "a finite decimal number")
+        return result
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+    def quantize(self, value: decimal.Decimal) -> decimal.Decimal:
+        return value.quantize(self._quantum)
+
+    def _default_validators(self) -> list[Callable[[Any], None]]:
+        field = self
+
+        def digits(value: decimal.Decimal) -> None:
+            quantized = value.quantize(field._quantum)
+            if quantized != value:
+                raise ValidationError(
+                    f"{field.name}: {value} has more than {field.decimal_places} decimal places"
+                )
+            whole = len(quantized.as_tuple().digits) - field.decimal_places
+            if whole > field.max_digits - field.decimal_places:
+                raise ValidationError(
+                    f"{field.name}: {value} has more than {field.max_digits} digits"
+                )
+
+        return [digits]
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["max_digits"] = self.max_digits
+        kwargs["decimal_places"] = self.decimal_places
+        return name, path, args, kwargs
+
+
+class BooleanField(Field):
+    internal_type = "BooleanField"
+    _true = frozenset({"t", "true", "1", "yes", "on"})
+    _false = frozenset({"f", "false", "0", "no", "off"})
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in self._true:
+                return True
+            if lowered in self._false:
+                return False
+        raise self._invalid(value, "a boolean")
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+    def validate(self, value: Any, instance: Model | None) -> None:
+        if value is None and not self.null:
+            raise ValidationError(f"{self.name}: this field cannot be null")
+
+
+# -- text ------------------------------------------------------------------------------------------
+
+
+class CharField(Field):
+    internal_type = "CharField"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.max_length is None:
+            raise ValueError(
+                f"{type(self).__name__} requires max_length (use TextField for unbounded text)"
+            )
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return str(value)
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+    def _default_validators(self) -> list[Callable[[Any], None]]:
+        field = self
+
+        def max_length(value: str) -> None:
+            if field.max_length is not None and len(value) > field.max_length:
+                raise ValidationError(
+                    f"{field.name}: {len(value)} characters is longer than max_length "
+                    f"{field.max_length}"
+                )
+
+        return [max_length]
+
+
+class TextField(Field):
+    internal_type = "TextField"
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return str(value)
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+
+def _regex_validator(field: Field, pattern: re.Pattern[str], what: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValidationError(f"{field.name}: {value!r} is not {what}")
+
+    return check
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|[^@\s]+@localhost")
+_URL = re.compile(r"(https?|ftps?)://[^\s/$.?#][^\s]*", re.IGNORECASE)
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+
+
+class EmailField(CharField):
+    internal_type = "CharField"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 254)
+        super().__init__(*args, **kwargs)
+
+    def _default_validators(self) -> list[Callable[[Any], None]]:
+        return [*super()._default_validators(), _regex_validator(self, _EMAIL, "an email address")]
+
+
+class URLField(CharField):
+    internal_type = "CharField"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 200)
+        super().__init__(*args, **kwargs)
+
+    def _default_validators(self) -> list[Callable[[Any], None]]:
+        return [*super()._default_validators(), _regex_validator(self, _URL, "a URL")]
+
+
+class SlugField(CharField):
+    internal_type = "CharField"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 50)
+        kwargs.setdefault("db_index", True)
+        super().__init__(*args, **kwargs)
+
+    def _default_validators(self) -> list[Callable[[Any], None]]:
+        return [
+            *super()._default_validators(),
+            _regex_validator(self, _SLUG, "a slug (letters, digits, '-' and '_')"),
+        ]
+
+
+# -- dates and times -------------------------------------------------------------------------------
+
+
+class DateField(Field):
+    internal_type = "DateField"
+
+    def __init__(
+        self, *args: Any, auto_now: bool = False, auto_now_add: bool = False, **kwargs: Any
+    ):
+        self.auto_now = auto_now
+        self.auto_now_add = auto_now_add
+        if auto_now or auto_now_add:
+            kwargs.setdefault("editable", False)
+            kwargs.setdefault("blank", True)
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, datetime.datetime):
+            return value.date()
+        if isinstance(value, datetime.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return datetime.date.fromisoformat(value.strip()[:10])
+            except ValueError:
+                pass
+        raise self._invalid(value, "a date (YYYY-MM-DD)")
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+    def _now(self) -> Any:
+        return datetime.datetime.now(UTC).date()
+
+    def pre_save(self, instance: Model, add: bool) -> Any:
+        if self.auto_now or (self.auto_now_add and add):
+            value = self._now()
+            instance.__dict__[self.attname] = value
+            return value
+        return super().pre_save(instance, add)
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        for key in ("auto_now", "auto_now_add"):
+            if getattr(self, key):
+                kwargs[key] = True
+                kwargs.pop("editable", None)
+                kwargs.pop("blank", None)
+        return name, path, args, kwargs
+
+
+class DateTimeField(DateField):
+    """Stored in UTC; always returns an aware UTC datetime. A naive value is taken as UTC."""
+
+    internal_type = "DateTimeField"
+
+    def to_python(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, datetime.datetime):
+            result = value
+        elif isinstance(value, datetime.date):
+            result = datetime.datetime(value.year, value.month, value.day)
+        elif isinstance(value, str):
+            try:
+                result = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise self._invalid(value, "a datetime (ISO 8601)") from None
+        else:
+            raise self._invalid(value, "a datetime")
+        if result.tzinfo is None:
+            return result.replace(tzinfo=UTC)
+        return result.astimezone(UTC)
+
+    def _now(self) -> Any:
+        return datetime.datetime.now(UTC)
+
+
+class TimeField(Field):
+    internal_type = "TimeField"
+
+    def to_python(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, datetime.datetime):
+            return value.time()
+        if isinstance(value, datetime.time):
+            return value
+        if isinstance(value, str):
+            try:
+                return datetime.time.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise self._invalid(value, "a time (HH:MM[:SS[.ffffff]])")
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+
+class DurationField(Field):
+    internal_type = "DurationField"
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, datetime.timedelta):
+            return value
+        if isinstance(value, (int, float)):
+            return datetime.timedelta(seconds=value)
+        raise self._invalid(value, "a timedelta")
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+
+# -- other -----------------------------------------------------------------------------------------
+
+_uuid7_lock = threading.Lock()
+_uuid7_last = (0, 0)  # (milliseconds, 12-bit counter)
+
+
+def uuid7() -> uuid.UUID:
+    """Return an RFC 9562 UUIDv7, strictly increasing within this process.
+
+    48 bits of Unix milliseconds, then a 12-bit counter in ``rand_a`` (method 1 of the
+    RFC) that restarts at a random value each millisecond and carries into the
+    timestamp when it overflows, then 62 random bits.
+    """
+    global _uuid7_last
+    with _uuid7_lock:
+        ms = time.time_ns() // 1_000_000
+        last_ms, last_counter = _uuid7_last
+        if ms > last_ms:
+            counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave headroom
+        else:
+            ms, counter = last_ms, last_counter + 1
+            if counter > 0xFFF:
+                ms, counter = last_ms + 1, 0
+        _uuid7_last = (ms, counter)
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value)
+
+
+class UUIDField(Field):
+    """UUIDs, native on PostgreSQL. ``version=7`` generates time-ordered UUIDv7 defaults.
+
+    A primary key without a default gets one generated (version 4 unless ``version=7``).
+    """
+
+    internal_type = "UUIDField"
+
+    def __init__(self, *args: Any, version: int | None = None, **kwargs: Any) -> None:
+        if version not in (None, 4, 7):
+            raise ValueError(f"UUIDField: version must be 4 or 7, got {version!r}")
+        self.version = version
+        if "default" not in kwargs and (version is not None or kwargs.get("primary_key")):
+            kwargs["default"] = uuid7 if version == 7 else uuid.uuid4
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, uuid.UUID):
+            return value
+        try:
+            if isinstance(value, int):
+                return uuid.UUID(int=value)
+            return uuid.UUID(str(value))
+        except (TypeError, ValueError, AttributeError):
+            raise self._invalid(value, "a UUID") from None
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        if self.version is not None:
+            kwargs["version"] = self.version
+            if kwargs.get("default") in (uuid7, uuid.uuid4):
+                del kwargs["default"]
+        elif kwargs.get("default") is uuid.uuid4 and self.primary_key:
+            del kwargs["default"]
+        return name, path, args, kwargs
+
+
+class JSONField(Field):
+    """JSON documents: ``jsonb`` on PostgreSQL, checked text on SQLite; returns the decoded object."""
+
+    internal_type = "JSONField"
+    empty_values = (None,)
+
+    def __init__(
+        self,
+        *args: Any,
+        encoder: type[json.JSONEncoder] | None = None,
+        decoder: type[json.JSONDecoder] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.encoder = encoder
+        self.decoder = decoder
+        super().__init__(*args, **kwargs)
+
+    def dumps(self, value: Any) -> str:
+        try:
+            return json.dumps(value, cls=self.encoder)
+        except TypeError as exc:
+            raise self._invalid(value, f"JSON serialisable ({exc})") from None
+
+    def loads(self, value: Any) -> Any:
+        if value is None or not isinstance(value, (str, bytes)):
+            return value
+        return json.loads(value, cls=self.decoder)
+
+    def validate(self, value: Any, instance: Model | None) -> None:
+        super().validate(value, instance)
+        if value is not None:
+            self.dumps(value)
+
+
+class BinaryField(Field):
+    internal_type = "BinaryField"
+    empty_values = (None, b"")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, bytes):
+            return value
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        raise self._invalid(value, "bytes")
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+
+class GenericIPAddressField(Field):
+    """IPv4 or IPv6 addresses (``inet`` on PostgreSQL), normalised to their compressed text."""
+
+    internal_type = "GenericIPAddressField"
+
+    def __init__(self, *args: Any, protocol: str = "both", **kwargs: Any) -> None:
+        if protocol.lower() not in ("both", "ipv4", "ipv6"):
+            raise ValueError(
+                f"GenericIPAddressField: protocol must be both/ipv4/ipv6, got {protocol!r}"
+            )
+        self.protocol = protocol.lower()
+        kwargs.setdefault("max_length", 39)
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or value == "":
+            return None if value is None else value
+        try:
+            address = ipaddress.ip_address(str(value).strip())
+        except ValueError:
+            raise self._invalid(value, "an IP address") from None
+        if self.protocol == "ipv4" and address.version != 4:
+            raise self._invalid(value, "an IPv4 address")
+        if self.protocol == "ipv6" and address.version != 6:
+            raise self._invalid(value, "an IPv6 address")
+        return str(address)
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self.to_python(value) or None
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("max_length", None)
+        if self.protocol != "both":
+            kwargs["protocol"] = self.protocol
+        return name, path, args, kwargs

@@ -1,0 +1,108 @@
+"""``Model.objects``: the Manager, a QuerySet factory that proxies its methods."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from dorm.models.base import Model
+    from dorm.models.query import QuerySet
+
+__all__ = ["BaseManager", "Manager"]
+
+
+class ManagerDescriptor:
+    def __init__(self, manager: BaseManager) -> None:
+        self.manager = manager
+
+    def __get__(self, instance: Any, owner: type | None = None) -> BaseManager:
+        if instance is not None:
+            raise AttributeError(
+                f"Manager isn't accessible via {type(instance).__name__} instances; use "
+                f"{type(instance).__name__}.{self.manager.name}"
+            )
+        return self.manager
+
+
+class BaseManager:
+    """A manager; subclass and override ``get_queryset()`` to change the default set."""
+
+    _queryset_class: ClassVar[type[QuerySet] | None] = None
+    creation_counter = 0
+
+    def __init__(self) -> None:
+        BaseManager.creation_counter += 1
+        self.creation_counter = BaseManager.creation_counter
+        self.model: type[Model] = None  # type: ignore[assignment]
+        self.name = ""
+        self._db: str | None = None
+        self._hints: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        label = self.model._meta.label if self.model is not None else "?"
+        return f"<{type(self).__name__} {label}.{self.name}>"
+
+    def contribute_to_class(self, cls: type[Model], name: str) -> None:
+        self.name = name
+        self.model = cls
+        setattr(cls, name, ManagerDescriptor(self))
+        cls._meta.managers.append(self)
+
+    def db_manager(
+        self, using: str | None = None, hints: dict[str, Any] | None = None
+    ) -> BaseManager:
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._db = using or self._db
+        clone._hints = hints or self._hints
+        return clone
+
+    @property
+    def db(self) -> str:
+        from dorm.db.router import router
+
+        return self._db or router.db_for_read(self.model, **self._hints)
+
+    def get_queryset(self) -> QuerySet:
+        from dorm.models.query import QuerySet
+
+        qs_class = self._queryset_class or QuerySet
+        return qs_class(model=self.model, using=self._db, hints=self._hints)
+
+    def all(self) -> QuerySet:
+        return self.get_queryset()
+
+    @classmethod
+    def from_queryset(cls, queryset_class: type[QuerySet], class_name: str | None = None) -> type:
+        """A Manager class whose methods include the custom QuerySet's public methods."""
+        attrs: dict[str, Any] = {"_queryset_class": queryset_class}
+        for name, method in inspect.getmembers(queryset_class, predicate=inspect.isfunction):
+            if name.startswith("_") or hasattr(cls, name):
+                continue
+            attrs[name] = _proxy(name, method)
+        return type(class_name or f"{cls.__name__}From{queryset_class.__name__}", (cls,), attrs)
+
+
+def _proxy(name: str, method: Any) -> Any:
+    def manager_method(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.get_queryset(), name)(*args, **kwargs)
+
+    manager_method.__name__ = name
+    manager_method.__doc__ = method.__doc__
+    return manager_method
+
+
+def _install_proxies() -> None:
+    from dorm.models.query import QuerySet
+
+    for name, method in inspect.getmembers(QuerySet, predicate=inspect.isfunction):
+        if name.startswith("_") and name not in ("_update", "_insert"):
+            continue
+        if name in ("all", "as_manager", "resolve_expression") or hasattr(BaseManager, name):
+            continue
+        setattr(Manager, name, _proxy(name, method))
+
+
+class Manager(BaseManager):
+    """The default manager (``objects``): every QuerySet method is available on it."""

@@ -1,0 +1,169 @@
+"""``Model._meta``: table name, fields, primary key, ordering, relations of one model."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from dorm.exceptions import FieldDoesNotExist, ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from dorm.models.base import Model
+    from dorm.models.constraints import BaseConstraint, Index
+    from dorm.models.fields import Field
+    from dorm.models.related import ForeignObjectRel
+
+__all__ = ["Options"]
+
+_META_ATTRS = frozenset(
+    {
+        "db_table",
+        "ordering",
+        "unique_together",
+        "indexes",
+        "constraints",
+        "abstract",
+        "app_label",
+        "verbose_name",
+        "verbose_name_plural",
+        "get_latest_by",
+        "default_related_name",
+        "managed",
+        "auto_created",
+    }
+)
+
+
+def _normalize_together(value: Any, model_name: str) -> list[tuple[str, ...]]:
+    if not value:
+        return []
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+        value = [value]
+    result = []
+    for group in value:
+        if isinstance(group, str) or not all(isinstance(n, str) for n in group):
+            raise ImproperlyConfigured(
+                f"{model_name}.Meta.unique_together must be a list of field-name tuples, "
+                f"got {value!r}"
+            )
+        result.append(tuple(group))
+    return result
+
+
+class Options:
+    """The metadata of one model class, built from its ``Meta``."""
+
+    def __init__(self, meta: Any, app_label: str, model_name: str) -> None:
+        declared: dict[str, Any] = {}
+        if meta is not None:
+            # Meta classes may inherit (an abstract parent's Meta): read the whole chain.
+            for klass in reversed(meta.__mro__[:-1]):
+                declared.update({k: v for k, v in vars(klass).items() if not k.startswith("_")})
+        unknown = sorted(set(declared) - _META_ATTRS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{model_name}.Meta has unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"known options: {', '.join(sorted(_META_ATTRS))}"
+            )
+        self.model: type[Model] = None  # type: ignore[assignment]
+        self.object_name = model_name
+        self.model_name = model_name.lower()
+        self.app_label = declared.get("app_label") or app_label
+        self.abstract = bool(declared.get("abstract", False))
+        self.db_table: str = declared.get("db_table") or f"{self.app_label}_{self.model_name}"
+        self.ordering: list[Any] = list(declared.get("ordering") or [])
+        self.unique_together = _normalize_together(declared.get("unique_together"), model_name)
+        self.indexes: list[Index] = list(declared.get("indexes") or [])
+        self.constraints: list[BaseConstraint] = list(declared.get("constraints") or [])
+        self.verbose_name = declared.get("verbose_name") or model_name.lower()
+        self.verbose_name_plural = declared.get("verbose_name_plural") or f"{self.verbose_name}s"
+        self.get_latest_by = declared.get("get_latest_by")
+        self.default_related_name = declared.get("default_related_name")
+        self.managed = bool(declared.get("managed", True))
+        self.auto_created = declared.get("auto_created", False)
+        self.local_fields: list[Field] = []
+        self.local_many_to_many: list[Field] = []
+        self.related_objects: list[ForeignObjectRel] = []
+        self.pk: Field | None = None
+        self.managers: list[Any] = []
+        self.meta = meta
+
+    def __repr__(self) -> str:
+        return f"<Options for {self.object_name}>"
+
+    @property
+    def label(self) -> str:
+        return f"{self.app_label}.{self.object_name}"
+
+    @property
+    def label_lower(self) -> str:
+        return f"{self.app_label}.{self.model_name}"
+
+    def add_field(self, field: Field) -> None:
+        target = self.local_many_to_many if field.many_to_many else self.local_fields
+        bisect.insort(target, field)
+        if field.primary_key:
+            if self.pk is not None and self.pk is not field:
+                raise ImproperlyConfigured(
+                    f"{self.object_name} has two primary keys: {self.pk.name} and {field.name}"
+                )
+            self.pk = field
+        self._expire_cache()
+
+    def add_related_object(self, rel: ForeignObjectRel) -> None:
+        self.related_objects.append(rel)
+        self._expire_cache()
+
+    def _expire_cache(self) -> None:
+        for name in ("concrete_fields", "fields", "_forward_map", "_reverse_map", "init_attnames"):
+            self.__dict__.pop(name, None)
+
+    @cached_property
+    def concrete_fields(self) -> list[Field]:
+        return [f for f in self.local_fields if f.concrete]
+
+    @cached_property
+    def fields(self) -> list[Field]:
+        return [*self.local_fields, *self.local_many_to_many]
+
+    @cached_property
+    def init_attnames(self) -> tuple[str, ...]:
+        return tuple(f.attname for f in self.concrete_fields)
+
+    @cached_property
+    def _forward_map(self) -> dict[str, Field]:
+        mapping: dict[str, Field] = {}
+        for field in self.fields:
+            mapping[field.name] = field
+            mapping.setdefault(field.attname, field)
+        return mapping
+
+    @cached_property
+    def _reverse_map(self) -> dict[str, ForeignObjectRel]:
+        return {rel.query_name: rel for rel in self.related_objects}
+
+    def get_field(self, name: str) -> Any:
+        """Return the field (or reverse relation) called ``name``.
+
+        :raises FieldDoesNotExist: naming the model and the valid choices.
+        """
+        if name == "pk" and self.pk is not None:
+            return self.pk
+        found = self._forward_map.get(name)
+        if found is not None:
+            return found
+        rel = self._reverse_map.get(name)
+        if rel is not None:
+            return rel
+        raise FieldDoesNotExist(
+            f"{self.object_name} has no field named {name!r}. "
+            f"Choices are: {', '.join(self.field_names())}"
+        )
+
+    def field_names(self) -> list[str]:
+        return sorted({*(f.name for f in self.fields), *self._reverse_map, "pk"})
+
+    def get_fields(self, include_reverse: bool = True) -> Sequence[Any]:
+        return [*self.fields, *(self.related_objects if include_reverse else [])]

@@ -1,0 +1,226 @@
+"""Saving, deleting, reloading and uniqueness checks of single model instances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from dorm import signals, transaction
+from dorm.db.connection import connections
+from dorm.db.router import router
+from dorm.exceptions import FieldError, ValidationError
+from dorm.sql import compiler
+
+if TYPE_CHECKING:
+    from dorm.models.base import Model
+
+__all__ = ["delete", "refresh", "save", "validate_unique"]
+
+
+def _prepare_related(obj: Model) -> None:
+    """A foreign key's cached object decides its ``<name>_id`` (and must be saved)."""
+    cache = obj._state.fields_cache
+    if not cache:
+        return
+    for field in obj._meta.concrete_fields:
+        if not field.is_relation or field.name not in cache:
+            continue
+        related = cache[field.name]
+        if related is None:
+            continue
+        if related.pk is None:
+            raise ValueError(
+                f"save() of {type(obj).__name__} prohibited: the related object "
+                f"{field.name!r} ({related!r}) is unsaved; save it first"
+            )
+        target = getattr(related, field.target_field.attname)  # type: ignore[attr-defined]
+        if obj.__dict__.get(field.attname) != target:
+            obj.__dict__[field.attname] = target
+
+
+def save(
+    obj: Model,
+    force_insert: bool,
+    force_update: bool,
+    using: str | None,
+    update_fields: Iterable[str] | None,
+) -> None:
+    cls = type(obj)
+    opts = cls._meta
+    if force_insert and (force_update or update_fields):
+        raise ValueError("save(): force_insert cannot be combined with force_update/update_fields")
+    if update_fields is not None:
+        names = frozenset(update_fields)
+        if not names:
+            return
+        valid = {f.name for f in opts.concrete_fields} | {f.attname for f in opts.concrete_fields}
+        unknown = sorted(names - valid)
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__}.save(update_fields=...): unknown or non-concrete field(s) "
+                f"{', '.join(map(repr, unknown))}; fields are: "
+                f"{', '.join(f.name for f in opts.concrete_fields)}"
+            )
+    else:
+        names = None  # type: ignore[assignment]
+    _prepare_related(obj)
+    using = using or router.db_for_write(cls, instance=obj)
+    if signals.pre_save.has_listeners(cls):
+        signals.pre_save.send(sender=cls, instance=obj, raw=False, using=using, update_fields=names)
+    db = connections[using]
+    pk_field = opts.pk
+    assert pk_field is not None
+    with transaction.mark_for_rollback_on_error(using):
+        created = _save_table(obj, db, using, force_insert, force_update, names)
+    obj._state.db = using
+    obj._state.adding = False
+    if signals.post_save.has_listeners(cls):
+        signals.post_save.send(
+            sender=cls,
+            instance=obj,
+            created=created,
+            raw=False,
+            using=using,
+            update_fields=names,
+        )
+
+
+def _save_table(
+    obj: Model,
+    db: Any,
+    using: str,
+    force_insert: bool,
+    force_update: bool,
+    update_fields: frozenset[str] | None,
+) -> bool:
+    """UPDATE if the row exists, else INSERT; return True when a row was inserted."""
+    cls = type(obj)
+    opts = cls._meta
+    pk_field = opts.pk
+    assert pk_field is not None
+    pk_val = obj.pk
+    if pk_val is None:
+        default = pk_field.get_default() if pk_field.has_default() else None
+        if default is not None:
+            obj.pk = pk_val = default
+    non_pk = [f for f in opts.concrete_fields if not f.primary_key]
+    if update_fields is not None:
+        non_pk = [f for f in non_pk if f.name in update_fields or f.attname in update_fields]
+    # A new object whose pk came from a default is inserted directly (one round trip).
+    skip_update = force_insert or (obj._state.adding and pk_field.has_default())
+    if pk_val is not None and not skip_update:
+        values = [(f, f.pre_save(obj, False)) for f in non_pk]
+        qs = cls._base_manager.using(using).filter(pk=pk_val)
+        if values:
+            rows = qs._update(values)
+        else:
+            rows = 1 if qs.exists() else 0
+        if rows:
+            return False
+        if force_update or update_fields is not None:
+            from dorm.exceptions import DatabaseError
+
+            raise DatabaseError(
+                f"{cls.__name__}.save(): no row with pk={pk_val!r} was updated "
+                f"({'force_update' if force_update else 'update_fields'} forbids an insert)"
+            )
+    elif force_update:
+        raise ValueError(f"{cls.__name__}.save(force_update=True) needs a primary key value")
+    fields = [f for f in opts.concrete_fields if not (f.primary_key and obj.pk is None)]
+    returning = [pk_field] if obj.pk is None else []
+    rows = compiler.insert(cls, [obj], fields, db, returning_fields=returning)
+    if returning:
+        if rows:
+            obj.__dict__[pk_field.attname] = pk_field.to_python(rows[0][0])
+        else:  # a backend without RETURNING
+            obj.__dict__[pk_field.attname] = db.fetchone("SELECT last_insert_rowid()")[0]
+    return True
+
+
+def delete(obj: Model, using: str | None) -> tuple[int, dict[str, int]]:
+    from dorm.models.deletion import Collector
+
+    if obj.pk is None:
+        raise ValueError(
+            f"{type(obj).__name__} object can't be deleted because its primary key is None"
+        )
+    using = using or router.db_for_write(type(obj), instance=obj)
+    collector = Collector(using, origin=obj)
+    collector.collect([obj])
+    return collector.delete()
+
+
+def refresh(obj: Model, using: str | None, fields: Iterable[str] | None) -> None:
+    cls = type(obj)
+    opts = cls._meta
+    if obj.pk is None:
+        raise ValueError(f"refresh_from_db() of an unsaved {cls.__name__}")
+    qs = cls._base_manager.using(using or obj._state.db or router.db_for_read(cls, instance=obj))
+    if fields is not None:
+        fields = list(fields)
+        for name in fields:
+            try:
+                opts.get_field(name)
+            except Exception:
+                raise FieldError(
+                    f"{cls.__name__}.refresh_from_db(fields=...): unknown field {name!r}"
+                ) from None
+        qs = qs.only(*fields)
+    try:
+        fresh = qs.get(pk=obj.pk)
+    except cls.DoesNotExist:
+        raise cls.DoesNotExist(
+            f"{cls.__name__} with pk={obj.pk!r} no longer exists in the database"
+        ) from None
+    loaded = fresh.__dict__
+    for field in opts.concrete_fields:
+        if field.attname not in loaded:
+            continue
+        if fields is not None and field.name not in fields and field.attname not in fields:
+            continue
+        obj.__dict__[field.attname] = loaded[field.attname]
+        if field.is_relation:
+            cached = obj._state.fields_cache.get(field.name)
+            if cached is not None and cached.pk != loaded[field.attname]:
+                del obj._state.fields_cache[field.name]
+    obj._state.db = fresh._state.db
+    if fields is None:
+        obj.__dict__.pop("_prefetched_objects_cache", None)
+
+
+def validate_unique(obj: Model, exclude: set[str]) -> None:
+    cls = type(obj)
+    opts = cls._meta
+    checks: list[tuple[str, ...]] = [
+        (f.name,) for f in opts.concrete_fields if f.unique and f.name not in exclude
+    ]
+    checks.extend(g for g in opts.unique_together if not set(g) & exclude)
+    from dorm.models.constraints import UniqueConstraint
+
+    for constraint in opts.constraints:
+        if isinstance(constraint, UniqueConstraint) and constraint.condition is None:
+            if not set(constraint.fields) & exclude:
+                checks.append(tuple(constraint.fields))
+    errors: dict[str, list[str]] = {}
+    for group in checks:
+        lookup: dict[str, Any] = {}
+        skip = False
+        for name in group:
+            field = opts.get_field(name)
+            value = obj.__dict__.get(field.attname)
+            if value is None or (field.primary_key and obj._state.adding and value is None):
+                skip = True
+                break
+            lookup[field.attname if field.is_relation else field.name] = value
+        if skip:
+            continue
+        qs = cls._default_manager.filter(**lookup)
+        if not obj._state.adding and obj.pk is not None:
+            qs = qs.exclude(pk=obj.pk)
+        if qs.exists():
+            key = group[0] if len(group) == 1 else "__all__"
+            errors.setdefault(key, []).append(
+                f"{cls.__name__} with this {' and '.join(group)} already exists"
+            )
+    if errors:
+        raise ValidationError(errors)

@@ -1,0 +1,185 @@
+"""prefetch_related: one query per relation level, results attached to the instances."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from dorm.expressions import F
+
+__all__ = ["prefetch_related_objects"]
+
+
+def prefetch_related_objects(instances: Sequence[Any], *lookups: Any) -> None:
+    """Fetch the related objects named by ``lookups`` for all ``instances`` at once."""
+    from dorm.models.query import Prefetch
+
+    if not instances:
+        return
+    done: set[str] = set()
+    for lookup in lookups:
+        if isinstance(lookup, str):
+            lookup = Prefetch(lookup)
+        parts = lookup.prefetch_through.split("__")
+        objs = list(instances)
+        for level, name in enumerate(parts):
+            if not objs:
+                break
+            last = level == len(parts) - 1
+            path = "__".join(parts[: level + 1])
+            if path in done and not last:
+                objs = _already_fetched(objs, name)
+                continue
+            queryset = lookup.queryset if last else None
+            to_attr = lookup.to_attr if last else None
+            objs = _prefetch_level(objs, name, queryset, to_attr)
+            done.add(path)
+
+
+def _already_fetched(objs: Sequence[Any], name: str) -> list[Any]:
+    found: list[Any] = []
+    for obj in objs:
+        cache = obj.__dict__.get("_prefetched_objects_cache", {})
+        if name in cache:
+            found.extend(cache[name])
+        elif name in obj._state.fields_cache and obj._state.fields_cache[name] is not None:
+            found.append(obj._state.fields_cache[name])
+    return found
+
+
+def _prefetch_level(
+    objs: Sequence[Any], name: str, queryset: Any, to_attr: str | None
+) -> list[Any]:
+    from dorm.models.related import (
+        ForwardManyToOneDescriptor,
+        ManyToManyDescriptor,
+        ReverseManyToOneDescriptor,
+        ReverseOneToOneDescriptor,
+    )
+
+    model = type(objs[0])
+    descriptor = model.__dict__.get(name)
+    if descriptor is None:
+        for klass in model.__mro__:
+            if name in klass.__dict__:
+                descriptor = klass.__dict__[name]
+                break
+    db = objs[0]._state.db
+    if isinstance(descriptor, ForwardManyToOneDescriptor):
+        return _forward(objs, descriptor.field, queryset, to_attr, db)
+    if isinstance(descriptor, ReverseOneToOneDescriptor):
+        return _reverse_one(objs, descriptor.rel, queryset, to_attr, db)
+    if isinstance(descriptor, ReverseManyToOneDescriptor):
+        return _reverse_many(objs, descriptor.rel, queryset, to_attr, db)
+    if isinstance(descriptor, ManyToManyDescriptor):
+        return _many_to_many(objs, descriptor, queryset, to_attr, db)
+    raise AttributeError(
+        f"cannot find {name!r} on {model.__name__} objects: {name!r} is not a relation that "
+        f"prefetch_related() can follow"
+    )
+
+
+def _base(model: Any, queryset: Any, db: str | None) -> Any:
+    qs = queryset if queryset is not None else model._base_manager.all()
+    return qs.using(db) if db and queryset is None else qs
+
+
+def _forward(
+    objs: Sequence[Any], field: Any, queryset: Any, to_attr: str | None, db: Any
+) -> list[Any]:
+    target = field.target_field.attname
+    ids = {o.__dict__.get(field.attname) for o in objs} - {None}
+    found: dict[Any, Any] = {}
+    if ids:
+        for rel in _base(field.related_model, queryset, db).filter(**{f"{target}__in": list(ids)}):
+            found[getattr(rel, target)] = rel
+    for obj in objs:
+        value = found.get(obj.__dict__.get(field.attname))
+        if to_attr:
+            setattr(obj, to_attr, value)
+        else:
+            obj._state.fields_cache[field.name] = value
+    return list(found.values())
+
+
+def _reverse_one(
+    objs: Sequence[Any], rel: Any, queryset: Any, to_attr: str | None, db: Any
+) -> list[Any]:
+    fk = rel.field
+    target = fk.target_field.attname
+    ids = {getattr(o, target) for o in objs} - {None}
+    found: dict[Any, Any] = {}
+    if ids:
+        for sub in _base(fk.model, queryset, db).filter(**{f"{fk.attname}__in": list(ids)}):
+            found[sub.__dict__[fk.attname]] = sub
+    accessor = rel.get_accessor_name()
+    for obj in objs:
+        value = found.get(getattr(obj, target))
+        if value is not None:
+            value._state.fields_cache[fk.name] = obj
+        if to_attr:
+            setattr(obj, to_attr, value)
+        else:
+            obj._state.fields_cache[accessor] = value
+    return list(found.values())
+
+
+def _reverse_many(
+    objs: Sequence[Any], rel: Any, queryset: Any, to_attr: str | None, db: Any
+) -> list[Any]:
+    fk = rel.field
+    target = fk.target_field.attname
+    by_value = {getattr(o, target): o for o in objs}
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    fetched: list[Any] = []
+    ids = [v for v in by_value if v is not None]
+    if ids:
+        for sub in _base(fk.model, queryset, db).filter(**{f"{fk.name}__in": ids}):
+            key = sub.__dict__[fk.attname]
+            owner = by_value.get(key)
+            if owner is not None:
+                sub._state.fields_cache[fk.name] = owner
+            groups[key].append(sub)
+            fetched.append(sub)
+    _assign_many(objs, rel.get_accessor_name(), groups, lambda o: getattr(o, target), to_attr)
+    return fetched
+
+
+def _many_to_many(
+    objs: Sequence[Any], descriptor: Any, queryset: Any, to_attr: str | None, db: Any
+) -> list[Any]:
+    field = descriptor.field
+    if descriptor.reverse:
+        related_model, query_name = field.model, field.name
+        cache_name = field.remote_field.get_accessor_name()
+    else:
+        related_model, query_name = field.related_model, field.remote_field.query_name
+        cache_name = field.name
+    ids = [o.pk for o in objs if o.pk is not None]
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    fetched: list[Any] = []
+    if ids:
+        qs = _base(related_model, queryset, db).filter(**{f"{query_name}__in": ids})
+        qs = qs.annotate(_dorm_prefetch_owner=F(query_name))
+        for sub in qs:
+            owner = sub.__dict__.pop("_dorm_prefetch_owner")
+            groups[owner].append(sub)
+            fetched.append(sub)
+    _assign_many(objs, cache_name, groups, lambda o: o.pk, to_attr)
+    return fetched
+
+
+def _assign_many(
+    objs: Sequence[Any],
+    cache_name: str,
+    groups: dict[Any, list[Any]],
+    key: Any,
+    to_attr: str | None,
+) -> None:
+    for obj in objs:
+        items = groups.get(key(obj), [])
+        if to_attr:
+            setattr(obj, to_attr, list(items))
+        else:
+            obj.__dict__.setdefault("_prefetched_objects_cache", {})[cache_name] = list(items)

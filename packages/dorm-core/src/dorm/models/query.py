@@ -1,0 +1,945 @@
+"""QuerySet: lazy, chainable, cached; the Django API over one Query.
+
+Over 800 lines: it is the public query API in one class, as in Django; the SQL work is in
+``dorm.sql``, instance building in the iterables at the top.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dorm import signals, transaction
+from dorm.db.connection import connections
+from dorm.db.router import router
+from dorm.exceptions import FieldError, IntegrityError
+from dorm.expressions import Q
+from dorm.models.base import ModelState
+from dorm.sql import compiler as sqlc
+from dorm.sql.query import Query
+
+if TYPE_CHECKING:
+    from dorm.models.base import Model
+    from dorm.models.fields import Field
+
+__all__ = ["Prefetch", "QuerySet"]
+
+MAX_GET_RESULTS = 21
+REPR_OUTPUT_SIZE = 20
+
+
+# -- iterables: rows -> results ----------------------------------------------------------------
+
+
+class BaseIterable:
+    def __init__(self, queryset: QuerySet, chunk_size: int | None = None) -> None:
+        self.queryset = queryset
+        self.chunk_size = chunk_size
+
+    def _rows(self, compiler: sqlc.SQLCompiler) -> Iterator[Sequence[Any]]:
+        if self.chunk_size is None:
+            yield from compiler.execute()
+        else:
+            for chunk in compiler.chunks(self.chunk_size):
+                yield from chunk
+
+    def _compiler(self) -> sqlc.SQLCompiler:
+        qs = self.queryset
+        compiler = qs.query.get_compiler(qs.db)
+        compiler.setup()
+        return compiler
+
+
+def _converted(rows: Iterable[Sequence[Any]], converters: list[tuple[int, Any]]) -> Iterator[Any]:
+    if not converters:
+        yield from rows
+        return
+    for row in rows:
+        row = list(row)
+        for i, convert in converters:
+            value = row[i]
+            if value is not None:
+                row[i] = convert(value)
+        yield row
+
+
+def _build(klass_info: dict[str, Any], row: Sequence[Any], db: str) -> Any:
+    model = klass_info["model"]
+    values = row[klass_info["start"] : klass_info["end"]]
+    obj = model.__new__(model)
+    obj.__dict__.update(zip(klass_info["attnames"], values, strict=True))
+    obj._state = ModelState(db, False)
+    return obj
+
+
+class ModelIterable(BaseIterable):
+    """Yield model instances (with select_related objects and annotations attached)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        compiler = self._compiler()
+        qs = self.queryset
+        db = qs.db
+        info = compiler.klass_info
+        assert info is not None
+        model = info["model"]
+        attnames = info["attnames"]
+        start, end = info["start"], info["end"]
+        related = info["related"]
+        annotations = list(compiler.annotation_col_map.items())
+        rows = _converted(self._rows(compiler), compiler.converters())
+        new = model.__new__
+        simple = not related and not annotations and start == 0
+        for row in rows:
+            obj = new(model)
+            if simple:
+                obj.__dict__.update(zip(attnames, row, strict=False))
+            else:
+                obj.__dict__.update(zip(attnames, row[start:end], strict=True))
+            obj._state = ModelState(db, False)
+            if related:
+                _attach_related(obj, related, row, db)
+            for name, index in annotations:
+                obj.__dict__[name] = row[index]
+            yield obj
+
+
+def _attach_related(obj: Any, infos: list[dict[str, Any]], row: Sequence[Any], db: str) -> None:
+    for info in infos:
+        field = info["field"]
+        values = row[info["start"] : info["end"]]
+        pk_index = [f.primary_key for f in info["fields"]].index(True)
+        if values[pk_index] is None:
+            child = None
+        else:
+            child = _build(info, row, db)
+            if info["related"]:
+                _attach_related(child, info["related"], row, db)
+        obj._state.fields_cache[field.name] = child
+        if child is not None and getattr(field, "one_to_one", False) and not info["reverse"]:
+            remote = field.remote_field
+            child._state.fields_cache[remote.get_accessor_name()] = obj
+
+
+class ValuesIterable(BaseIterable):
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        compiler = self._compiler()
+        names = self.queryset._value_names(compiler)
+        for row in _converted(self._rows(compiler), compiler.converters()):
+            yield dict(zip(names, row, strict=False))
+
+
+class ValuesListIterable(BaseIterable):
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        compiler = self._compiler()
+        order = self.queryset._values_order(compiler)
+        converters = compiler.converters()
+        rows = self._rows(compiler)
+        width = compiler.col_count
+        if order is None and not converters:
+            for row in rows:
+                yield tuple(row) if len(row) == width else tuple(row[:width])
+            return
+        for row in _converted(rows, converters):
+            if order is None:
+                yield tuple(row[:width])
+            else:
+                yield tuple(row[i] for i in order)
+
+
+class NamedValuesListIterable(ValuesListIterable):
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        names = self.queryset._fields or ()
+        row_class = namedtuple("Row", [n.replace("__", "_") for n in names])  # type: ignore[misc]
+        for row in super().__iter__():
+            yield row_class._make(row)
+
+
+class FlatValuesListIterable(ValuesListIterable):
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        for row in super().__iter__():
+            yield row[0]
+
+
+class Prefetch:
+    """``Prefetch("books", queryset=Book.objects.filter(...), to_attr="recent_books")``."""
+
+    def __init__(self, lookup: str, queryset: QuerySet | None = None, to_attr: str | None = None):
+        self.prefetch_through = lookup
+        self.prefetch_to = (
+            lookup if to_attr is None else "__".join([*lookup.split("__")[:-1], to_attr])
+        )
+        self.queryset = queryset
+        self.to_attr = to_attr
+
+    def __repr__(self) -> str:
+        return f"<Prefetch {self.prefetch_through!r} to_attr={self.to_attr!r}>"
+
+
+# -- the QuerySet ----------------------------------------------------------------------------
+
+
+class QuerySet:
+    """A lazy database lookup for a set of objects of one model."""
+
+    def __init__(
+        self,
+        model: type[Model] | None = None,
+        query: Query | None = None,
+        using: str | None = None,
+        hints: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self._db = using
+        self._hints = hints or {}
+        self._query = query or Query(model)
+        self._result_cache: list[Any] | None = None
+        self._for_write = False
+        self._prefetch_related_lookups: tuple[Any, ...] = ()
+        self._prefetch_done = False
+        self._iterable_class: type[BaseIterable] = ModelIterable
+        self._fields: tuple[str, ...] | None = None
+
+    @property
+    def query(self) -> Query:
+        return self._query
+
+    @query.setter
+    def query(self, value: Query) -> None:
+        self._query = value
+
+    @property
+    def db(self) -> str:
+        if self._db is not None:
+            return self._db
+        assert self.model is not None
+        if self._for_write:
+            return router.db_for_write(self.model, **self._hints)
+        return router.db_for_read(self.model, **self._hints)
+
+    def _clone(self) -> QuerySet:
+        clone = type(self)(self.model, self._query.chain(), self._db, self._hints)
+        clone._for_write = self._for_write
+        clone._prefetch_related_lookups = self._prefetch_related_lookups
+        clone._iterable_class = self._iterable_class
+        clone._fields = self._fields
+        return clone
+
+    _chain = _clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> QuerySet:
+        return self._clone()
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._fetch_all()
+        return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        data = list(self[: REPR_OUTPUT_SIZE + 1])
+        if len(data) > REPR_OUTPUT_SIZE:
+            data[-1] = "...(remaining elements truncated)..."
+        return f"<{type(self).__name__} {data!r}>"
+
+    def __len__(self) -> int:
+        self._fetch_all()
+        assert self._result_cache is not None
+        return len(self._result_cache)
+
+    def __iter__(self) -> Iterator[Any]:
+        self._fetch_all()
+        assert self._result_cache is not None
+        return iter(self._result_cache)
+
+    def __bool__(self) -> bool:
+        self._fetch_all()
+        return bool(self._result_cache)
+
+    def __getitem__(self, k: int | slice) -> Any:
+        if not isinstance(k, (int, slice)):
+            raise TypeError(f"QuerySet indices must be integers or slices, not {type(k).__name__}")
+        if (isinstance(k, int) and k < 0) or (
+            isinstance(k, slice)
+            and ((k.start is not None and k.start < 0) or (k.stop is not None and k.stop < 0))
+        ):
+            raise ValueError("negative indexing is not supported")
+        if self._result_cache is not None:
+            return self._result_cache[k]
+        if isinstance(k, slice):
+            if k.step not in (None, 1):
+                qs = self._chain()
+                qs.query.set_limits(k.start, k.stop)
+                return list(qs)[:: k.step]
+            qs = self._chain()
+            qs.query.set_limits(k.start, k.stop)
+            return qs
+        qs = self._chain()
+        qs.query.set_limits(k, k + 1)
+        qs._fetch_all()
+        assert qs._result_cache is not None
+        if not qs._result_cache:
+            raise IndexError("QuerySet index out of range")
+        return qs._result_cache[0]
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        return cls
+
+    def __and__(self, other: QuerySet) -> QuerySet:
+        self._check_same_model(other, "&")
+        combined = self._chain()
+        combined.query.add_q(_where_as_q(other))
+        return combined
+
+    def __or__(self, other: QuerySet) -> QuerySet:
+        self._check_same_model(other, "|")
+        combined = self.model._default_manager.filter(  # type: ignore[union-attr]
+            Q(pk__in=self.values("pk")) | Q(pk__in=other.values("pk"))
+        )
+        return combined
+
+    def _check_same_model(self, other: QuerySet, op: str) -> None:
+        if other.model is not self.model:
+            raise TypeError(f"cannot combine querysets of different models with {op}")
+
+    def _fetch_all(self) -> None:
+        if self._result_cache is None:
+            self._result_cache = list(self._iterable_class(self))
+        if self._prefetch_related_lookups and not self._prefetch_done:
+            from dorm.models.prefetch import prefetch_related_objects
+
+            prefetch_related_objects(self._result_cache, *self._prefetch_related_lookups)
+            self._prefetch_done = True
+
+    def _not_sliced(self, method: str) -> None:
+        if self.query.is_sliced:
+            raise TypeError(f"cannot call {method}() once a slice has been taken")
+
+    # -- retrieval -------------------------------------------------------------------------------
+
+    def iterator(self, chunk_size: int | None = None) -> Iterator[Any]:
+        """Stream results without caching them (a server-side cursor on PostgreSQL)."""
+        if chunk_size is not None and chunk_size <= 0:
+            raise ValueError("iterator(chunk_size=...) must be positive")
+        if chunk_size is None:
+            chunk_size = 2000
+        iterable = self._iterable_class(self, chunk_size)
+        if not self._prefetch_related_lookups:
+            yield from iterable
+            return
+        from dorm.models.prefetch import prefetch_related_objects
+
+        batch: list[Any] = []
+        for obj in iterable:
+            batch.append(obj)
+            if len(batch) >= chunk_size:
+                prefetch_related_objects(batch, *self._prefetch_related_lookups)
+                yield from batch
+                batch = []
+        if batch:
+            prefetch_related_objects(batch, *self._prefetch_related_lookups)
+            yield from batch
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """``aggregate(total=Sum("price"))`` -> ``{"total": ...}``."""
+        for arg in args:
+            name = getattr(arg, "default_alias", None) or _default_alias(arg)
+            if name in kwargs:
+                raise TypeError(f"aggregate(): the alias {name!r} is given twice")
+            kwargs[name] = arg
+        for alias, agg in kwargs.items():
+            if not getattr(agg, "contains_aggregate", False):
+                raise TypeError(f"aggregate(): {alias}={agg!r} is not an aggregate expression")
+        return self.query.get_aggregation(self.db, kwargs)
+
+    def count(self) -> int:
+        if self._result_cache is not None:
+            return len(self._result_cache)
+        return self.query.get_count(self.db)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the one object matching; DoesNotExist / MultipleObjectsReturned otherwise."""
+        qs = self.filter(*args, **kwargs) if (args or kwargs) else self._chain()
+        if not qs.query.is_sliced:
+            qs.query.clear_ordering(force=True)
+            qs.query.set_limits(high=MAX_GET_RESULTS)
+        results = list(qs)
+        count = len(results)
+        assert self.model is not None
+        if count == 1:
+            return results[0]
+        described = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        if not count:
+            raise self.model.DoesNotExist(
+                f"{self.model.__name__} matching query does not exist"
+                + (f" ({described})" if described else "")
+            )
+        raise self.model.MultipleObjectsReturned(
+            f"get() returned more than one {self.model.__name__} -- it returned "
+            f"{'more than ' if count == MAX_GET_RESULTS else ''}{count}"
+            + (f" ({described})" if described else "")
+        )
+
+    def create(self, **kwargs: Any) -> Any:
+        assert self.model is not None
+        obj = self.model(**kwargs)
+        self._for_write = True
+        obj.save(force_insert=True, using=self.db)
+        return obj
+
+    def first(self) -> Any:
+        qs = (
+            self
+            if self.query.order_by or self.query.default_ordering and self.model._meta.ordering
+            else self.order_by("pk")
+        )  # type: ignore[union-attr]
+        for obj in qs[:1]:
+            return obj
+        return None
+
+    def last(self) -> Any:
+        ordered = self.query.order_by or (self.query.default_ordering and self.model._meta.ordering)  # type: ignore[union-attr]
+        qs = self.reverse() if ordered else self.order_by("-pk")
+        for obj in qs[:1]:
+            return obj
+        return None
+
+    def _earliest(self, fields: Sequence[str], descending: bool) -> Any:
+        assert self.model is not None
+        if not fields:
+            latest_by = self.model._meta.get_latest_by
+            if not latest_by:
+                raise ValueError(
+                    "earliest()/latest() need field names or Meta.get_latest_by on "
+                    f"{self.model.__name__}"
+                )
+            fields = [latest_by] if isinstance(latest_by, str) else list(latest_by)
+        order = []
+        for name in fields:
+            if descending:
+                order.append(name[1:] if name.startswith("-") else f"-{name}")
+            else:
+                order.append(name)
+        qs = self._chain()
+        qs.query.clear_ordering(force=True)
+        qs.query.add_ordering(*order)
+        return _first_or_raise(qs, self.model)
+
+    def earliest(self, *fields: str) -> Any:
+        return self._earliest(fields, descending=False)
+
+    def latest(self, *fields: str) -> Any:
+        return self._earliest(fields, descending=True)
+
+    def in_bulk(
+        self, id_list: Iterable[Any] | None = None, *, field_name: str = "pk"
+    ) -> dict[Any, Any]:
+        """Return ``{value: obj}`` for the given ids (every object when id_list is None)."""
+        self._not_sliced("in_bulk")
+        assert self.model is not None
+        opts = self.model._meta
+        if field_name != "pk":
+            field = opts.get_field(field_name)
+            if not field.unique:
+                raise ValueError(
+                    f"in_bulk()'s field_name must be a unique field, {field_name!r} is not"
+                )
+        else:
+            field = opts.pk
+        if id_list is None:
+            return {getattr(obj, field.attname): obj for obj in self}
+        ids = list(id_list)
+        if not ids:
+            return {}
+        result: dict[Any, Any] = {}
+        batch = 1000
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            for obj in self.filter(**{f"{field_name}__in": chunk}).order_by():
+                result[getattr(obj, field.attname)] = obj
+        return result
+
+    def exists(self) -> bool:
+        if self._result_cache is not None:
+            return bool(self._result_cache)
+        return self.query.has_results(self.db)
+
+    def explain(self, **options: Any) -> str:
+        """Return the database's plan for this query (``EXPLAIN``)."""
+        return self.query.explain(self.db, **options)
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def get_or_create(
+        self, defaults: dict[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[Any, bool]:
+        """Return ``(obj, created)``; creates with ``defaults`` when nothing matches."""
+        self._for_write = True
+        try:
+            return self.get(**kwargs), False
+        except self.model.DoesNotExist:  # type: ignore[union-attr]
+            pass
+        params = self._create_params(kwargs, defaults)
+        try:
+            with transaction.atomic(using=self.db):
+                return self.create(**params), True
+        except IntegrityError:
+            try:
+                return self.get(**kwargs), False
+            except self.model.DoesNotExist:  # type: ignore[union-attr]
+                pass
+            raise
+
+    def exists_or_create(
+        self, defaults: dict[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[bool, Any]:
+        """Return ``(existed, obj)``: look up first, create only when missing (race-safe)."""
+        obj, created = self.get_or_create(defaults=defaults, **kwargs)
+        return (not created), obj
+
+    def update_or_create(
+        self,
+        defaults: dict[str, Any] | None = None,
+        create_defaults: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Any, bool]:
+        defaults = defaults or {}
+        self._for_write = True
+        with transaction.atomic(using=self.db):
+            qs = (
+                self.select_for_update()
+                if connections[self.db].supports_select_for_update
+                else self
+            )
+            try:
+                obj = qs.get(**kwargs)
+            except self.model.DoesNotExist:  # type: ignore[union-attr]
+                params = self._create_params(
+                    kwargs, create_defaults if create_defaults is not None else defaults
+                )
+                try:
+                    with transaction.atomic(using=self.db):
+                        return self.create(**params), True
+                except IntegrityError:
+                    obj = qs.get(**kwargs)
+            for key, value in defaults.items():
+                setattr(obj, key, value() if callable(value) else value)
+            obj.save(using=self.db)
+        return obj, False
+
+    def _create_params(
+        self, lookup: dict[str, Any], defaults: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        assert self.model is not None
+        params = {k: v for k, v in lookup.items() if "__" not in k}
+        params.update({k: (v() if callable(v) else v) for k, v in (defaults or {}).items()})
+        names = (
+            {f.name for f in self.model._meta.fields}
+            | {f.attname for f in self.model._meta.concrete_fields}
+            | {"pk"}
+        )
+        bad = sorted(k for k in params if k not in names)
+        if bad:
+            raise FieldError(
+                f"{self.model.__name__}: invalid field name(s) in get_or_create: "
+                f"{', '.join(bad)}; fields are: {', '.join(sorted(names))}"
+            )
+        return params
+
+    def bulk_create(
+        self,
+        objs: Iterable[Any],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Sequence[str] | None = None,
+        unique_fields: Sequence[str] | None = None,
+    ) -> list[Any]:
+        """INSERT many objects in multi-row statements; set their PKs where the DB returns them."""
+        from dorm.models import bulk
+
+        return bulk.bulk_create(
+            self,
+            list(objs),
+            batch_size,
+            ignore_conflicts,
+            update_conflicts,
+            update_fields,
+            unique_fields,
+        )
+
+    def bulk_update(
+        self, objs: Iterable[Any], fields: Sequence[str], batch_size: int | None = None
+    ) -> int:
+        from dorm.models import bulk
+
+        return bulk.bulk_update(self, list(objs), fields, batch_size)
+
+    def upsert(
+        self,
+        objs: Iterable[Any],
+        unique_fields: Sequence[str] | None = None,
+        update_fields: Sequence[str] | None = None,
+        returning: bool = False,
+        batch_size: int | None = None,
+    ) -> list[Any]:
+        """INSERT ... ON CONFLICT (unique_fields) DO UPDATE: sugar over bulk_create."""
+        from dorm.models import bulk
+
+        return bulk.upsert(self, list(objs), unique_fields, update_fields, returning, batch_size)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete the matching rows (and what cascades from them); return (total, per model)."""
+        self._not_sliced("delete")
+        if self.query.distinct or self.query.distinct_fields:
+            raise TypeError("cannot call delete() after distinct()")
+        if self._fields is not None:
+            raise TypeError("cannot call delete() after values() or values_list()")
+        from dorm.models.deletion import Collector
+
+        qs = self._chain()
+        qs._for_write = True
+        qs.query.select_for_update = False
+        qs.query.select_related = False
+        qs.query.clear_ordering(force=True)
+        collector = Collector(qs.db, origin=self)
+        collector.collect_queryset(qs)
+        deleted, per_model = collector.delete()
+        self._result_cache = None
+        if signals.queryset_deleted.has_listeners(self.model):
+            signals.queryset_deleted.send(
+                sender=self.model, queryset=qs, deleted=per_model, using=qs.db
+            )
+        return deleted, per_model
+
+    def _raw_delete(self, using: str) -> int:
+        sql, params, sensitive = sqlc.delete_sql(self.query, connections[using])
+        return connections[using].execute(sql, params, sensitive)
+
+    def update(self, **kwargs: Any) -> int:
+        """UPDATE the matching rows; return how many changed. No per-object signals."""
+        self._not_sliced("update")
+        if not kwargs:
+            raise TypeError("update() needs at least one field=value")
+        assert self.model is not None
+        opts = self.model._meta
+        values: list[tuple[Field, Any]] = []
+        for name, value in kwargs.items():
+            try:
+                field = opts.get_field(name)
+            except Exception:
+                field = None
+            if field is None or not getattr(field, "concrete", False) or field.many_to_many:
+                raise FieldError(
+                    f"{self.model.__name__}.update(): {name!r} is not a concrete field; "
+                    f"fields are: {', '.join(f.name for f in opts.concrete_fields)}"
+                )
+            if field.is_relation and hasattr(value, "_meta"):
+                value = value.pk
+            values.append((field, value))
+        self._for_write = True
+        with transaction.mark_for_rollback_on_error(self.db):
+            rows = self._update(values)
+        if signals.queryset_updated.has_listeners(self.model):
+            signals.queryset_updated.send(
+                sender=self.model, queryset=self, values=kwargs, rows=rows, using=self.db
+            )
+        return rows
+
+    def _update(self, values: Sequence[tuple[Field, Any]]) -> int:
+        db = connections[self.db]
+        sql, params, sensitive = sqlc.update_sql(self.query, values, db)
+        self._result_cache = None
+        return db.execute(sql, params, sensitive)
+
+    # -- chaining --------------------------------------------------------------------------------
+
+    def all(self) -> QuerySet:
+        return self._chain()
+
+    def none(self) -> QuerySet:
+        clone = self._chain()
+        clone.query.set_empty()
+        return clone
+
+    def filter(self, *args: Any, **kwargs: Any) -> QuerySet:
+        """Rows matching every condition; keyword lookups, Q objects or boolean expressions."""
+        return self._filter_or_exclude(False, args, kwargs)
+
+    def exclude(self, *args: Any, **kwargs: Any) -> QuerySet:
+        return self._filter_or_exclude(True, args, kwargs)
+
+    def _filter_or_exclude(
+        self, negate: bool, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> QuerySet:
+        if (args or kwargs) and self.query.is_sliced:
+            raise TypeError("cannot filter a query once a slice has been taken")
+        clone = self._chain()
+        if args or kwargs:
+            q = Q(*args, **kwargs)
+            clone.query.add_q(~q if negate else q)
+        return clone
+
+    def complex_filter(self, filter_obj: Any) -> QuerySet:
+        if isinstance(filter_obj, Q):
+            return self.filter(filter_obj)
+        return self.filter(**filter_obj)
+
+    def union(self, *other_qs: QuerySet, all: bool = False) -> QuerySet:
+        clone = self._chain()
+        queries = [q.query for q in (self, *other_qs) if not q.query.is_empty_query]
+        if len(queries) == 1:
+            return clone
+        clone.query = Query(self.model)
+        clone.query.combinator = "union"
+        clone.query.combinator_all = all
+        clone.query.combined_queries = tuple(queries)
+        clone.query.values_select = self.query.values_select
+        clone.query.default_ordering = False
+        return clone
+
+    def select_for_update(
+        self, nowait: bool = False, skip_locked: bool = False, of: Sequence[str] = ()
+    ) -> QuerySet:
+        """Lock the selected rows until the transaction ends (PostgreSQL; SQLite locks the DB)."""
+        if nowait and skip_locked:
+            raise ValueError("select_for_update(): nowait and skip_locked are mutually exclusive")
+        clone = self._chain()
+        clone._for_write = True
+        clone.query.select_for_update = True
+        clone.query.select_for_update_nowait = nowait
+        clone.query.select_for_update_skip_locked = skip_locked
+        clone.query.select_for_update_of = tuple(of)
+        return clone
+
+    def select_related(self, *fields: str | None) -> QuerySet:
+        """Fetch foreign-key objects in the same query with JOINs."""
+        if self._fields is not None:
+            raise TypeError("select_related() cannot follow values() / values_list()")
+        clone = self._chain()
+        if fields == (None,):
+            clone.query.select_related = False
+        elif fields:
+            clone.query.add_select_related([f for f in fields if f])
+        else:
+            clone.query.select_related = True
+        return clone
+
+    def prefetch_related(self, *lookups: str | Prefetch | None) -> QuerySet:
+        """Fetch related objects with one extra query per relation after the main query."""
+        clone = self._chain()
+        if lookups == (None,):
+            clone._prefetch_related_lookups = ()
+        else:
+            clone._prefetch_related_lookups = (*clone._prefetch_related_lookups, *lookups)
+        return clone
+
+    def annotate(self, *args: Any, **kwargs: Any) -> QuerySet:
+        """Add computed values to each result: ``annotate(n_books=Count("book"))``."""
+        assert self.model is not None
+        for arg in args:
+            name = _default_alias(arg)
+            if name in kwargs:
+                raise ValueError(f"annotate(): the alias {name!r} is given twice")
+            kwargs[name] = arg
+        names = {f.name for f in self.model._meta.fields} | {
+            f.attname for f in self.model._meta.concrete_fields
+        }
+        clone = self._chain()
+        for alias, expr in kwargs.items():
+            if alias in names:
+                raise ValueError(
+                    f"annotate(): {alias!r} conflicts with a field on {self.model.__name__}"
+                )
+            if not hasattr(expr, "resolve_expression"):
+                raise TypeError(f"annotate(): {alias}={expr!r} is not an expression")
+            clone.query.add_annotation(expr, alias)
+            if self._fields is not None and clone.query.annotation_select_mask is not None:
+                if alias not in clone.query.annotation_select_mask:
+                    clone.query.annotation_select_mask.append(alias)
+        if self._fields is not None:
+            clone._fields = (*self._fields, *(a for a in kwargs if a not in self._fields))
+            clone.query.values_select = clone._fields
+        return clone
+
+    def alias(self, **kwargs: Any) -> QuerySet:
+        """Like annotate() but not selected: usable in filter() / order_by()."""
+        clone = self._chain()
+        for alias, expr in kwargs.items():
+            clone.query.add_annotation(expr, alias)
+            if clone.query.annotation_select_mask is None:
+                clone.query.annotation_select_mask = [
+                    a for a in clone.query.annotations if a != alias
+                ]
+            elif alias in clone.query.annotation_select_mask:
+                clone.query.annotation_select_mask.remove(alias)
+        return clone
+
+    def order_by(self, *field_names: Any) -> QuerySet:
+        if self.query.is_sliced:
+            raise TypeError("cannot reorder a query once a slice has been taken")
+        clone = self._chain()
+        clone.query.clear_ordering(force=True)
+        clone.query.add_ordering(*field_names)
+        return clone
+
+    def distinct(self, *field_names: str) -> QuerySet:
+        self._not_sliced("distinct")
+        clone = self._chain()
+        clone.query.distinct = True
+        clone.query.distinct_fields = tuple(field_names)
+        return clone
+
+    def reverse(self) -> QuerySet:
+        if self.query.is_sliced:
+            raise TypeError("cannot reverse a query once a slice has been taken")
+        clone = self._chain()
+        items = clone.query.order_by or (
+            tuple(self.model._meta.ordering) if clone.query.default_ordering else ()  # type: ignore[union-attr]
+        )
+        if not items:
+            items = ("pk",)
+        flipped = []
+        for item in items:
+            if isinstance(item, str):
+                flipped.append(item[1:] if item.startswith("-") else f"-{item}")
+            else:
+                from dorm.expressions import OrderBy
+
+                expr = item if isinstance(item, OrderBy) else OrderBy(item)
+                flipped.append(expr.reverse_ordering())
+        clone.query.clear_ordering(force=True)
+        clone.query.add_ordering(*flipped)
+        return clone
+
+    def defer(self, *fields: str | None) -> QuerySet:
+        if self._fields is not None:
+            raise TypeError("defer() cannot follow values() / values_list()")
+        clone = self._chain()
+        if fields == (None,):
+            clone.query.clear_deferred()
+        else:
+            self._check_names(fields, "defer")
+            clone.query.add_deferred(f for f in fields if f)
+        return clone
+
+    def only(self, *fields: str) -> QuerySet:
+        if self._fields is not None:
+            raise TypeError("only() cannot follow values() / values_list()")
+        if fields == (None,):
+            raise TypeError("only(None) is not allowed; use defer(None)")
+        self._check_names(fields, "only")
+        clone = self._chain()
+        clone.query.add_immediate(fields)
+        return clone
+
+    def _check_names(self, names: Iterable[Any], method: str) -> None:
+        assert self.model is not None
+        opts = self.model._meta
+        for name in names:
+            if name is None:
+                continue
+            try:
+                opts.get_field(name.split("__")[0])
+            except Exception:
+                raise FieldError(
+                    f"{self.model.__name__}.{method}(): unknown field {name!r}; fields are: "
+                    f"{', '.join(f.name for f in opts.concrete_fields)}"
+                ) from None
+
+    def using(self, alias: str) -> QuerySet:
+        clone = self._chain()
+        clone._db = alias
+        return clone
+
+    def values(self, *fields: str, **expressions: Any) -> QuerySet:
+        """Dicts instead of instances: ``values("title", "author__name")``."""
+        clone = self._values(fields, expressions)
+        clone._iterable_class = ValuesIterable
+        return clone
+
+    def values_list(self, *fields: str, flat: bool = False, named: bool = False) -> QuerySet:
+        """Tuples (or single values with ``flat=True``, named tuples with ``named=True``)."""
+        if flat and named:
+            raise TypeError("values_list(): flat and named are mutually exclusive")
+        if flat and len(fields) > 1:
+            raise TypeError("values_list(flat=True) takes at most one field")
+        clone = self._values(fields, {})
+        if flat:
+            clone._iterable_class = FlatValuesListIterable
+        elif named:
+            clone._iterable_class = NamedValuesListIterable
+        else:
+            clone._iterable_class = ValuesListIterable
+        return clone
+
+    def _values(self, fields: Sequence[str], expressions: dict[str, Any]) -> QuerySet:
+        clone = self._chain()
+        if expressions:
+            clone = clone.annotate(**expressions)
+        names = [*fields, *expressions]
+        clone.query.select_related = False
+        clone.query.clear_deferred()
+        clone.query.set_values(names)
+        clone._fields = tuple(clone.query.values_select)
+        return clone
+
+    def _value_names(self, compiler: sqlc.SQLCompiler) -> list[str]:
+        order = self._values_order(compiler)
+        names = self._column_names(compiler)
+        if order is None:
+            return names
+        return [names[i] for i in order]
+
+    def _column_names(self, compiler: sqlc.SQLCompiler) -> list[str]:
+        query = compiler.query
+        field_names = [n for n in query.values_select if n not in query.annotation_select]
+        return [*field_names, *query.annotation_select][: compiler.col_count]
+
+    def _values_order(self, compiler: sqlc.SQLCompiler) -> list[int] | None:
+        requested = list(compiler.query.values_select)
+        columns = self._column_names(compiler)
+        if not requested or requested == columns:
+            return None
+        try:
+            return [columns.index(name) for name in requested]
+        except ValueError:
+            return None
+
+    # -- expressions -----------------------------------------------------------------------------
+
+    def resolve_expression(self, query: Query | None = None, *args: Any, **kwargs: Any) -> Any:
+        if self._fields is not None and len(self._fields) > 1:
+            raise TypeError("a subquery used as a value must select one column")
+        return self.query.resolve_expression(query)
+
+    @property
+    def ordered(self) -> bool:
+        return bool(
+            self.query.order_by or (self.query.default_ordering and self.model._meta.ordering)
+        )  # type: ignore[union-attr]
+
+    def as_manager(self) -> Any:
+        from dorm.models.manager import Manager
+
+        return Manager.from_queryset(type(self))()
+
+
+def _first_or_raise(qs: QuerySet, model: type[Model]) -> Any:
+    for obj in qs[:1]:
+        return obj
+    raise model.DoesNotExist(f"{model.__name__} matching query does not exist")
+
+
+def _default_alias(expr: Any) -> str:
+    sources = expr.get_source_expressions() if hasattr(expr, "get_source_expressions") else []
+    if len(sources) >= 1 and hasattr(sources[0], "name") and hasattr(expr, "function"):
+        return f"{sources[0].name}__{expr.function.lower()}"
+    raise TypeError(f"{expr!r} needs an alias: use keyword arguments")
+
+
+def _where_as_q(qs: QuerySet) -> Q:
+    return Q(pk__in=qs.values("pk"))
+
+
+from dorm.models.manager import _install_proxies  # noqa: E402
+
+_install_proxies()

@@ -1,0 +1,925 @@
+"""Relations: ForeignKey, OneToOneField, ManyToManyField, their descriptors and managers.
+
+Over 800 lines because each relation kind needs its field, its reverse relation, its
+descriptors and its related manager, which only make sense together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from dorm import signals, transaction
+from dorm.apps import apps
+from dorm.exceptions import FieldError
+from dorm.models.fields import NOT_PROVIDED, Field
+from dorm.sql.datastructures import PathInfo
+
+if TYPE_CHECKING:
+    from dorm.db.backends.base import BaseDatabaseWrapper
+    from dorm.models.base import Model
+    from dorm.models.query import QuerySet
+
+__all__ = [
+    "ForeignKey",
+    "ForeignObjectRel",
+    "ManyToManyField",
+    "ManyToManyRel",
+    "ManyToOneRel",
+    "OneToOneField",
+    "OneToOneRel",
+]
+
+RECURSIVE = "self"
+
+
+def _resolve(cls: type[Model], to: Any, callback: Callable[[type[Model]], None]) -> None:
+    if isinstance(to, str):
+        if to == RECURSIVE:
+            callback(cls)
+            return
+        if "." in to:
+            app_label, name = to.split(".", 1)
+        else:
+            app_label, name = cls._meta.app_label, to
+        apps.lazy(app_label, name, callback)
+        return
+    callback(to)
+
+
+class ForeignObjectRel:
+    """The reverse side of a relation, as seen from the related model (for queries)."""
+
+    is_relation = True
+    concrete = False
+    many_to_many = False
+    one_to_one = False
+    auto_created = True
+    null = True
+    primary_key = False
+
+    def __init__(
+        self, field: Any, to: Any, related_name: str | None, related_query_name: str | None
+    ):
+        self.field = field
+        self.model = to  # the related model once resolved
+        self.related_name = related_name
+        self.related_query_name = related_query_name
+
+    @property
+    def related_model(self) -> type[Model]:
+        return self.field.model  # type: ignore[no-any-return]
+
+    @property
+    def name(self) -> str:
+        return self.query_name
+
+    @property
+    def query_name(self) -> str:
+        return (
+            self.related_query_name
+            or self.related_name
+            or self.field.model._meta.default_related_name
+            or self.field.model._meta.model_name
+        )
+
+    def get_accessor_name(self) -> str:
+        if self.related_name:
+            return self.related_name
+        default = self.field.model._meta.default_related_name
+        if default:
+            return str(default)
+        name = self.field.model._meta.model_name
+        return name if self.one_to_one else f"{name}_set"
+
+    def is_hidden(self) -> bool:
+        return bool(self.related_name) and self.related_name.endswith("+")
+
+    @property
+    def output_field(self) -> Any:
+        return self.field.model._meta.pk
+
+    def get_lookup(self, name: str) -> type | None:
+        return self.output_field.get_lookup(name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.field.model._meta.label}.{self.field.name}>"
+
+
+class ManyToOneRel(ForeignObjectRel):
+    def get_path_info(self) -> list[PathInfo]:
+        fk = self.field
+        opts = fk.model._meta
+        return [
+            PathInfo(
+                from_opts=fk.related_model._meta,
+                to_opts=opts,
+                target_fields=(opts.pk,),
+                join_field=self,
+                join_cols=((fk.target_field.column, fk.column),),
+                m2m=not self.one_to_one,
+                direct=False,
+                nullable=True,
+            )
+        ]
+
+
+class OneToOneRel(ManyToOneRel):
+    one_to_one = True
+
+
+class ManyToManyRel(ForeignObjectRel):
+    many_to_many = True
+
+    def get_path_info(self) -> list[PathInfo]:
+        return self.field.get_reverse_path_info()  # type: ignore[no-any-return]
+
+
+# -- on_delete -----------------------------------------------------------------------------------
+
+
+def CASCADE(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    collector.collect(sub_objs, source=field.model, nullable=field.null)
+
+
+def PROTECT(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    from dorm.exceptions import ProtectedError
+
+    objs = list(sub_objs)
+    raise ProtectedError(
+        f"cannot delete {field.related_model.__name__}: {len(objs)} "
+        f"{field.model.__name__} object(s) reference it through the protected foreign key "
+        f"{field.model.__name__}.{field.name}",
+        objs,
+    )
+
+
+def RESTRICT(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    collector.add_restricted(field, sub_objs)
+
+
+def SET_NULL(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    collector.add_field_update(field, None, sub_objs)
+
+
+def SET_DEFAULT(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    collector.add_field_update(field, field.get_default(), sub_objs)
+
+
+def SET(value: Any) -> Callable[..., None]:
+    def set_on_delete(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+        collector.add_field_update(field, value() if callable(value) else value, sub_objs)
+
+    set_on_delete.deconstruct = lambda: ("dorm.SET", (value,), {})  # type: ignore[attr-defined]
+    return set_on_delete
+
+
+def DO_NOTHING(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    pass
+
+
+# -- ForeignKey ------------------------------------------------------------------------------------
+
+
+class ForwardManyToOneDescriptor:
+    """``book.author``: loads (and caches) the related object by ``author_id``."""
+
+    def __init__(self, field: ForeignKey) -> None:
+        self.field = field
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        field = self.field
+        cache = instance._state.fields_cache
+        try:
+            return cache[field.name]
+        except KeyError:
+            pass
+        value = instance.__dict__.get(field.attname)
+        if value is None:
+            related = None
+        else:
+            model = field.related_model
+            qs = model._base_manager.db_manager(instance._state.db).get_queryset()
+            try:
+                related = qs.get(**{field.target_field.attname: value})
+            except model.DoesNotExist:
+                raise model.DoesNotExist(
+                    f"{type(instance).__name__}.{field.name}: no {model.__name__} with "
+                    f"{field.target_field.attname}={value!r}"
+                ) from None
+        cache[field.name] = related
+        return related
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        field = self.field
+        if value is not None and not isinstance(value, field.related_model):
+            raise ValueError(
+                f"cannot assign {value!r}: {type(instance).__name__}.{field.name} must be a "
+                f"{field.related_model.__name__} instance"
+            )
+        if value is None and not field.null:
+            raise ValueError(
+                f"cannot assign None: {type(instance).__name__}.{field.name} does not allow null"
+            )
+        instance.__dict__[field.attname] = (
+            None if value is None else getattr(value, field.target_field.attname)
+        )
+        instance._state.fields_cache[field.name] = value
+        if value is not None and field.one_to_one:
+            value._state.fields_cache[field.remote_field.get_accessor_name()] = instance
+
+
+class ForeignKeyIdDescriptor:
+    """``book.author_id``: assigning it drops a cached ``book.author`` that no longer matches."""
+
+    def __init__(self, field: ForeignKey) -> None:
+        self.field = field
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        attname = self.field.attname
+        if attname not in instance.__dict__:
+            instance.refresh_from_db(fields=[attname])
+        return instance.__dict__[attname]
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        field = self.field
+        instance.__dict__[field.attname] = value
+        cached = instance.__dict__.get("_state")
+        if cached is not None:
+            obj = cached.fields_cache.get(field.name)
+            if obj is not None and getattr(obj, field.target_field.attname) != value:
+                del cached.fields_cache[field.name]
+
+
+class ForeignKey(Field):
+    """A many-to-one relation: ``author = dorm.ForeignKey(Author, on_delete=dorm.CASCADE)``."""
+
+    is_relation = True
+    one_to_one = False
+    rel_class: type[ForeignObjectRel] = ManyToOneRel
+
+    def __init__(
+        self,
+        to: Any,
+        on_delete: Callable[..., None],
+        related_name: str | None = None,
+        related_query_name: str | None = None,
+        to_field: str | None = None,
+        db_constraint: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if not callable(on_delete):
+            raise TypeError(
+                "ForeignKey needs on_delete=dorm.CASCADE / PROTECT / SET_NULL / SET_DEFAULT / "
+                "DO_NOTHING / RESTRICT"
+            )
+        if not isinstance(to, str) and not hasattr(to, "_meta"):
+            raise TypeError(f"ForeignKey(to=...) must be a model or 'app.Model', got {to!r}")
+        kwargs.setdefault("db_index", True)
+        super().__init__(**kwargs)
+        if on_delete is SET_NULL and not self.null:
+            raise ValueError("on_delete=SET_NULL needs null=True")
+        if on_delete is SET_DEFAULT and not self.has_default():
+            raise ValueError("on_delete=SET_DEFAULT needs a default")
+        self.to = to
+        self.on_delete = on_delete
+        self.to_field = to_field
+        self.db_constraint = db_constraint
+        self.related_model: type[Model] = None  # type: ignore[assignment]
+        self.remote_field = self.rel_class(self, None, related_name, related_query_name)
+
+    def get_attname(self) -> str:
+        return f"{self.name}_id"
+
+    def contribute_to_class(self, cls: type[Model], name: str) -> None:
+        super().contribute_to_class(cls, name)
+        setattr(cls, self.name, ForwardManyToOneDescriptor(self))
+        setattr(cls, self.attname, ForeignKeyIdDescriptor(self))
+        if cls._meta.abstract:
+            return
+        _resolve(cls, self.to, self._set_target)
+
+    def _set_target(self, model: type[Model]) -> None:
+        self.related_model = model
+        self.remote_field.model = model
+        rel = self.remote_field
+        if not rel.is_hidden():
+            accessor = rel.get_accessor_name()
+            descriptor = (
+                ReverseOneToOneDescriptor(rel)
+                if self.one_to_one
+                else ReverseManyToOneDescriptor(rel)
+            )
+            setattr(model, accessor, descriptor)
+        model._meta.add_related_object(rel)
+
+    @property
+    def target_field(self) -> Field:
+        if self.related_model is None:
+            raise FieldError(
+                f"{self.model.__name__}.{self.name}: the related model {self.to!r} is not defined"
+            )
+        opts = self.related_model._meta
+        field = opts.get_field(self.to_field) if self.to_field else opts.pk
+        return field  # type: ignore[no-any-return]
+
+    @property
+    def foreign_related_fields(self) -> tuple[Field, ...]:
+        return (self.target_field,)
+
+    def get_path_info(self) -> list[PathInfo]:
+        target = self.target_field
+        return [
+            PathInfo(
+                from_opts=self.model._meta,
+                to_opts=self.related_model._meta,
+                target_fields=(target,),
+                join_field=self,
+                join_cols=((self.column, target.column),),
+                m2m=False,
+                direct=True,
+                nullable=self.null,
+            )
+        ]
+
+    def get_internal_type(self) -> str:
+        return "ForeignKey"
+
+    def db_type(self, connection: BaseDatabaseWrapper) -> str:
+        return self.target_field.rel_db_type(connection)
+
+    def db_parameters(self) -> dict[str, Any]:
+        return self.target_field.db_parameters()
+
+    def to_python(self, value: Any) -> Any:
+        if hasattr(value, "_meta"):
+            value = value.pk
+        return self.target_field.to_python(value)
+
+    def get_prep_value(self, value: Any) -> Any:
+        if hasattr(value, "_meta"):
+            value = value.pk
+        return self.target_field.get_prep_value(value)
+
+    def get_db_prep_value(self, value: Any) -> Any:
+        if hasattr(value, "_meta"):
+            value = value.pk
+        return self.target_field.get_db_prep_value(value)
+
+    def get_lookup(self, name: str) -> type | None:
+        return self.target_field.get_lookup(name)
+
+    def get_transform(self, name: str) -> type | None:
+        return self.target_field.get_transform(name)
+
+    @property
+    def sensitive(self) -> bool:
+        return self.pii
+
+    def validate(self, value: Any, instance: Model | None) -> None:
+        super().validate(value, instance)
+        if value is None:
+            return
+        qs = self.related_model._base_manager.filter(**{self.target_field.attname: value})
+        if not qs.exists():
+            raise _invalid_fk(self, value)
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        if self.db_index:
+            kwargs.pop("db_index", None)
+        else:
+            kwargs["db_index"] = False
+        to = self.to if isinstance(self.to, str) else self.to._meta.label
+        if (
+            to != RECURSIVE
+            and isinstance(self.to, str)
+            and "." not in to
+            and self.model is not None
+        ):
+            to = f"{self.model._meta.app_label}.{to}"
+        kwargs["to"] = to
+        kwargs["on_delete"] = self.on_delete
+        if self.remote_field.related_name:
+            kwargs["related_name"] = self.remote_field.related_name
+        if self.remote_field.related_query_name:
+            kwargs["related_query_name"] = self.remote_field.related_query_name
+        if self.to_field:
+            kwargs["to_field"] = self.to_field
+        if not self.db_constraint:
+            kwargs["db_constraint"] = False
+        return name, path, args, kwargs
+
+
+def _invalid_fk(field: ForeignKey, value: Any) -> Exception:
+    from dorm.exceptions import ValidationError
+
+    return ValidationError(
+        f"{field.name}: {field.related_model.__name__} with "
+        f"{field.target_field.attname}={value!r} does not exist"
+    )
+
+
+class OneToOneField(ForeignKey):
+    """A one-to-one relation: a unique ForeignKey whose reverse side is a single object."""
+
+    one_to_one = True
+    rel_class = OneToOneRel
+
+    def __init__(self, to: Any, on_delete: Callable[..., None], **kwargs: Any) -> None:
+        kwargs["unique"] = True
+        super().__init__(to, on_delete, **kwargs)
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("unique", None)
+        return name, path, args, kwargs
+
+
+class ReverseOneToOneDescriptor:
+    """``user.profile``: the object whose OneToOneField points here (DoesNotExist if none)."""
+
+    def __init__(self, rel: OneToOneRel) -> None:
+        self.rel = rel
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        rel = self.rel
+        accessor = rel.get_accessor_name()
+        cache = instance._state.fields_cache
+        if accessor in cache:
+            found = cache[accessor]
+        else:
+            field = rel.field
+            value = getattr(instance, field.target_field.attname)
+            found = None
+            if value is not None:
+                found = (
+                    field.model._base_manager.db_manager(instance._state.db)
+                    .filter(**{field.attname: value})
+                    .first()
+                )
+                if found is not None:
+                    found._state.fields_cache[field.name] = instance
+            cache[accessor] = found
+        if found is None:
+            raise rel.related_model.DoesNotExist(f"{type(instance).__name__} has no {accessor}")
+        return found
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        if value is None:
+            raise ValueError(
+                f"cannot assign None to the reverse one-to-one {self.rel.get_accessor_name()!r}"
+            )
+        setattr(value, self.rel.field.name, instance)
+        instance._state.fields_cache[self.rel.get_accessor_name()] = value
+
+
+class ReverseManyToOneDescriptor:
+    """``author.book_set``: a manager of the objects pointing here."""
+
+    def __init__(self, rel: ManyToOneRel) -> None:
+        self.rel = rel
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return RelatedManager(instance, self.rel)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        raise TypeError(
+            f"direct assignment to the reverse side of a related set is not allowed; use "
+            f"{self.rel.get_accessor_name()}.set(...)"
+        )
+
+
+def _related_manager_base() -> type:
+    from dorm.models.manager import Manager
+
+    return Manager
+
+
+class RelatedManager(_related_manager_base()):  # type: ignore[misc]
+    """The objects of ``rel.field.model`` whose foreign key points at ``instance``."""
+
+    def __init__(self, instance: Any, rel: ManyToOneRel) -> None:
+        super().__init__()
+        self.instance = instance
+        self.rel = rel
+        self.field = rel.field
+        self.model = rel.field.model
+        self.name = rel.get_accessor_name()
+        self._db = instance._state.db
+
+    def _check_saved(self) -> Any:
+        value = getattr(self.instance, self.field.target_field.attname)
+        if value is None:
+            raise ValueError(
+                f"{type(self.instance).__name__} must be saved before its "
+                f"{self.name!r} relation can be used"
+            )
+        return value
+
+    def get_queryset(self) -> QuerySet:
+        cache = getattr(self.instance, "_prefetched_objects_cache", {})
+        qs = super().get_queryset()
+        value = self._check_saved()
+        qs = qs.filter(**{self.field.name: value})
+        if self.name in cache:
+            qs._result_cache = list(cache[self.name])
+            qs._prefetch_done = True
+        return qs
+
+    def create(self, **kwargs: Any) -> Any:
+        self._check_saved()
+        kwargs[self.field.name] = self.instance
+        return self.model._default_manager.db_manager(self._db).create(**kwargs)
+
+    def get_or_create(self, defaults: Any = None, **kwargs: Any) -> Any:
+        self._check_saved()
+        kwargs[self.field.name] = self.instance
+        return self.model._default_manager.db_manager(self._db).get_or_create(defaults, **kwargs)
+
+    def add(self, *objs: Any, bulk: bool = True) -> None:
+        self._check_saved()
+        for obj in objs:
+            if not isinstance(obj, self.model):
+                raise TypeError(
+                    f"{self.name}.add() takes {self.model.__name__} objects, got {obj!r}"
+                )
+        with transaction.atomic(using=self._db or "default", savepoint=False):
+            for obj in objs:
+                setattr(obj, self.field.name, self.instance)
+                obj.save(using=self._db)
+
+    def remove(self, *objs: Any) -> None:
+        if not self.field.null:
+            raise AttributeError(
+                f"{self.name}.remove() needs {self.model.__name__}.{self.field.name} to allow null"
+            )
+        pks = [o.pk for o in objs]
+        self.get_queryset().filter(pk__in=pks).update(**{self.field.name: None})
+        for obj in objs:
+            obj.__dict__[self.field.attname] = None
+            obj._state.fields_cache.pop(self.field.name, None)
+
+    def clear(self) -> None:
+        if not self.field.null:
+            raise AttributeError(
+                f"{self.name}.clear() needs {self.model.__name__}.{self.field.name} to allow null"
+            )
+        self.get_queryset().update(**{self.field.name: None})
+
+    def set(self, objs: Iterable[Any]) -> None:
+        objs = list(objs)
+        with transaction.atomic(using=self._db or "default", savepoint=False):
+            keep = {o.pk for o in objs if o.pk is not None}
+            if self.field.null:
+                self.get_queryset().exclude(pk__in=keep).update(**{self.field.name: None})
+            self.add(*objs)
+
+
+# -- ManyToManyField -------------------------------------------------------------------------------
+
+
+class ManyToManyField(Field):
+    """A many-to-many relation through an automatic (or ``through=``) table."""
+
+    is_relation = True
+    many_to_many = True
+    one_to_one = False
+
+    def __init__(
+        self,
+        to: Any,
+        related_name: str | None = None,
+        related_query_name: str | None = None,
+        through: Any = None,
+        db_table: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("null"):
+            raise ValueError("ManyToManyField does not take null=True (it has no column)")
+        kwargs.setdefault("blank", False)
+        super().__init__(**kwargs)
+        self.to = to
+        self.through = through
+        self.db_table = db_table
+        self.related_model: type[Model] = None  # type: ignore[assignment]
+        self.remote_field = ManyToManyRel(self, None, related_name, related_query_name)
+        self.concrete = False
+
+    def contribute_to_class(self, cls: type[Model], name: str) -> None:
+        self.set_attributes_from_name(name)
+        self.model = cls
+        self.column = ""
+        cls._meta.add_field(self)
+        setattr(cls, name, ManyToManyDescriptor(self, reverse=False))
+        if cls._meta.abstract:
+            return
+        _resolve(cls, self.to, self._set_target)
+
+    def _set_target(self, model: type[Model]) -> None:
+        self.related_model = model
+        self.remote_field.model = model
+        if self.through is None:
+            self.through = _create_through(self)
+            self._through_ready()
+        else:
+            _resolve(self.model, self.through, self._set_through)
+        rel = self.remote_field
+        if not rel.is_hidden():
+            setattr(model, rel.get_accessor_name(), ManyToManyDescriptor(self, reverse=True))
+        model._meta.add_related_object(rel)
+
+    def _set_through(self, through: type[Model]) -> None:
+        self.through = through
+        self._through_ready()
+
+    def _through_ready(self) -> None:
+        through = self.through
+        fks = [f for f in through._meta.concrete_fields if f.is_relation]
+        source = [f for f in fks if f.related_model is self.model]
+        target = [f for f in fks if f.related_model is self.related_model]
+        if self.model is self.related_model:
+            if len(source) < 2:
+                raise FieldError(
+                    f"{through.__name__} needs two foreign keys to {self.model.__name__}"
+                )
+            self.m2m_source, self.m2m_target = source[0], source[1]
+        else:
+            if not source or not target:
+                raise FieldError(
+                    f"through model {through.__name__} must have foreign keys to both "
+                    f"{self.model.__name__} and {self.related_model.__name__}"
+                )
+            self.m2m_source, self.m2m_target = source[0], target[0]
+
+    def _through_fields(self) -> tuple[ForeignKey, ForeignKey]:
+        if isinstance(self.through, str) or self.through is None:
+            raise FieldError(f"{self.model.__name__}.{self.name}: the through model is not ready")
+        return self.m2m_source, self.m2m_target
+
+    def get_path_info(self) -> list[PathInfo]:
+        source, target = self._through_fields()
+        topts = self.through._meta
+        return [
+            PathInfo(
+                self.model._meta,
+                topts,
+                (topts.pk,),
+                self,
+                ((source.target_field.column, source.column),),
+                True,
+                False,
+                True,
+            ),
+            PathInfo(
+                topts,
+                self.related_model._meta,
+                (target.target_field,),
+                target,
+                ((target.column, target.target_field.column),),
+                False,
+                True,
+                True,
+            ),
+        ]
+
+    def get_reverse_path_info(self) -> list[PathInfo]:
+        source, target = self._through_fields()
+        topts = self.through._meta
+        return [
+            PathInfo(
+                self.related_model._meta,
+                topts,
+                (topts.pk,),
+                self.remote_field,
+                ((target.target_field.column, target.column),),
+                True,
+                False,
+                True,
+            ),
+            PathInfo(
+                topts,
+                self.model._meta,
+                (source.target_field,),
+                source,
+                ((source.column, source.target_field.column),),
+                False,
+                True,
+                True,
+            ),
+        ]
+
+    def db_type(self, connection: BaseDatabaseWrapper) -> str:
+        return ""
+
+    def get_default(self) -> Any:
+        return NOT_PROVIDED
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("blank", None)
+        kwargs["to"] = self.to if isinstance(self.to, str) else self.to._meta.label
+        if self.remote_field.related_name:
+            kwargs["related_name"] = self.remote_field.related_name
+        through = self.through
+        if isinstance(through, str):
+            kwargs["through"] = through
+        elif through is not None and not through._meta.auto_created:
+            kwargs["through"] = through._meta.label
+        if self.db_table:
+            kwargs["db_table"] = self.db_table
+        return name, path, args, kwargs
+
+
+def _create_through(field: ManyToManyField) -> type[Model]:
+    """Build the automatic ``<model>_<field>`` table model with two foreign keys."""
+    from dorm.models.base import Model
+
+    model = field.model
+    to = field.related_model
+    from_name = model._meta.model_name
+    to_name = to._meta.model_name
+    if from_name == to_name:
+        from_name, to_name = f"from_{from_name}", f"to_{to_name}"
+    table = field.db_table or f"{model._meta.db_table}_{field.name}"
+    meta = type(
+        "Meta",
+        (),
+        {
+            "db_table": table,
+            "app_label": model._meta.app_label,
+            "auto_created": model,
+            "unique_together": [(from_name, to_name)],
+        },
+    )
+    attrs = {
+        "Meta": meta,
+        "__module__": model.__module__,
+        from_name: ForeignKey(model, on_delete=CASCADE, related_name=f"{table}+"),
+        to_name: ForeignKey(to, on_delete=CASCADE, related_name=f"{table}+"),
+    }
+    name = f"{model._meta.object_name}_{field.name}"
+    return type(name, (Model,), attrs)  # type: ignore[return-value]
+
+
+class ManyToManyDescriptor:
+    def __init__(self, field: ManyToManyField, reverse: bool) -> None:
+        self.field = field
+        self.reverse = reverse
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return ManyRelatedManager(instance, self.field, self.reverse)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        name = self.field.remote_field.get_accessor_name() if self.reverse else self.field.name
+        raise TypeError(
+            f"direct assignment to the many-to-many set {name!r} is not allowed; use {name}.set(...)"
+        )
+
+
+class ManyRelatedManager(_related_manager_base()):  # type: ignore[misc]
+    """``book.tags`` / ``tag.book_set``: add, remove, set, clear over the through table."""
+
+    def __init__(self, instance: Any, field: ManyToManyField, reverse: bool) -> None:
+        super().__init__()
+        self.instance = instance
+        self.field = field
+        self.reverse = reverse
+        source, target = field._through_fields()
+        if reverse:
+            source, target = target, source
+            self.model = field.model
+            self.name = field.remote_field.get_accessor_name()
+            self.query_name = field.name
+        else:
+            self.model = field.related_model
+            self.name = field.name
+            self.query_name = field.remote_field.query_name
+        self.through = field.through
+        self.source_field = source
+        self.target_field = target
+        self._db = instance._state.db
+        if instance.pk is None:
+            raise ValueError(
+                f"{type(instance).__name__} must be saved before its many-to-many "
+                f"{self.name!r} can be used"
+            )
+
+    @property
+    def _using(self) -> str:
+        return self._db or "default"
+
+    def get_queryset(self) -> QuerySet:
+        cache = getattr(self.instance, "_prefetched_objects_cache", {})
+        qs = super().get_queryset().filter(**{self.query_name: self.instance.pk})
+        if self.name in cache:
+            qs._result_cache = list(cache[self.name])
+            qs._prefetch_done = True
+        return qs
+
+    def _target_ids(self, objs: Iterable[Any]) -> list[Any]:
+        ids: list[Any] = []
+        for obj in objs:
+            if isinstance(obj, self.model):
+                if obj.pk is None:
+                    raise ValueError(
+                        f"{obj!r} is unsaved; save it before adding it to {self.name!r}"
+                    )
+                ids.append(obj.pk)
+            elif hasattr(obj, "_meta"):
+                raise TypeError(f"{self.name} takes {self.model.__name__} objects, got {obj!r}")
+            else:
+                ids.append(self.model._meta.pk.to_python(obj))
+        return list(dict.fromkeys(ids))
+
+    def _send(self, action: str, pk_set: set[Any] | None) -> None:
+        if signals.m2m_changed.has_listeners(self.through):
+            signals.m2m_changed.send(
+                sender=self.through,
+                instance=self.instance,
+                action=action,
+                reverse=self.reverse,
+                model=self.model,
+                pk_set=pk_set,
+                using=self._using,
+            )
+
+    def add(self, *objs: Any) -> None:
+        ids = self._target_ids(objs)
+        if not ids:
+            return
+        through = self.through._base_manager.using(self._using)
+        src, tgt = self.source_field.attname, self.target_field.attname
+        with transaction.atomic(using=self._using, savepoint=False):
+            existing = set(
+                through.filter(**{src: self.instance.pk, f"{tgt}__in": ids}).values_list(
+                    tgt, flat=True
+                )
+            )
+            new = [i for i in ids if i not in existing]
+            self._send("pre_add", set(new))
+            through.bulk_create([self.through(**{src: self.instance.pk, tgt: i}) for i in new])
+            self._send("post_add", set(new))
+        self._forget_cache()
+
+    def remove(self, *objs: Any) -> None:
+        ids = self._target_ids(objs)
+        if not ids:
+            return
+        src, tgt = self.source_field.attname, self.target_field.attname
+        with transaction.atomic(using=self._using, savepoint=False):
+            self._send("pre_remove", set(ids))
+            self.through._base_manager.using(self._using).filter(
+                **{src: self.instance.pk, f"{tgt}__in": ids}
+            )._raw_delete(self._using)
+            self._send("post_remove", set(ids))
+        self._forget_cache()
+
+    def clear(self) -> None:
+        src = self.source_field.attname
+        with transaction.atomic(using=self._using, savepoint=False):
+            self._send("pre_clear", None)
+            self.through._base_manager.using(self._using).filter(
+                **{src: self.instance.pk}
+            )._raw_delete(self._using)
+            self._send("post_clear", None)
+        self._forget_cache()
+
+    def set(self, objs: Iterable[Any], clear: bool = False) -> None:
+        objs = list(objs)
+        with transaction.atomic(using=self._using, savepoint=False):
+            if clear:
+                self.clear()
+                self.add(*objs)
+                return
+            wanted = self._target_ids(objs)
+            src, tgt = self.source_field.attname, self.target_field.attname
+            current = set(
+                self.through._base_manager.using(self._using)
+                .filter(**{src: self.instance.pk})
+                .values_list(tgt, flat=True)
+            )
+            stale = [i for i in current if i not in set(wanted)]
+            if stale:
+                self.remove(*stale)
+            self.add(*[i for i in wanted if i not in current])
+
+    def create(self, **kwargs: Any) -> Any:
+        obj = self.model._default_manager.db_manager(self._db).create(**kwargs)
+        self.add(obj)
+        return obj
+
+    def _forget_cache(self) -> None:
+        cache = getattr(self.instance, "_prefetched_objects_cache", None)
+        if cache:
+            cache.pop(self.name, None)

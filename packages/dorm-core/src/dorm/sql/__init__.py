@@ -1,0 +1,1 @@
+"""The query representation and the SQL compiler."""

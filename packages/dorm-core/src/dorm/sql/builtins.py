@@ -1,0 +1,42 @@
+"""Core's lookups, transforms and functions, registered through the plugin hooks."""
+
+from __future__ import annotations
+
+from dorm.plugins import hookimpl
+
+
+@hookimpl(trylast=True)
+def dorm_register_lookups() -> list[tuple[type, type]]:
+    from dorm.lookups import BUILTIN_LOOKUPS
+    from dorm.models.fields import Field
+
+    return [(Field, lookup) for lookup in BUILTIN_LOOKUPS]
+
+
+@hookimpl(trylast=True)
+def dorm_register_transforms() -> list[tuple[type, type]]:
+    from dorm.lookups import Date, Day, Month, Year
+    from dorm.models.fields import DateField, DateTimeField
+
+    return [(DateField, Year), (DateField, Month), (DateField, Day), (DateTimeField, Date)]
+
+
+@hookimpl(trylast=True)
+def dorm_register_functions() -> list[type]:
+    from dorm import functions
+    from dorm.expressions import Avg, Count, Max, Min, Sum
+
+    return [
+        functions.Coalesce,
+        functions.Lower,
+        functions.Upper,
+        functions.Length,
+        functions.Concat,
+        functions.Now,
+        functions.Cast,
+        Count,
+        Sum,
+        Avg,
+        Min,
+        Max,
+    ]

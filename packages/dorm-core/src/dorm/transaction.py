@@ -1,0 +1,217 @@
+"""Transactions: ``atomic()`` (nested blocks are savepoints), ``on_commit``, ``set_rollback``.
+
+Outside ``atomic()`` every statement commits on its own (autocommit). The outermost block
+holds one connection of its alias from BEGIN to COMMIT/ROLLBACK; connection state is per
+thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import ContextDecorator
+from typing import Any, TypeVar
+
+from dorm import plugins
+from dorm.db.backends.base import _Block
+from dorm.db.connection import DEFAULT_DB_ALIAS, connections
+from dorm.exceptions import TransactionManagementError
+
+__all__ = [
+    "Atomic",
+    "atomic",
+    "get_rollback",
+    "mark_for_rollback_on_error",
+    "on_commit",
+    "set_rollback",
+]
+
+logger = logging.getLogger("dorm.transaction")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Atomic(ContextDecorator):
+    """``with atomic():`` / ``@atomic``: commit on success, roll back on exception."""
+
+    def __init__(self, using: str | None = None, savepoint: bool = True, durable: bool = False):
+        self.using = using or DEFAULT_DB_ALIAS
+        self.savepoint = savepoint
+        self.durable = durable
+
+    def __enter__(self) -> Atomic:
+        db = connections[self.using]
+        state = db.state
+        if self.durable and state.blocks:
+            raise TransactionManagementError(
+                "atomic(durable=True) cannot be nested inside another atomic() block: its "
+                "commit would not be final"
+            )
+        if not state.blocks:
+            conn = db._acquire()
+            try:
+                db._begin(conn)
+            except BaseException:
+                db._discard(conn) if db._is_broken(conn) else db._release(conn)
+                raise
+            state.conn = conn
+            block = _Block(None, self.durable, time.perf_counter())
+        else:
+            name = None
+            if self.savepoint:
+                state.savepoint_counter += 1
+                name = f"dorm_sp_{state.savepoint_counter}"
+                db._run_plain(state.conn, f"SAVEPOINT {name}")
+            block = _Block(name, self.durable, time.perf_counter())
+        state.blocks.append(block)
+        plugins.notify(
+            "dorm_transaction_started",
+            alias=self.using,
+            savepoint=len(state.blocks) > 1,
+            durable=self.durable,
+        )
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        db = connections[self.using]
+        state = db.state
+        block = state.blocks.pop()
+        outermost = not state.blocks
+        duration = time.perf_counter() - block.started
+        failed = exc is not None or block.rollback
+        conn = state.conn
+        if outermost:
+            state.conn = None
+            callbacks = state.on_commit
+            state.on_commit = []
+            try:
+                if failed:
+                    self._end(db, conn, "ROLLBACK")
+                else:
+                    try:
+                        self._end(db, conn, "COMMIT")
+                    except BaseException as commit_error:
+                        # PostgreSQL ends a failed COMMIT itself; SQLite may keep it open.
+                        try:
+                            self._end(db, conn, "ROLLBACK")
+                        except Exception:
+                            logger.debug("ROLLBACK after a failed COMMIT also failed")
+                        self._notify_rollback(block, duration, commit_error)
+                        raise
+            finally:
+                if db._is_broken(conn):
+                    db._discard(conn)
+                else:
+                    db._release(conn)
+            if failed:
+                self._notify_rollback(block, duration, exc)
+                return
+            plugins.notify(
+                "dorm_transaction_committed", alias=self.using, savepoint=False, duration=duration
+            )
+            for _sids, callback in callbacks:
+                # A failing callback must not undo a committed transaction; log and go on.
+                try:
+                    callback()
+                except Exception:
+                    logger.exception("on_commit callback %r raised", callback)
+            return
+        # Nested block.
+        if block.savepoint is None:
+            if failed:
+                # No savepoint to return to: the whole transaction must roll back.
+                state.blocks[-1].rollback = True
+            return
+        if failed:
+            try:
+                db._run_plain(conn, f"ROLLBACK TO SAVEPOINT {block.savepoint}")
+                db._run_plain(conn, f"RELEASE SAVEPOINT {block.savepoint}")
+            except BaseException:
+                state.blocks[-1].rollback = True
+                raise
+            state.on_commit = [
+                (sids, fn) for sids, fn in state.on_commit if block.savepoint not in sids
+            ]
+            self._notify_rollback(block, duration, exc, savepoint=True)
+        else:
+            db._run_plain(conn, f"RELEASE SAVEPOINT {block.savepoint}")
+            plugins.notify(
+                "dorm_transaction_committed", alias=self.using, savepoint=True, duration=duration
+            )
+
+    @staticmethod
+    def _end(db: Any, conn: Any, statement: str) -> None:
+        if statement == "COMMIT":
+            db._commit(conn)
+        else:
+            if db._is_broken(conn):
+                return
+            db._rollback(conn)
+
+    def _notify_rollback(
+        self, block: _Block, duration: float, exc: BaseException | None, savepoint: bool = False
+    ) -> None:
+        plugins.notify(
+            "dorm_transaction_rolled_back",
+            alias=self.using,
+            savepoint=savepoint,
+            duration=duration,
+            error=exc,
+        )
+
+
+def atomic(using: Any = None, savepoint: bool = True, durable: bool = False) -> Any:
+    """Run a block or function in a transaction; nested blocks become savepoints.
+
+    ``@atomic``, ``@atomic(using="other")`` and ``with atomic():`` all work.
+    """
+    if callable(using):
+        return Atomic(DEFAULT_DB_ALIAS, savepoint, durable)(using)
+    return Atomic(using, savepoint, durable)
+
+
+def on_commit(func: Callable[[], Any], using: str | None = None) -> None:
+    """Run ``func`` after the outermost transaction commits; never if it rolls back.
+
+    Outside ``atomic()`` it runs at once.
+    """
+    if not callable(func):
+        raise TypeError(f"on_commit() needs a callable, got {func!r}")
+    db = connections[using or DEFAULT_DB_ALIAS]
+    state = db.state
+    if not state.blocks:
+        func()
+        return
+    sids = tuple(b.savepoint for b in state.blocks if b.savepoint is not None)
+    state.on_commit.append((sids, func))
+
+
+def set_rollback(rollback: bool, using: str | None = None) -> None:
+    """Mark the innermost ``atomic()`` block to roll back when it exits (or clear the mark)."""
+    db = connections[using or DEFAULT_DB_ALIAS]
+    if not db.state.blocks:
+        raise TransactionManagementError("set_rollback() is only valid inside atomic()")
+    db.state.blocks[-1].rollback = rollback
+
+
+def get_rollback(using: str | None = None) -> bool:
+    db = connections[using or DEFAULT_DB_ALIAS]
+    if not db.state.blocks:
+        raise TransactionManagementError("get_rollback() is only valid inside atomic()")
+    return db.state.blocks[-1].rollback
+
+
+class mark_for_rollback_on_error:
+    """Inside ``atomic()``, an exception marks the block for rollback even if caught later."""
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using or DEFAULT_DB_ALIAS
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            db = connections[self.using]
+            if db.state.blocks:
+                db.state.blocks[-1].rollback = True
