@@ -1,14 +1,18 @@
-"""A short tour of dorm as it stands: run by ``make demo``; each feature adds a few lines."""
+"""A short tour of dorm on SQLite: run by ``make demo``; each feature adds a few lines."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 import dorm
-from dorm import plugins, signals
+from dorm import plugins, signals, transaction
 from dorm.cli import main
+from dorm.db.connection import reset_connections
+from dorm.migrations.schema import SchemaEditor
 from dorm.plugins import hookimpl
 
 
@@ -16,14 +20,27 @@ def step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-class Note:
-    """Stands in for a model until the ORM lands; signals do not care what they carry."""
+class Author(dorm.Model):
+    name = dorm.CharField(max_length=80)
 
-    def __init__(self, title: str) -> None:
-        self.title = title
+    class Meta:
+        app_label = "tour"
 
-    def __repr__(self) -> str:
-        return f"<Note {self.title!r}>"
+    def __str__(self) -> str:
+        return self.name
+
+
+class Note(dorm.Model):
+    title = dorm.CharField(max_length=120)
+    author = dorm.ForeignKey(Author, on_delete=dorm.CASCADE, related_name="notes")
+    stars = dorm.IntegerField(default=0)
+
+    class Meta:
+        app_label = "tour"
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
 
 
 class AuditPlugin:
@@ -36,6 +53,10 @@ class AuditPlugin:
     def dorm_post_save(self, sender: type, instance: Any, created: bool) -> None:
         self.saved.append(f"{'created' if created else 'updated'} {instance!r}")
 
+
+class BrokenTracer:
+    """An observer hook that fails: dorm logs it and the query goes on."""
+
     @hookimpl
     def dorm_post_query(self, sql: str, duration: float) -> None:
         raise RuntimeError("this tracer is broken on purpose")
@@ -45,44 +66,49 @@ def run() -> None:
     step(f"dorm {dorm.__version__}: the plugins this environment has")
     main(["plugins"])
 
+    workdir = tempfile.mkdtemp(prefix="dorm-tour-")
+    step(f"configure SQLite in {workdir}/tour.db and create the tables")
+    dorm.configure(DATABASES={"default": f"sqlite:///{workdir}/tour.db"})
+    with SchemaEditor() as editor:
+        editor.create_model(Author)
+        editor.create_model(Note)
+
     step("a receiver on post_save, and a plugin implementing dorm_post_save")
     audit = AuditPlugin()
     plugins.register(audit, name="audit")
 
-    def on_save(sender: type, instance: Any, **kwargs: Any) -> None:
-        print(f"   receiver: post_save from {sender.__name__} for {instance!r}")
+    def on_save(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
+        print(f"   receiver: {'created' if created else 'updated'} {instance!r}")
 
     signals.post_save.connect(on_save, sender=Note)
-    for created, title in [(True, "hello"), (False, "hello, again")]:
-        signals.post_save.send(
-            sender=Note,
-            instance=Note(title),
-            created=created,
-            raw=False,
-            using="default",
-            update_fields=None,
-        )
+    ada = Author.objects.create(name="Ada")
+    first = Note.objects.create(title="hello", author=ada, stars=3)
+    Note.objects.create(title="engines", author=ada, stars=5)
+    first.stars = 4
+    first.save(update_fields=["stars"])
     print(f"   plugin saw: {audit.saved}")
+
+    step("queries: filters across relations, annotations, values")
+    print(f"   {list(Note.objects.filter(author__name='Ada', stars__gte=4))}")
+    counted = Author.objects.annotate(n=dorm.Count("notes"), best=dorm.Max("notes__stars"))
+    print(f"   {list(counted.values('name', 'n', 'best'))}")
+    with transaction.atomic():
+        Note.objects.filter(stars__lt=5).update(stars=dorm.F("stars") + 1)
+    print(f"   {list(Note.objects.values_list('title', 'stars'))}")
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     logging.basicConfig(stream=sys.stdout, format="   log %(levelname)s %(name)s: %(message)s")
-    plugins.notify(
-        "dorm_post_query",
-        alias="default",
-        vendor="sqlite",
-        sql="SELECT 1",
-        params=(),
-        duration=0.001,
-        rowcount=1,
-        error=None,
-    )
-    print("   ...and the program went on", flush=True)
+    plugins.register(BrokenTracer(), name="broken-tracer")
+    print(f"   count still works: {Note.objects.count()} notes", flush=True)
+    plugins.unregister("broken-tracer")
 
     step("the CLI: unknown commands are one line and exit code 2")
     code = main(["migrat"])
     sys.stderr.flush()
     print(f"   exit code {code}")
     plugins.unregister("audit")
+    reset_connections()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

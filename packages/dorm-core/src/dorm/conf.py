@@ -71,13 +71,19 @@ def parse_database_url(url: str) -> dict[str, Any]:
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
         return {"ENGINE": "sqlite", "NAME": path or ":memory:"}
     options = dict(parse_qsl(parts.query))
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"DATABASES: the PORT in {_mask_url(url)!r} must be a number"
+        ) from None
     result: dict[str, Any] = {
         "ENGINE": "postgresql",
         "NAME": unquote(parts.path.lstrip("/")),
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
-        "PORT": parts.port or "",
+        "PORT": port or "",
     }
     for key in ("MIN_POOL_SIZE", "MAX_POOL_SIZE", "POOL_TIMEOUT"):
         if key.lower() in options:
@@ -197,6 +203,9 @@ class Settings:
                 module_values, module_name = _discover()
                 self._apply(module_values)
                 self.SETTINGS_MODULE = module_name
+                from dorm.apps import apps
+
+                apps.populate(self._values["INSTALLED_APPS"])  # type: ignore[index]
             assert self._values is not None
             return self._values
 

@@ -145,7 +145,8 @@ class Combinable:
 
         if not defaults:
             raise ValueError("coalesce() needs at least one default")
-        return Coalesce(self, *defaults)
+        # Defaults are values, not field names: F("nick").coalesce("anon") means Value("anon").
+        return Coalesce(self, *(_value_or_expression(d) for d in defaults))
 
 
 class Expression(Combinable):
@@ -229,6 +230,8 @@ class Expression(Combinable):
         for source in self.get_source_expressions():
             if hasattr(source, "walk"):
                 yield from source.walk()
+            else:
+                yield source  # F() and plain values are leaves
 
     def __repr__(self) -> str:
         args = ", ".join(repr(e) for e in self.get_source_expressions())
@@ -546,7 +549,11 @@ class Aggregate(Func):
                 )
         if self.filter is not None:
             assert query is not None
-            clone.filter = query.build_where(self.filter, outer_join=True)
+            # Reuse the joins of the aggregated expression: Count("books", filter=Q(books__x=1))
+            # must count over the same join, not a second one that multiplies the rows.
+            clone.filter = query.build_where(
+                self.filter, outer_join=True, can_reuse=set(query.alias_map)
+            )
         clone.contains_aggregate = True
         return clone
 

@@ -50,6 +50,8 @@ class Lookup(Expression):
     lookup_name = ""
     conditional = True
     prepare_rhs = True
+    #: A lookup that gives ``None`` a meaning (as Django's) sets this; others reject None.
+    can_use_none_as_rhs = False
 
     def __init__(self, lhs: Any, rhs: Any) -> None:
         super().__init__()

@@ -48,13 +48,7 @@ class Atomic(ContextDecorator):
                 "commit would not be final"
             )
         if not state.blocks:
-            conn = db._acquire()
-            try:
-                db._begin(conn)
-            except BaseException:
-                db._discard(conn) if db._is_broken(conn) else db._release(conn)
-                raise
-            state.conn = conn
+            state.conn = db._acquire_begun()
             block = _Block(None, self.durable, time.perf_counter())
         else:
             name = None
@@ -64,12 +58,15 @@ class Atomic(ContextDecorator):
                 db._run_plain(state.conn, f"SAVEPOINT {name}")
             block = _Block(name, self.durable, time.perf_counter())
         state.blocks.append(block)
-        plugins.notify(
-            "dorm_transaction_started",
-            alias=self.using,
-            savepoint=len(state.blocks) > 1,
-            durable=self.durable,
-        )
+        if len(state.blocks) == 1 or block.savepoint is not None:
+            # A nested block without a savepoint opens nothing and reports nothing on exit
+            # either, so every started event is matched by a committed or rolled_back one.
+            plugins.notify(
+                "dorm_transaction_started",
+                alias=self.using,
+                savepoint=len(state.blocks) > 1,
+                durable=self.durable,
+            )
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:

@@ -120,9 +120,11 @@ class SchemaEditor:
         except FullResultSet:
             return "1 = 1"
         values, _ = unmask(params)
-        ph = re.escape(self.connection.ops.placeholder)
+        placeholder = self.connection.ops.placeholder
         literals = iter(self.connection.ops.quote_value(v) for v in values)
-        return re.sub(ph, lambda _m: next(literals), sql)
+        # Skip quoted identifiers and strings: a column may be named "a?" or "b %s".
+        token = re.compile(rf"\"(?:[^\"]|\"\")*\"|'(?:[^']|'')*'|{re.escape(placeholder)}")
+        return token.sub(lambda m: next(literals) if m.group(0) == placeholder else m.group(0), sql)
 
     # -- tables ----------------------------------------------------------------------------------
 
@@ -175,12 +177,12 @@ class SchemaEditor:
                 self.execute(f"CREATE INDEX {qn(name)} ON {qn(table)} ({qn(field.column)})")
         for index in opts.indexes:
             cols = []
+            columns = []
             for name, order in index.field_orders():
                 column = opts.get_field(name).column
+                columns.append(column)
                 cols.append(f"{qn(column)} {order}".strip())
-            index_name = index.name or default_name(
-                table, [c.split()[0].strip('"') for c in cols], "idx"
-            )
+            index_name = index.name or default_name(table, columns, "idx")
             sql = f"CREATE INDEX {qn(index_name)} ON {qn(table)} ({', '.join(cols)})"
             if index.condition is not None:
                 sql += f" WHERE {self.condition_sql(model, index.condition)}"

@@ -60,6 +60,7 @@ class ModelBase(type):
         if not parents:
             return super().__new__(mcs, name, bases, attrs, **kwargs)
         meta = attrs.pop("Meta", None)
+        own_db_table = meta is not None and "db_table" in vars(meta)
         contributable = {k: v for k, v in attrs.items() if hasattr(v, "contribute_to_class")}
         plain = {k: v for k, v in attrs.items() if k not in contributable}
         cls = super().__new__(mcs, name, bases, plain, **kwargs)
@@ -79,11 +80,12 @@ class ModelBase(type):
                 if parent._meta.meta is not None:
                     meta = type("Meta", (parent._meta.meta,), {"abstract": False})
                     break
-        elif not hasattr(meta, "abstract"):
+        elif "abstract" not in vars(meta):
+            # ``class Meta(Parent.Meta)`` inherits options, never ``abstract`` (as in Django).
             meta = type("Meta", (meta,), {"abstract": False})
         module = attrs.get("__module__", "")
         app_label = getattr(meta, "app_label", None) or _app_label(module)
-        if meta is not None and "db_table" not in vars(meta) and abstract_parents:
+        if meta is not None and not own_db_table and abstract_parents:
             # db_table is never inherited: each concrete model gets its own.
             meta = type("Meta", (meta,), {"db_table": None})
         opts = Options(meta, app_label, name)
@@ -111,6 +113,7 @@ class ModelBase(type):
         for attr, value in ordered:
             value.contribute_to_class(cls, attr)
         if opts.abstract:
+            cls.Meta = meta  # type: ignore[attr-defined]  # children write Meta(Parent.Meta)
             return cls
         if opts.pk is None:
             auto = BigAutoField(verbose_name="ID")

@@ -90,6 +90,8 @@ class Field:
 
     internal_type: ClassVar[str] = "Field"
     empty_values: ClassVar[tuple[Any, ...]] = (None, "", [], (), {})
+    #: The default of a NOT NULL field declared without one ("" for text, as in Django).
+    empty_default: ClassVar[Any] = None
     #: True for fields that hold a relation (ForeignKey, ManyToManyField, ...).
     is_relation: ClassVar[bool] = False
     many_to_many: ClassVar[bool] = False
@@ -217,11 +219,15 @@ class Field:
             return self.default() if callable(self.default) else self.default
         if self.null:
             return None
-        return None
+        return self.empty_default
 
     def pre_save(self, instance: Model, add: bool) -> Any:
         """Return the value to save (auto_now fields set it here)."""
-        return instance.__dict__.get(self.attname)
+        values = instance.__dict__
+        if self.attname not in values:
+            # Deferred by only()/defer(): load it rather than overwrite the column with NULL.
+            return getattr(instance, self.attname)
+        return values[self.attname]
 
     # -- conversion ------------------------------------------------------------------------------
 
@@ -491,6 +497,8 @@ class DecimalField(Field):
         self.max_digits = max_digits
         self.decimal_places = decimal_places
         self._quantum = decimal.Decimal(1).scaleb(-decimal_places)
+        # The default context keeps 28 digits: too few to quantize numeric(30, 10) values.
+        self._context = decimal.Context(prec=max(max_digits, 28))
         super().__init__(verbose_name, name, **kwargs)
 
     def db_parameters(self) -> dict[str, Any]:
@@ -513,13 +521,21 @@ class DecimalField(Field):
         return self.to_python(value)
 
     def quantize(self, value: decimal.Decimal) -> decimal.Decimal:
-        return value.quantize(self._quantum)
+        try:
+            return value.quantize(self._quantum, context=self._context)
+        except decimal.InvalidOperation:  # more digits than declared (SQLite stores anything)
+            return value
 
     def _default_validators(self) -> list[Callable[[Any], None]]:
         field = self
 
         def digits(value: decimal.Decimal) -> None:
-            quantized = value.quantize(field._quantum)
+            try:
+                quantized = value.quantize(field._quantum, context=field._context)
+            except decimal.InvalidOperation:
+                raise ValidationError(
+                    f"{field.name}: {value} has more than {field.max_digits} digits"
+                ) from None
             if quantized != value:
                 raise ValidationError(
                     f"{field.name}: {value} has more than {field.decimal_places} decimal places"
@@ -570,6 +586,7 @@ class BooleanField(Field):
 
 class CharField(Field):
     internal_type = "CharField"
+    empty_default = ""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -601,6 +618,7 @@ class CharField(Field):
 
 class TextField(Field):
     internal_type = "TextField"
+    empty_default = ""
 
     def to_python(self, value: Any) -> Any:
         if value is None or isinstance(value, str):
@@ -681,7 +699,8 @@ class DateField(Field):
         if value is None:
             return None
         if isinstance(value, datetime.datetime):
-            return value.date()
+            # dorm's time zone is UTC: an aware datetime falls on its UTC date.
+            return (value.astimezone(UTC) if value.tzinfo is not None else value).date()
         if isinstance(value, datetime.date):
             return value
         if isinstance(value, str):
@@ -882,6 +901,7 @@ class JSONField(Field):
 class BinaryField(Field):
     internal_type = "BinaryField"
     empty_values = (None, b"")
+    empty_default = b""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("editable", False)

@@ -73,6 +73,10 @@ class BaseManager:
     def all(self) -> QuerySet:
         return self.get_queryset()
 
+    if TYPE_CHECKING:
+        # QuerySet methods are proxied onto Manager at import time (_install_proxies).
+        def __getattr__(self, name: str) -> Any: ...
+
     @classmethod
     def from_queryset(cls, queryset_class: type[QuerySet], class_name: str | None = None) -> type:
         """A Manager class whose methods include the custom QuerySet's public methods."""

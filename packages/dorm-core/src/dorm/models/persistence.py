@@ -65,6 +65,15 @@ def save(
         names = None  # type: ignore[assignment]
     _prepare_related(obj)
     using = using or router.db_for_write(cls, instance=obj)
+    if names is None and not force_insert and not obj._state.adding and using == obj._state.db:
+        # An instance loaded with only()/defer() saves just its loaded columns, as in Django:
+        # the deferred ones were never read, so writing them would store NULLs.
+        loaded = obj.__dict__
+        concrete = [f for f in opts.concrete_fields if not f.primary_key]
+        if any(f.attname not in loaded for f in concrete):
+            names = frozenset(f.name for f in concrete if f.attname in loaded)
+            if not names:
+                return
     if signals.pre_save.has_listeners(cls):
         signals.pre_save.send(sender=cls, instance=obj, raw=False, using=using, update_fields=names)
     db = connections[using]

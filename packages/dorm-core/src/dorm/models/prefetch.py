@@ -28,13 +28,16 @@ def prefetch_related_objects(instances: Sequence[Any], *lookups: Any) -> None:
                 break
             last = level == len(parts) - 1
             path = "__".join(parts[: level + 1])
-            if path in done and not last:
+            plain = not last or (lookup.queryset is None and lookup.to_attr is None)
+            # A level already fetched (under its name or a to_attr) is walked, not refetched:
+            # refetching would replace objects that carry the deeper prefetches.
+            if path in done and plain:
                 objs = _already_fetched(objs, name)
                 continue
             queryset = lookup.queryset if last else None
             to_attr = lookup.to_attr if last else None
             objs = _prefetch_level(objs, name, queryset, to_attr)
-            done.add(path)
+            done.add("__".join([*parts[:level], to_attr]) if to_attr else path)
 
 
 def _already_fetched(objs: Sequence[Any], name: str) -> list[Any]:
@@ -43,6 +46,10 @@ def _already_fetched(objs: Sequence[Any], name: str) -> list[Any]:
         cache = obj.__dict__.get("_prefetched_objects_cache", {})
         if name in cache:
             found.extend(cache[name])
+        elif isinstance(obj.__dict__.get(name), list):  # a Prefetch(..., to_attr=name) list
+            found.extend(obj.__dict__[name])
+        elif hasattr(obj.__dict__.get(name), "_meta"):  # a forward relation's to_attr
+            found.append(obj.__dict__[name])
         elif name in obj._state.fields_cache and obj._state.fields_cache[name] is not None:
             found.append(obj._state.fields_cache[name])
     return found

@@ -115,8 +115,14 @@ def _attach_related(obj: Any, infos: list[dict[str, Any]], row: Sequence[Any], d
             child = _build(info, row, db)
             if info["related"]:
                 _attach_related(child, info["related"], row, db)
+        if info["reverse"]:
+            # A reverse one-to-one: cached under its accessor, and the child points back.
+            obj._state.fields_cache[field.get_accessor_name()] = child
+            if child is not None:
+                child._state.fields_cache[field.field.name] = obj
+            continue
         obj._state.fields_cache[field.name] = child
-        if child is not None and getattr(field, "one_to_one", False) and not info["reverse"]:
+        if child is not None and getattr(field, "one_to_one", False):
             remote = field.remote_field
             child._state.fields_cache[remote.get_accessor_name()] = obj
 
@@ -346,7 +352,8 @@ class QuerySet:
                 raise TypeError(f"aggregate(): the alias {name!r} is given twice")
             kwargs[name] = arg
         for alias, agg in kwargs.items():
-            if not getattr(agg, "contains_aggregate", False):
+            nodes = agg.walk() if hasattr(agg, "walk") else [agg]
+            if not any(getattr(n, "contains_aggregate", False) for n in nodes):
                 raise TypeError(f"aggregate(): {alias}={agg!r} is not an aggregate expression")
         return self.query.get_aggregation(self.db, kwargs)
 
@@ -386,18 +393,13 @@ class QuerySet:
         return obj
 
     def first(self) -> Any:
-        qs = (
-            self
-            if self.query.order_by or self.query.default_ordering and self.model._meta.ordering
-            else self.order_by("pk")
-        )  # type: ignore[union-attr]
+        qs = self if self.ordered else self.order_by("pk")
         for obj in qs[:1]:
             return obj
         return None
 
     def last(self) -> Any:
-        ordered = self.query.order_by or (self.query.default_ordering and self.model._meta.ordering)  # type: ignore[union-attr]
-        qs = self.reverse() if ordered else self.order_by("-pk")
+        qs = self.reverse() if self.ordered else self.order_by("-pk")
         for obj in qs[:1]:
             return obj
         return None
@@ -602,9 +604,14 @@ class QuerySet:
         qs.query.clear_ordering(force=True)
         collector = Collector(qs.db, origin=self)
         collector.collect_queryset(qs)
-        deleted, per_model = collector.delete()
-        self._result_cache = None
-        if signals.queryset_deleted.has_listeners(self.model):
+        if not signals.queryset_deleted.has_listeners(self.model):
+            deleted, per_model = collector.delete()
+            self._result_cache = None
+            return deleted, per_model
+        # The signal is sent inside the deletion's transaction: a raising receiver undoes it.
+        with transaction.atomic(using=qs.db, savepoint=False):
+            deleted, per_model = collector.delete()
+            self._result_cache = None
             signals.queryset_deleted.send(
                 sender=self.model, queryset=qs, deleted=per_model, using=qs.db
             )
@@ -636,9 +643,12 @@ class QuerySet:
                 value = value.pk
             values.append((field, value))
         self._for_write = True
-        with transaction.mark_for_rollback_on_error(self.db):
+        if not signals.queryset_updated.has_listeners(self.model):
+            with transaction.mark_for_rollback_on_error(self.db):
+                return self._update(values)
+        # The signal is sent inside the update's transaction: a raising receiver undoes it.
+        with transaction.atomic(using=self.db, savepoint=False):
             rows = self._update(values)
-        if signals.queryset_updated.has_listeners(self.model):
             signals.queryset_updated.send(
                 sender=self.model, queryset=self, values=kwargs, rows=rows, using=self.db
             )
@@ -687,6 +697,10 @@ class QuerySet:
         clone = self._chain()
         queries = [q.query for q in (self, *other_qs) if not q.query.is_empty_query]
         if len(queries) == 1:
+            # none().union(qs) is qs: the one part that can return rows.
+            clone.query = queries[0].chain()
+            return clone
+        if not queries:
             return clone
         clone.query = Query(self.model)
         clone.query.combinator = "union"
@@ -740,15 +754,9 @@ class QuerySet:
             if name in kwargs:
                 raise ValueError(f"annotate(): the alias {name!r} is given twice")
             kwargs[name] = arg
-        names = {f.name for f in self.model._meta.fields} | {
-            f.attname for f in self.model._meta.concrete_fields
-        }
         clone = self._chain()
         for alias, expr in kwargs.items():
-            if alias in names:
-                raise ValueError(
-                    f"annotate(): {alias!r} conflicts with a field on {self.model.__name__}"
-                )
+            self._check_alias("annotate", alias)
             if not hasattr(expr, "resolve_expression"):
                 raise TypeError(f"annotate(): {alias}={expr!r} is not an expression")
             clone.query.add_annotation(expr, alias)
@@ -760,10 +768,19 @@ class QuerySet:
             clone.query.values_select = clone._fields
         return clone
 
+    def _check_alias(self, method: str, alias: str) -> None:
+        """An alias may not shadow a field, ``pk`` or a reverse relation (filters would
+        silently use the annotation instead)."""
+        assert self.model is not None
+        opts = self.model._meta
+        if alias in {*opts.field_names(), *(f.attname for f in opts.concrete_fields)}:
+            raise ValueError(f"{method}(): {alias!r} conflicts with a field on {opts.object_name}")
+
     def alias(self, **kwargs: Any) -> QuerySet:
         """Like annotate() but not selected: usable in filter() / order_by()."""
         clone = self._chain()
         for alias, expr in kwargs.items():
+            self._check_alias("alias", alias)
             clone.query.add_annotation(expr, alias)
             if clone.query.annotation_select_mask is None:
                 clone.query.annotation_select_mask = [
@@ -914,8 +931,13 @@ class QuerySet:
     @property
     def ordered(self) -> bool:
         return bool(
-            self.query.order_by or (self.query.default_ordering and self.model._meta.ordering)
-        )  # type: ignore[union-attr]
+            self.query.order_by
+            or (
+                self.query.default_ordering
+                and self.model._meta.ordering  # type: ignore[union-attr]
+                and self.query.group_by is None
+            )
+        )
 
     def as_manager(self) -> Any:
         from dorm.models.manager import Manager

@@ -209,6 +209,9 @@ class ForwardManyToOneDescriptor:
                     f"{type(instance).__name__}.{field.name}: no {model.__name__} with "
                     f"{field.target_field.attname}={value!r}"
                 ) from None
+            if field.one_to_one:
+                # The loaded object points back here: ``profile.user.profile`` is ``profile``.
+                related._state.fields_cache[field.remote_field.get_accessor_name()] = instance
         cache[field.name] = related
         return related
 
@@ -535,13 +538,21 @@ class RelatedManager(_related_manager_base()):  # type: ignore[misc]
             qs._prefetch_done = True
         return qs
 
+    def _forget_cache(self) -> None:
+        """Drop a prefetched list of this relation: it no longer matches the database."""
+        cache = getattr(self.instance, "_prefetched_objects_cache", None)
+        if cache:
+            cache.pop(self.name, None)
+
     def create(self, **kwargs: Any) -> Any:
         self._check_saved()
+        self._forget_cache()
         kwargs[self.field.name] = self.instance
         return self.model._default_manager.db_manager(self._db).create(**kwargs)
 
     def get_or_create(self, defaults: Any = None, **kwargs: Any) -> Any:
         self._check_saved()
+        self._forget_cache()
         kwargs[self.field.name] = self.instance
         return self.model._default_manager.db_manager(self._db).get_or_create(defaults, **kwargs)
 
@@ -552,6 +563,7 @@ class RelatedManager(_related_manager_base()):  # type: ignore[misc]
                 raise TypeError(
                     f"{self.name}.add() takes {self.model.__name__} objects, got {obj!r}"
                 )
+        self._forget_cache()
         with transaction.atomic(using=self._db or "default", savepoint=False):
             for obj in objs:
                 setattr(obj, self.field.name, self.instance)
@@ -563,6 +575,7 @@ class RelatedManager(_related_manager_base()):  # type: ignore[misc]
                 f"{self.name}.remove() needs {self.model.__name__}.{self.field.name} to allow null"
             )
         pks = [o.pk for o in objs]
+        self._forget_cache()
         self.get_queryset().filter(pk__in=pks).update(**{self.field.name: None})
         for obj in objs:
             obj.__dict__[self.field.attname] = None
@@ -573,6 +586,7 @@ class RelatedManager(_related_manager_base()):  # type: ignore[misc]
             raise AttributeError(
                 f"{self.name}.clear() needs {self.model.__name__}.{self.field.name} to allow null"
             )
+        self._forget_cache()
         self.get_queryset().update(**{self.field.name: None})
 
     def set(self, objs: Iterable[Any]) -> None:

@@ -6,6 +6,7 @@ object and in ``as_<vendor>`` methods or plugin overrides that ``compile()`` dis
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,14 @@ class SQLCompiler:
             return
         self._setup_done = True
         query = self.query
+        if query.combinator and query.combined_queries:
+            # A UNION's columns are those of its first part; iterables read them before SQL.
+            first = query.combined_queries[0].get_compiler(connection=self.connection)
+            first.setup()
+            self.select, self.klass_info = first.select, first.klass_info
+            self.annotation_col_map = first.annotation_col_map
+            self.col_count = first.col_count
+            return
         select: list[tuple[Any, str | None]] = []
         if query.select or query.values_select:
             select = [(expr, None) for expr in query.select]
@@ -211,7 +220,9 @@ class SQLCompiler:
         query = self.query
         if query.order_by:
             items: Sequence[Any] = query.order_by
-        elif query.default_ordering and query.model is not None:
+        elif query.default_ordering and query.model is not None and query.group_by is None:
+            # Meta.ordering is ignored in GROUP BY queries (as in Django): its columns would
+            # join the GROUP BY and split the groups.
             items = query.opts.ordering
         else:
             items = ()
@@ -504,7 +515,12 @@ class SQLCompiler:
             field = getattr(expr, "output_field", None)
             if field is None:
                 continue
-            backend = self.ops.converter_for(field)
+            if not isinstance(expr, Col) and field.get_internal_type() == "DecimalField":
+                # Computed decimals (Avg, Sum, arithmetic) keep their precision; only
+                # columns are quantized to the field's decimal places.
+                backend: Callable[[Any], Any] | None = _to_decimal
+            else:
+                backend = self.ops.converter_for(field)
             custom = (
                 field.from_db_value
                 if type(field).from_db_value is not Field.from_db_value
@@ -515,6 +531,10 @@ class SQLCompiler:
             elif backend is not None or custom is not None:
                 result.append((i, backend or custom))  # type: ignore[arg-type]
         return result
+
+
+def _to_decimal(value: Any) -> Any:
+    return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
 
 
 def _chain(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -640,7 +660,7 @@ class _SubqueryColumns:
             return _SubCol(f"__agg_{name}", self.inner.annotations[f"__agg_{name}"])
         raise FieldError(f"cannot aggregate over {name!r} here")
 
-    def build_where(self, q: Any, outer_join: bool = False) -> Any:
+    def build_where(self, q: Any, outer_join: bool = False, can_reuse: Any = None) -> Any:
         raise FieldError("aggregate(filter=...) over a sliced or grouped query is not supported")
 
 

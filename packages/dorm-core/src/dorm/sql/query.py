@@ -297,10 +297,13 @@ class Query:
         clause = self.build_where(q)
         self.where.add(clause)
 
-    def build_where(self, q: Any, outer_join: bool = False) -> WhereNode:
+    def build_where(
+        self, q: Any, outer_join: bool = False, can_reuse: set[str] | None = None
+    ) -> WhereNode:
+        """Build the condition ``q``; multi-valued joins are reused only from ``can_reuse``."""
         if not isinstance(q, Q):
             q = Q(q)
-        node, _used = self._add_q(q, set(), branch_outer=outer_join, negated=False)
+        node, _used = self._add_q(q, set(can_reuse or ()), branch_outer=outer_join, negated=False)
         return node
 
     def _add_q(
@@ -342,11 +345,11 @@ class Query:
             return condition, set()
         if not isinstance(filter_expr, tuple) or len(filter_expr) != 2:
             raise TypeError(f"cannot filter on {filter_expr!r}")
-        arg, value = filter_expr
+        arg, raw_value = filter_expr
         if not arg or not isinstance(arg, str):
             raise FieldError(f"cannot parse keyword query {arg!r}")
         parts = arg.split(LOOKUP_SEP)
-        value = self.resolve_lookup_value(value, can_reuse, allow_joins)
+        value = self.resolve_lookup_value(raw_value, can_reuse, allow_joins)
         if parts[0] in self.annotations:
             lhs = self.annotations[parts[0]]
             return self.build_lookup(parts[1:], lhs, value, parts[0]), set()
@@ -367,7 +370,7 @@ class Query:
             for alias in info.joins[1:]:
                 self.unref(alias)
             return self.split_exclude(filter_expr), set()
-        self._check_related_value(info.final_field, value)
+        self._check_related_value(info.final_field, raw_value)
         used = set(info.joins[1:])
         targets, alias, _joins = self.trim_joins(info.targets, info.joins, info.path)
         col = Col(alias, targets[0], info.final_field if _is_relation(info.final_field) else None)
@@ -429,12 +432,20 @@ class Query:
                 lookup_class = _get_lookup(lhs, name)
             if lookup_class is None:
                 raise self._lookup_error(lhs, name, arg)
-        if rhs is None and name not in ("exact", "iexact", "isnull"):
+        if (
+            rhs is None
+            and name not in ("exact", "iexact", "isnull")
+            and not getattr(lookup_class, "can_use_none_as_rhs", False)
+        ):
             raise ValueError(f"{arg or name}: None is only allowed with exact / isnull")
-        if rhs is None:
+        if rhs is None and not getattr(lookup_class, "can_use_none_as_rhs", False):
             return IsNull(lhs, True)
         lookup = lookup_class(lhs, rhs)
         lookup.rhs = lookup.prep_rhs(lookup.rhs)
+        # A condition on an aggregate annotation belongs in HAVING (see split_having).
+        lookup.contains_aggregate = any(
+            getattr(node, "contains_aggregate", False) for node in lookup.walk()
+        )
         return lookup
 
     def _transform(self, lhs: Any, name: str, arg: str) -> Any:
@@ -451,9 +462,16 @@ class Query:
         owner = (
             f"{self.opts.object_name}.{arg.split(LOOKUP_SEP)[0]}" if arg else self.opts.object_name
         )
+        related = getattr(field, "related_model", None) if _is_relation(field) else None
+        also = (
+            f" {related.__name__} has no field {name!r} either; its fields are: "
+            f"{', '.join(sorted(related._meta.field_names()))}."
+            if related is not None and not isinstance(related, str)
+            else ""
+        )
         return FieldError(
             f"{owner}: unknown lookup {name!r} for {type(field).__name__}. Known lookups: "
-            f"{', '.join(known)}. Did a plugin fail to load?"
+            f"{', '.join(known)}. Did a plugin fail to load?{also}"
         )
 
     def split_exclude(self, filter_expr: tuple[str, Any]) -> Any:
@@ -618,15 +636,14 @@ class Query:
             )
             if rest:
                 raise FieldError(
-                    f"{self.opts.object_name}: cannot select {name!r}: {rest[0]!r} is not a field"
+                    f"{self.opts.object_name}: cannot select {name!r}: {rest[0]!r} is not a "
+                    f"field of {info.opts.object_name}. Choices are: "
+                    f"{', '.join(sorted(info.opts.field_names()))}"
                 )
             targets, final_alias, _ = self.trim_joins(info.targets, info.joins, info.path)
+            # values("tags") on a many-to-many selects the through table's foreign key:
+            # trim_joins() already dropped (unreferenced) the join to the target table.
             field = info.final_field
-            if getattr(field, "many_to_many", False) or (
-                _is_relation(field) and not getattr(field, "concrete", True)
-            ):
-                targets = info.targets
-                final_alias = info.joins[-1]
             select.append(
                 Col(
                     final_alias,
@@ -681,7 +698,9 @@ class Query:
                 name = item.lstrip("-+")
                 if name.split(LOOKUP_SEP)[0] in self.annotations:
                     continue
-                path, _f, _t, rest = self.names_to_path(name.split(LOOKUP_SEP), self.opts)
+                path, _f, _t, rest = self.names_to_path(
+                    name.split(LOOKUP_SEP), self.opts, fail_on_missing=True
+                )
                 if rest:
                     raise FieldError(
                         f"{self.opts.object_name}: cannot order by {item!r}: {rest[0]!r} is "

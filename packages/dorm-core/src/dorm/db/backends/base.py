@@ -291,13 +291,21 @@ class BaseDatabaseWrapper:
     def cursor(self) -> Iterator[CursorWrapper]:
         """``with connection.cursor() as cur: cur.execute(sql, params)``, as in Django."""
         with self.connection() as conn:
-            cur = conn.cursor()
+            cur = self._new_cursor(conn)
             try:
                 yield CursorWrapper(self, cur)
             finally:
                 cur.close()
 
     # -- execution ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _new_cursor(conn: Any) -> Any:
+        """``conn.cursor()``, with a driver error (a closed connection) translated."""
+        try:
+            return conn.cursor()
+        except Exception as exc:
+            raise translate_error(exc) from exc
 
     def _retryable(self, conn: Any, exc: BaseException) -> bool:
         """True when a statement failed only because an idle pooled connection was dead."""
@@ -404,7 +412,7 @@ class BaseDatabaseWrapper:
         sensitive: Sequence[int] | None = None,
     ) -> int:
         with self.connection() as conn:
-            cur = conn.cursor()
+            cur = self._new_cursor(conn)
             try:
                 self._run(cur, sql, seq_params, sensitive, many=True)
                 return int(cur.rowcount)
@@ -451,13 +459,21 @@ class BaseDatabaseWrapper:
     def _once(
         self, conn: Any, sql: str, params: Sequence[Any], sensitive: Sequence[int] | None, mode: str
     ) -> Any:
-        cur = conn.cursor()
+        cur = self._new_cursor(conn)
         try:
             self._run(cur, sql, params, sensitive, many=False)
-            if mode == "all":
-                return cur.fetchall()
-            if mode == "one":
-                return cur.fetchone()
+            try:
+                if mode == "all":
+                    return cur.fetchall()
+                if mode == "one":
+                    return cur.fetchone()
+            except Exception as exc:
+                # SQLite reports a constraint of INSERT ... RETURNING when the rows are read.
+                if not any(k.__name__ in _ERROR_MAP for k in type(exc).__mro__) or isinstance(
+                    exc, exceptions.DormError
+                ):
+                    raise
+                raise translate_error(exc, params, sensitive) from exc
             return cur.rowcount
         finally:
             cur.close()
@@ -471,7 +487,7 @@ class BaseDatabaseWrapper:
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Yield the result in chunks of ``chunk_size`` rows without loading it all."""
         with self.connection() as conn:
-            cur = conn.cursor()
+            cur = self._new_cursor(conn)
             try:
                 self._run(cur, sql, params, sensitive, many=False)
                 while True:
@@ -487,6 +503,36 @@ class BaseDatabaseWrapper:
     def _begin(self, conn: Any) -> None:
         self._run_plain(conn, "BEGIN")
 
+    def _acquire_begun(self) -> Any:
+        """Check out a connection and BEGIN on it; once more on a new one if it was dead."""
+        conn = self._acquire()
+        try:
+            self._begin(conn)
+            return conn
+        except exceptions.DatabaseError as exc:
+            if not self._is_broken(conn):
+                self._release(conn)
+                raise
+            self._discard(conn)
+            if not self._retryable(conn, exc.__cause__ or exc):
+                raise
+        except BaseException:
+            self._discard(conn) if self._is_broken(conn) else self._release(conn)
+            raise
+        # The server closed this idle connection (restart, failover): BEGIN never ran, so
+        # opening the transaction on a new connection is safe.
+        logger.warning(
+            "connection to %r was closed by the server; retrying BEGIN on a new connection",
+            self.alias,
+        )
+        conn = self._acquire()
+        try:
+            self._begin(conn)
+        except BaseException:
+            self._discard(conn) if self._is_broken(conn) else self._release(conn)
+            raise
+        return conn
+
     def _commit(self, conn: Any) -> None:
         self._run_plain(conn, "COMMIT")
 
@@ -494,7 +540,7 @@ class BaseDatabaseWrapper:
         self._run_plain(conn, "ROLLBACK")
 
     def _run_plain(self, conn: Any, sql: str) -> None:
-        cur = conn.cursor()
+        cur = self._new_cursor(conn)
         try:
             self._run(cur, sql, (), None, many=False)
         finally:

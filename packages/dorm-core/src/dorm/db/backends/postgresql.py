@@ -80,7 +80,16 @@ class Operations(BaseOperations):
             from psycopg.types.json import Jsonb
 
             dumps = field.dumps  # type: ignore[attr-defined]
-            return lambda v: None if v is None else Jsonb(v, dumps=dumps)
+
+            def to_jsonb(v: Any) -> Any:
+                if v is None:
+                    return None
+                # Encode now, not when psycopg sends it: a value that is not JSON
+                # serialisable raises the field's ValidationError, as on SQLite.
+                text = dumps(v)
+                return Jsonb(v, dumps=lambda _obj: text)
+
+            return to_jsonb
         if kind == "GenericIPAddressField":
             return lambda v: None if v is None else ipaddress.ip_address(v)
         return None
@@ -95,8 +104,12 @@ class Operations(BaseOperations):
         if kind == "BinaryField":
             return lambda v: v if v is None or isinstance(v, bytes) else bytes(v)
         if kind == "JSONField":
-            loads = field.loads  # type: ignore[attr-defined]
-            return loads  # type: ignore[no-any-return]
+            # psycopg has already decoded jsonb: decoding again would turn the JSON string
+            # "[1]" into a list. Only a custom decoder gets to see the document as text.
+            if getattr(field, "decoder", None) is None:
+                return None
+            loads, dumps = field.loads, field.dumps  # type: ignore[attr-defined]
+            return lambda v: v if v is None else loads(dumps(v))
         return None
 
     def explain_prefix(self, **options: Any) -> str:
@@ -158,6 +171,9 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         self._psycopg, self._psycopg_pool = _import_psycopg()
         self._pool: Any = None
         self._pool_lock = threading.Lock()
+        # id(connection) -> the pool it came from: close() may replace the pool while a
+        # thread still holds a connection, which must go back to its own (closed) pool.
+        self._owners: dict[int, Any] = {}
 
     def conninfo(self) -> str:
         s = self.settings_dict
@@ -206,8 +222,11 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         return pool
 
     def _acquire(self) -> Any:
+        pool = self.pool
         try:
-            return self.pool.getconn()
+            conn = pool.getconn()
+            self._owners[id(conn)] = pool
+            return conn
         except self._psycopg_pool.PoolTimeout as exc:
             s = self.settings_dict
             raise OperationalError(
@@ -217,12 +236,13 @@ class DatabaseWrapper(BaseDatabaseWrapper):
             ) from exc
 
     def _release(self, conn: Any) -> None:
-        self.pool.putconn(conn)
+        (self._owners.pop(id(conn), None) or self.pool).putconn(conn)
 
     def _discard(self, conn: Any) -> None:
         if not conn.closed:
             conn.close()
-        self.pool.putconn(conn)  # the pool drops closed connections and opens new ones
+        # The pool drops closed connections and opens new ones.
+        (self._owners.pop(id(conn), None) or self.pool).putconn(conn)
 
     def _is_broken(self, conn: Any) -> bool:
         return bool(conn.broken or conn.closed)
@@ -247,10 +267,8 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         """Stream through a server-side (named) cursor, which needs a transaction."""
         state = self.state
         own = state.conn is None
-        conn = state.conn if not own else self._acquire()
+        conn = state.conn if not own else self._acquire_begun()
         try:
-            if own:
-                self._begin(conn)
             cur = conn.cursor(name=f"dorm_{threading.get_ident()}_{id(conn)}")
             cur.itersize = chunk_size
             try:
@@ -285,7 +303,6 @@ class DatabaseWrapper(BaseDatabaseWrapper):
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
-        self._local = threading.local()
 
     def table_names(self) -> list[str]:
         rows = self.fetchall(

@@ -190,6 +190,8 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         self._all: list[sqlite3.Connection] = []  # sqlite3 connections take no weakrefs
         self._keeper: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()
+        # Bumped by close(): a thread's cached connection from an older generation is closed.
+        self._generation = 0
 
     def _new_connection(self) -> sqlite3.Connection:
         options = dict(self.settings_dict.get("OPTIONS") or {})
@@ -213,17 +215,25 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     def _acquire(self) -> Any:
         local = self._local
         conn = getattr(local, "conn", None)
-        if conn is None:
+        if conn is None or getattr(local, "generation", None) != self._generation:
             with self._conn_lock:
                 if self._memory and self._keeper is None:
                     self._keeper = self._new_connection()
             conn = local.conn = self._new_connection()
+            local.generation = self._generation
             with self._conn_lock:
                 self._all.append(conn)
         return conn
 
     def _release(self, conn: Any) -> None:
         pass  # the thread keeps its connection
+
+    def _is_broken(self, conn: Any) -> bool:
+        try:
+            conn.total_changes  # noqa: B018 - raises once the connection is closed
+        except sqlite3.ProgrammingError:
+            return True
+        return False
 
     def _discard(self, conn: Any) -> None:
         if getattr(self._local, "conn", None) is conn:
@@ -236,6 +246,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     def close(self) -> None:
         with self._conn_lock:
             conns, self._all = self._all, []
+            self._generation += 1
         for conn in conns:
             try:
                 conn.close()
@@ -244,7 +255,8 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
-        self._local = threading.local()
+        # Threads' transaction state stays: a thread inside atomic() must fail on its closed
+        # connection, not fall back to autocommit on a new one.
 
     def _begin(self, conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.

@@ -1,0 +1,24 @@
+"""``make demo`` runs demo/tour.py: it must keep working as the ORM grows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tour_runs_and_shows_real_results() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "demo" / "tour.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "[{'name': 'Ada', 'n': 2, 'best': 5}]" in out
+    assert "[('engines', 5), ('hello', 5)]" in out
+    assert "count still works: 2 notes" in out
+    assert "exit code 2" in out

@@ -1,0 +1,396 @@
+"""Security: identifiers are quoted, names are validated before SQL, values are always bound."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import dorm
+from dorm.db.connection import get_connection
+from dorm.exceptions import FieldError
+from dorm.test import CaptureQueriesContext
+
+
+class Order(dorm.Model):
+    """Table, columns and relations named with SQL keywords and awkward characters."""
+
+    select = dorm.CharField(max_length=30)
+    where = dorm.IntegerField(default=0, db_column="where")
+    weird = dorm.CharField(max_length=30, default="", db_column='we"ird %s col')
+
+    class Meta:
+        app_label = "t_sec"
+        db_table = "order"
+        ordering = ["select"]
+        unique_together = [("select", "where")]
+        indexes = [dorm.Index(fields=["-where"], name="order_where_idx")]
+
+
+class Group(dorm.Model):
+    order = dorm.ForeignKey(Order, on_delete=dorm.CASCADE, related_name="groups")
+    table = dorm.CharField(max_length=30, db_column="table")
+    members = dorm.ManyToManyField(Order, related_name="member_of")
+
+    class Meta:
+        app_label = "t_sec"
+        db_table = "group by"
+
+
+class Entry(dorm.Model):
+    name = dorm.TextField()
+    body = dorm.CharField(max_length=200, default="")
+
+    class Meta:
+        app_label = "t_sec"
+
+
+MODELS = [Order, Group, Entry]
+pytestmark = pytest.mark.usefixtures("clean_tables")
+
+HOSTILE = [
+    "'",
+    '"',
+    "''",
+    "' OR '1'='1",
+    'x\'; DROP TABLE "order"; --',
+    "; DELETE FROM t_sec_entry",
+    "-- comment",
+    "/* c */",
+    "%",
+    "%%",
+    "%s",
+    "%(name)s",
+    "_",
+    "a_b",
+    "a%b",
+    "\\",
+    "\\%",
+    "\\_",
+    "a\\b",
+    "*",
+    "?",
+    "[a]",
+    "[",
+    "$1",
+    "é ü ß",
+    "日本語",
+    "emoji 🎉",
+    " padded ",
+    "",
+    "\t\n\r",
+    "NULL",
+]
+
+
+# -- quoting -----------------------------------------------------------------------------------
+
+
+def test_keyword_table_and_columns_work_end_to_end(db: Any) -> None:
+    first = Order.objects.create(select="b", where=2, weird="w1")
+    second = Order.objects.create(select="a", where=1, weird="w2")
+    assert [o.select for o in Order.objects.all()] == ["a", "b"]
+    assert Order.objects.get(where=2).pk == first.pk
+    assert Order.objects.filter(weird="w2").get().select == "a"
+    assert list(Order.objects.order_by("-where").values_list("where", flat=True)) == [2, 1]
+    assert Order.objects.filter(where__gte=1, select__contains="a").count() == 1
+    Order.objects.filter(pk=second.pk).update(where=dorm.F("where") + 10, weird="upd%")
+    assert Order.objects.get(pk=second.pk).where == 11
+    assert Order.objects.get(pk=second.pk).weird == "upd%"
+    total = Order.objects.aggregate(s=dorm.Sum("where"))
+    assert total == {"s": 13}
+    second.select = "z"
+    second.save()
+    second.refresh_from_db()
+    assert second.select == "z"
+    objs = Order.objects.bulk_create([Order(select="c", where=3), Order(select="d", where=4)])
+    for obj in objs:
+        obj.weird = f"bulk{obj.where}"
+    Order.objects.bulk_update(objs, ["weird"])
+    assert sorted(Order.objects.filter(select__in=["c", "d"]).values_list("weird", flat=True)) == [
+        "bulk3",
+        "bulk4",
+    ]
+    assert Order.objects.in_bulk([first.pk])[first.pk].select == "b"
+    assert Order.objects.filter(select="b").exists()
+    Order.objects.filter(select="d").delete()
+    assert Order.objects.count() == 3
+
+
+def test_keyword_relations_work(db: Any) -> None:
+    o1 = Order.objects.create(select="one", where=1)
+    o2 = Order.objects.create(select="two", where=2)
+    g = Group.objects.create(order=o1, table="t")
+    g.members.add(o1, o2)
+    assert Group.objects.select_related("order").get(pk=g.pk).order.select == "one"
+    assert list(Group.objects.filter(order__select="one").values_list("table", flat=True)) == ["t"]
+    assert sorted(Order.objects.filter(member_of__table="t").values_list("select", flat=True)) == [
+        "one",
+        "two",
+    ]
+    counts = dict(Order.objects.annotate(n=dorm.Count("groups")).values_list("select", "n"))
+    assert counts == {"one": 1, "two": 0}
+    (fetched,) = Group.objects.prefetch_related("members")
+    assert sorted(o.select for o in fetched.members.all()) == ["one", "two"]
+    sub = Group.objects.filter(order=dorm.OuterRef("pk"))
+    assert list(Order.objects.filter(dorm.Exists(sub)).values_list("select", flat=True)) == ["one"]
+    o1.delete()
+    assert Group.objects.count() == 0
+    assert Order.objects.get().select == "two"
+
+
+def test_unique_together_on_keyword_columns(db: Any) -> None:
+    from dorm.exceptions import IntegrityError
+
+    Order.objects.create(select="s", where=1)
+    with pytest.raises(IntegrityError):
+        Order.objects.create(select="s", where=1)
+
+
+def test_quote_name_escapes_embedded_quotes(db: Any) -> None:
+    qn = get_connection().ops.quote_name
+    assert qn("order") == '"order"'
+    assert qn('a"b').startswith('"a""b')
+    with CaptureQueriesContext() as ctx:
+        list(Order.objects.filter(weird="x"))
+    assert '"we""ird' in ctx.captured_queries[0]["sql"]
+
+
+# -- values are bound parameters ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_are_bound_and_matched_literally(db: Any, value: str) -> None:
+    decoy = Entry.objects.create(name="decoy plain text", body="x")
+    entry = Entry.objects.create(name=value, body=value)
+    with CaptureQueriesContext() as ctx:
+        found = list(Entry.objects.filter(name=value).values_list("pk", flat=True))
+    assert found == [entry.pk]
+    (query,) = ctx.captured_queries
+    assert list(query["params"]) == [value]
+    if len(value) > 2:
+        assert value not in query["sql"]
+    expected = {entry.pk} | ({decoy.pk} if value in decoy.name else set())
+    assert set(Entry.objects.filter(name__contains=value).values_list("pk", flat=True)) == expected
+    assert Entry.objects.get(pk=entry.pk).name == value
+    assert Entry.objects.filter(body=value).count() == 1
+    # The tables are intact after every statement.
+    assert Order.objects.count() == 0 and Entry.objects.count() == 2
+
+
+def test_like_wildcards_do_not_act_as_wildcards(db: Any) -> None:
+    for name in ["a%b", "axb", "a_b", "ab", "a\\b", "a*b", "a?b", "a[b]"]:
+        Entry.objects.create(name=name)
+
+    def names(**lookup: Any) -> list[str]:
+        return sorted(Entry.objects.filter(**lookup).values_list("name", flat=True))
+
+    assert names(name__contains="%") == ["a%b"]
+    assert names(name__contains="_") == ["a_b"]
+    assert names(name__contains="\\") == ["a\\b"]
+    assert names(name__contains="*") == ["a*b"]
+    assert names(name__contains="?") == ["a?b"]
+    assert names(name__contains="[b]") == ["a[b]"]
+    assert names(name__startswith="a_") == ["a_b"]
+    assert names(name__endswith="%b") == ["a%b"]
+    assert names(name__icontains="A_") == ["a_b"]
+    assert names(name__istartswith="A%") == ["a%b"]
+    assert names(name__iendswith="\\B") == ["a\\b"]
+    assert names(name__iexact="A_B") == ["a_b"]
+
+
+def test_raw_sql_params_are_bound(db: Any) -> None:
+    Entry.objects.create(name="x'y")
+    ph = get_connection().ops.placeholder  # RawSQL takes the backend's own placeholder
+    expr = dorm.RawSQL(f"SELECT COUNT(*) FROM t_sec_entry WHERE name = {ph}", ["x'y"])
+    assert list(Entry.objects.annotate(n=expr).values_list("n", flat=True)) == [1]
+
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=30,
+)
+_hostile_text = st.one_of(
+    _text,
+    st.lists(
+        st.sampled_from(["'", '"', ";", "--", "%", "_", "\\", "*", "?", "[", "]", "a", " "])
+    ).map("".join),
+)
+_fast = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@_fast
+@given(value=_hostile_text)
+def test_hypothesis_values_round_trip_literally(db: Any, value: str) -> None:
+    decoys = {d.pk: d.name for d in Entry.objects.all()}
+    if not decoys:
+        for name in ["%", "_", "\\", "'", "a%b", "a_b", "*?[", "plain"]:
+            Entry.objects.create(name=name)
+        decoys = {d.pk: d.name for d in Entry.objects.all()}
+    entry = Entry.objects.create(name=value)
+    try:
+        assert list(Entry.objects.filter(name=value).values_list("name", flat=True)).count(
+            value
+        ) == 1 + sum(1 for n in decoys.values() if n == value)
+        assert Entry.objects.get(pk=entry.pk).name == value
+        every = {entry.pk: value, **decoys}
+        contains = set(Entry.objects.filter(name__contains=value).values_list("pk", flat=True))
+        assert contains == {pk for pk, n in every.items() if value in n}
+        starts = set(Entry.objects.filter(name__startswith=value).values_list("pk", flat=True))
+        assert starts == {pk for pk, n in every.items() if n.startswith(value)}
+        ends = set(Entry.objects.filter(name__endswith=value).values_list("pk", flat=True))
+        assert ends == {pk for pk, n in every.items() if n.endswith(value)}
+        if value.isascii():
+            low = value.lower()
+            icontains = set(
+                Entry.objects.filter(name__icontains=value).values_list("pk", flat=True)
+            )
+            assert icontains == {pk for pk, n in every.items() if low in n.lower()}
+    finally:
+        Entry.objects.filter(pk=entry.pk).delete()
+
+
+# -- names are validated before any SQL --------------------------------------------------------
+
+
+def _no_sql(fn: Callable[[], Any]) -> FieldError:
+    with CaptureQueriesContext() as ctx, pytest.raises(FieldError) as info:
+        fn()
+    assert ctx.captured_queries == []
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: list(Entry.objects.filter(nope=1)),
+        lambda: list(Entry.objects.exclude(nope=1)),
+        lambda: Entry.objects.get(nope=1),
+        lambda: list(Entry.objects.filter(dorm.Q(name="a") | dorm.Q(nope=1))),
+        lambda: list(Entry.objects.order_by("nope")),
+        lambda: list(Entry.objects.order_by("-nope")),
+        lambda: list(Entry.objects.values("nope")),
+        lambda: list(Entry.objects.values_list("nope", flat=True)),
+        lambda: list(Entry.objects.only("nope")),
+        lambda: list(Entry.objects.defer("nope")),
+        lambda: list(Entry.objects.filter(name=dorm.F("nope"))),
+        lambda: list(Entry.objects.annotate(x=dorm.F("nope"))),
+        lambda: Entry.objects.aggregate(dorm.Max("nope")),
+        lambda: Entry.objects.update(nope=1),
+        lambda: Entry.objects.filter(name="a").update(body=dorm.F("nope")),
+        lambda: Entry.objects.count() if list(Entry.objects.order_by("name; DROP")) else 0,
+    ],
+    ids=lambda _c: "",
+)
+def test_unknown_field_names_raise_before_sql(db: Any, call: Callable[[], Any]) -> None:
+    Entry.objects.create(name="a")
+    err = _no_sql(call)
+    assert "Entry" in str(err)
+    assert "name" in str(err) and "body" in str(err)  # the valid choices are listed
+    assert Entry.objects.count() == 1
+
+
+def test_unknown_lookup_names_the_field_and_known_lookups(db: Any) -> None:
+    err = _no_sql(lambda: list(Entry.objects.filter(name__bogus="x")))
+    assert "Entry.name" in str(err) and "'bogus'" in str(err)
+    assert "exact" in str(err) and "icontains" in str(err)
+
+
+def test_unknown_related_field_is_named(db: Any) -> None:
+    err = _no_sql(lambda: list(Group.objects.filter(order__nope=1)))
+    assert "Order" in str(err) and "select" in str(err) and "where" in str(err)
+    err = _no_sql(lambda: list(Group.objects.order_by("order__nope")))
+    assert "nope" in str(err)
+    err = _no_sql(lambda: list(Group.objects.values("order__nope")))
+    assert "nope" in str(err)
+
+
+def test_select_related_of_a_non_relation(db: Any) -> None:
+    _no_sql(lambda: list(Group.objects.select_related("table")))
+    _no_sql(lambda: list(Group.objects.select_related("nope")))
+
+
+_names = st.one_of(
+    _text.filter(bool),
+    st.lists(
+        st.sampled_from(["'", '"', ";", "--", "%", "_", "\\", " ", "(", ")", "name", "*", "="]),
+        min_size=1,
+    ).map("".join),
+)
+_VALID = {"id", "pk", "name", "body", "?"}
+
+
+def _invalid(name: str) -> bool:
+    bare = name.lstrip("-+")
+    return bare not in _VALID and name not in _VALID and bare.split("__")[0] not in _VALID
+
+
+@_fast
+@given(name=_names)
+def test_hypothesis_hostile_field_names_are_rejected_without_sql(db: Any, name: str) -> None:
+    assume(_invalid(name))
+    for call in (
+        lambda: list(Entry.objects.filter(**{name: 1})),
+        lambda: list(Entry.objects.exclude(**{name: 1})),
+        lambda: list(Entry.objects.order_by(name)),
+        lambda: list(Entry.objects.values(name)),
+        lambda: list(Entry.objects.values_list(name)),
+        lambda: list(Entry.objects.only(name)),
+    ):
+        err = _no_sql(call)
+        assert "Entry" in str(err)
+
+
+@_fast
+@given(lookup=_names)
+def test_hypothesis_hostile_lookup_names_are_rejected_without_sql(db: Any, lookup: str) -> None:
+    assume("__" not in lookup)
+    assume(lookup not in ("exact", "iexact", "contains", "icontains", "in", "gt", "gte", "lt"))
+    assume(lookup not in ("lte", "startswith", "istartswith", "endswith", "iendswith"))
+    assume(lookup not in ("range", "isnull", "regex"))
+    err = _no_sql(lambda: list(Entry.objects.filter(**{f"name__{lookup}": "x"})))
+    assert "Entry.name" in str(err)
+    err = _no_sql(lambda: list(Entry.objects.order_by(f"name__{lookup}")))
+    assert "Entry" in str(err)
+
+
+# -- annotation aliases ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ['x" FROM "order"; --', "a b", "x;y", "x--y", "x'y", "x%sy"])
+def test_hostile_aliases_are_quoted(db: Any, alias: str) -> None:
+    Entry.objects.create(name="a")
+    rows = list(Entry.objects.annotate(**{alias: dorm.F("name")}).values_list(alias, flat=True))
+    assert rows == ["a"]
+    assert list(Entry.objects.values(**{alias: dorm.F("name")})) == [{alias: "a"}]
+    assert Entry.objects.aggregate(**{alias: dorm.Count("id")}) == {alias: 1}
+    filtered = Entry.objects.alias(**{alias: dorm.F("name")}).filter(**{alias: "a"})
+    assert filtered.count() == 1
+    assert Entry.objects.count() == 1 and Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "alias"),
+    [(Entry, "pk"), (Entry, "name"), (Entry, "id"), (Group, "order_id"), (Order, "groups")],
+)
+def test_alias_may_not_shadow_a_field(db: Any, model: Any, alias: str) -> None:
+    with CaptureQueriesContext() as ctx:
+        with pytest.raises(ValueError, match=rf"annotate\(\): '{alias}' conflicts with a field"):
+            model.objects.annotate(**{alias: dorm.Value(1)})
+        with pytest.raises(ValueError, match=rf"alias\(\): '{alias}' conflicts with a field"):
+            model.objects.alias(**{alias: dorm.Value(1)})
+    assert ctx.captured_queries == []
+
+
+def test_pk_filter_is_not_hijacked_by_an_alias(db: Any) -> None:
+    entry = Entry.objects.create(name="a")
+    with pytest.raises(ValueError, match="conflicts"):
+        Entry.objects.annotate(pk=dorm.Value(0)).filter(pk=entry.pk)
+    assert Entry.objects.filter(pk=entry.pk).get().name == "a"
