@@ -306,8 +306,8 @@ def _all_tables(models: list[Any]) -> list[Any]:
     result: list[Any] = []
     for model in models:
         result.append(model)
-        for field in model._meta.local_many_to_many:
-            through = field.through
+        for m2m in model._meta.local_many_to_many:
+            through = m2m.through
             if not isinstance(through, str) and through is not None and through._meta.auto_created:
                 result.append(through)
     return result

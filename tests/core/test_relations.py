@@ -352,6 +352,10 @@ def test_reverse_one_to_one_missing_raises_does_not_exist(db) -> None:
         _ = bob.profile
     with pytest.raises(dorm.exceptions.ObjectDoesNotExist):
         _ = User.objects.get(pk=bob.pk).profile
+    # Also an AttributeError, as in Django: hasattr() answers instead of raising.
+    assert hasattr(User.objects.get(pk=bob.pk), "profile") is False
+    Profile.objects.create(user=bob, bio="hi")
+    assert hasattr(User.objects.get(pk=bob.pk), "profile") is True
 
 
 def test_one_to_one_is_unique(db) -> None:

@@ -31,16 +31,16 @@ class Apps:
         name = model.__name__.lower()
         with self._lock:
             existing = self.all_models[app_label].get(name)
-            if existing is not None and existing is not model:
-                if (existing.__module__, existing.__qualname__) != (
-                    model.__module__,
-                    model.__qualname__,
-                ):
-                    raise RuntimeError(
-                        f"conflicting models in app {app_label!r}: {existing.__module__}."
-                        f"{existing.__qualname__} and {model.__module__}.{model.__qualname__}; "
-                        f"set Meta.app_label on one of them"
-                    )
+            same_class = existing is not None and (existing.__module__, existing.__qualname__) == (
+                model.__module__,
+                model.__qualname__,
+            )
+            if existing is not None and existing is not model and not same_class:
+                raise RuntimeError(
+                    f"conflicting models in app {app_label!r}: {existing.__module__}."
+                    f"{existing.__qualname__} and {model.__module__}.{model.__qualname__}; "
+                    f"set Meta.app_label on one of them"
+                )
             self.all_models[app_label][name] = model
             waiting = self._pending.pop((app_label, name), [])
         for callback in waiting:

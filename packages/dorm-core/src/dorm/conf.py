@@ -166,7 +166,7 @@ def normalize_database(alias: str, value: Any) -> dict[str, Any]:
 
 
 class Settings:
-    """The live settings. Attribute access; configured on first use if ``configure()`` was not called."""
+    """The live settings: attribute access, configured on first use if ``configure()`` was not."""
 
     def __init__(self) -> None:
         self._values: dict[str, Any] | None = None
@@ -194,7 +194,7 @@ class Settings:
             return
         self._set({name: value})
 
-    def __dir__(self) -> Iterator[str]:  # type: ignore[override]
+    def __dir__(self) -> Iterator[str]:
         return iter(sorted(self._values or {}))
 
     def _setup(self) -> dict[str, Any]:

@@ -88,7 +88,12 @@ class ValidationError(DormError, ValueError):
             self.message_dict: dict[str, list[str]] = {
                 k: list(v) if isinstance(v, (list, tuple)) else [str(v)] for k, v in message.items()
             }
-            self.messages = [f"{k}: {m}" for k, v in self.message_dict.items() for m in v]
+            # Field messages often name their field already ("price: ..."): say it once.
+            self.messages = [
+                m if m.startswith(f"{k}:") else f"{k}: {m}"
+                for k, v in self.message_dict.items()
+                for m in v
+            ]
         elif isinstance(message, (list, tuple)):
             self.message_dict = {}
             self.messages = [str(m) for m in message]

@@ -250,7 +250,7 @@ class F(Combinable):
         return f"F({self.name})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.name == self.name  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.name == self.name
 
     def __hash__(self) -> int:
         return hash((type(self), self.name))
@@ -322,7 +322,8 @@ class Col(Expression):
         return self
 
     def __repr__(self) -> str:
-        return f"Col({self.alias}, {self.target.model.__name__ if self.target.model else '?'}.{self.target.name})"
+        model = self.target.model.__name__ if self.target.model else "?"
+        return f"Col({self.alias}, {model}.{self.target.name})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Col) and other.alias == self.alias and other.target is self.target
@@ -557,7 +558,14 @@ class Aggregate(Func):
         clone.contains_aggregate = True
         return clone
 
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **kwargs: Any) -> SQL:
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+    ) -> SQL:
         parts: list[str] = []
         params: list[Any] = []
         for expr in self.source_expressions:
@@ -636,9 +644,11 @@ class Q:
         if not isinstance(other, Q):
             other = Q(other)
         if not other.children:
-            return copy.deepcopy(self)
+            same: Q = copy.deepcopy(self)
+            return same
         if not self.children:
-            return copy.deepcopy(other)
+            other_copy: Q = copy.deepcopy(other)
+            return other_copy
         combined = Q(_connector=connector)
         combined.children = [self, other]
         return combined
@@ -838,7 +848,7 @@ class OrderBy(Expression):
         return sql, params
 
     def reverse_ordering(self) -> OrderBy:
-        clone = self.copy()
+        clone: OrderBy = self.copy()
         clone.descending = not self.descending
         if self.nulls_first or self.nulls_last:
             clone.nulls_first, clone.nulls_last = self.nulls_last, self.nulls_first

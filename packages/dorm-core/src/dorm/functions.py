@@ -89,7 +89,14 @@ class Now(Func):
 
         return DateTimeField()
 
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **kw: Any) -> SQL:
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+    ) -> SQL:
         return "STATEMENT_TIMESTAMP()", []
 
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
@@ -105,7 +112,14 @@ class Cast(Func):
     def __init__(self, expression: Any, output_field: Field) -> None:
         super().__init__(expression, output_field=output_field)
 
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **kw: Any) -> SQL:
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+    ) -> SQL:
         sql, params = compiler.compile(self.source_expressions[0])
         assert self._output_field is not None
         return connection.ops.cast_sql(sql, self._output_field.db_type(connection)), params

@@ -39,9 +39,9 @@ class ConnectionRouter:
             if alias:
                 return str(alias)
         instance = hints.get("instance")
-        if instance is not None and getattr(instance, "_state", None) is not None:
-            if instance._state.db:
-                return str(instance._state.db)
+        state = getattr(instance, "_state", None)
+        if state is not None and state.db:
+            return str(state.db)
         return DEFAULT_DB_ALIAS
 
     def db_for_read(self, model: type, **hints: Any) -> str:

@@ -183,15 +183,15 @@ class SchemaEditor:
                 columns.append(column)
                 cols.append(f"{qn(column)} {order}".strip())
             index_name = index.name or default_name(table, columns, "idx")
-            sql = f"CREATE INDEX {qn(index_name)} ON {qn(table)} ({', '.join(cols)})"
+            statement = f"CREATE INDEX {qn(index_name)} ON {qn(table)} ({', '.join(cols)})"
             if index.condition is not None:
-                sql += f" WHERE {self.condition_sql(model, index.condition)}"
-            self.execute(sql)
+                statement += f" WHERE {self.condition_sql(model, index.condition)}"
+            self.execute(statement)
         for constraint in opts.constraints:
             if isinstance(constraint, UniqueConstraint) and constraint.condition is not None:
-                cols = ", ".join(qn(opts.get_field(n).column) for n in constraint.fields)
+                unique_cols = ", ".join(qn(opts.get_field(n).column) for n in constraint.fields)
                 self.execute(
-                    f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(table)} ({cols}) "
+                    f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(table)} ({unique_cols}) "
                     f"WHERE {self.condition_sql(model, constraint.condition)}"
                 )
         for field in opts.local_many_to_many:

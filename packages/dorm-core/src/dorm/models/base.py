@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from dorm import signals
@@ -55,7 +55,9 @@ def _app_label(module: str) -> str:
 class ModelBase(type):
     """Builds ``_meta``, attaches fields, managers and exception classes, registers the model."""
 
-    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any], **kwargs: Any):
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any], **kwargs: Any
+    ) -> Any:
         parents = [b for b in bases if isinstance(b, ModelBase)]
         if not parents:
             return super().__new__(mcs, name, bases, attrs, **kwargs)
@@ -63,7 +65,7 @@ class ModelBase(type):
         own_db_table = meta is not None and "db_table" in vars(meta)
         contributable = {k: v for k, v in attrs.items() if hasattr(v, "contribute_to_class")}
         plain = {k: v for k, v in attrs.items() if k not in contributable}
-        cls = super().__new__(mcs, name, bases, plain, **kwargs)
+        cls: Any = super().__new__(mcs, name, bases, plain, **kwargs)
 
         model_parents = [p for p in parents if hasattr(p, "_meta")]
         abstract_parents = [p for p in model_parents if p._meta.abstract]
@@ -89,8 +91,8 @@ class ModelBase(type):
             # db_table is never inherited: each concrete model gets its own.
             meta = type("Meta", (meta,), {"db_table": None})
         opts = Options(meta, app_label, name)
-        opts.model = cls  # type: ignore[assignment]
-        cls._meta = opts  # type: ignore[attr-defined]
+        opts.model = cls
+        cls._meta = opts
 
         # Fields and managers of abstract parents are copied into each child.
         seen = set(contributable)
@@ -113,7 +115,7 @@ class ModelBase(type):
         for attr, value in ordered:
             value.contribute_to_class(cls, attr)
         if opts.abstract:
-            cls.Meta = meta  # type: ignore[attr-defined]  # children write Meta(Parent.Meta)
+            cls.Meta = meta  # children write Meta(Parent.Meta)
             return cls
         if opts.pk is None:
             auto = BigAutoField(verbose_name="ID")
@@ -122,13 +124,13 @@ class ModelBase(type):
             auto.contribute_to_class(cls, "id")
         if not opts.managers:
             Manager().contribute_to_class(cls, "objects")
-        cls.DoesNotExist = type(  # type: ignore[attr-defined]
+        cls.DoesNotExist = type(
             "DoesNotExist",
             tuple(getattr(p, "DoesNotExist", ObjectDoesNotExist) for p in abstract_parents)
             or (ObjectDoesNotExist,),
             {"__module__": module, "__qualname__": f"{name}.DoesNotExist"},
         )
-        cls.MultipleObjectsReturned = type(  # type: ignore[attr-defined]
+        cls.MultipleObjectsReturned = type(
             "MultipleObjectsReturned",
             tuple(
                 getattr(p, "MultipleObjectsReturned", MultipleObjectsReturned)
@@ -138,7 +140,7 @@ class ModelBase(type):
             {"__module__": module, "__qualname__": f"{name}.MultipleObjectsReturned"},
         )
         _check_meta(cls)
-        apps.register_model(opts.app_label, cls)  # type: ignore[arg-type]
+        apps.register_model(opts.app_label, cls)
         signals.class_prepared.send(sender=cls)
         return cls
 
@@ -353,11 +355,12 @@ class Model(metaclass=ModelBase):
     ) -> None:
         """Run ``clean_fields``, ``clean`` and ``validate_unique``; one ValidationError for all."""
         errors: dict[str, list[str]] = {}
-        for step in (
+        steps: list[Callable[[], None]] = [
             lambda: self.clean_fields(exclude),
             self.clean,
             *([lambda: self.validate_unique(exclude)] if validate_unique else []),
-        ):
+        ]
+        for step in steps:
             try:
                 step()
             except ValidationError as exc:

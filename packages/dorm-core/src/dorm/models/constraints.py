@@ -65,7 +65,7 @@ class BaseConstraint:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.deconstruct() == other.deconstruct()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.deconstruct() == other.deconstruct()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.deconstruct()[2]!r}>"

@@ -108,13 +108,13 @@ class Collector:
                         signals.pre_delete.send(
                             sender=model, instance=obj, using=self.using, origin=self.origin
                         )
-            for field, value, objs in self.field_updates:
-                pks = [o.pk for o in objs if o.pk not in self.data.get(type(o), {})]
+            for field, value, updated in self.field_updates:
+                pks = [o.pk for o in updated if o.pk not in self.data.get(type(o), {})]
                 for start in range(0, len(pks), BATCH):
                     field.model._base_manager.using(self.using).filter(
                         pk__in=pks[start : start + BATCH]
                     )._update([(field, value)])
-                for obj in objs:
+                for obj in updated:
                     obj.__dict__[field.attname] = value
                     obj._state.fields_cache.pop(field.name, None)
             for qs in self.fast:

@@ -132,7 +132,8 @@ class Field:
         self.db_column = db_column
         self._validators = list(validators)
         self.pii = pii
-        self.model: type[Model] | None = None
+        # The model class once contribute_to_class ran (Any: set late, read everywhere).
+        self.model: Any = None
         self.attname = ""
         self.column = ""
         self.concrete = True
@@ -488,7 +489,8 @@ class DecimalField(Field):
             )
         if not isinstance(decimal_places, int) or decimal_places < 0:
             raise ValueError(
-                f"DecimalField: decimal_places must be a non-negative integer, got {decimal_places!r}"
+                "DecimalField: decimal_places must be a non-negative integer, "
+                f"got {decimal_places!r}"
             )
         if decimal_places > max_digits:
             raise ValueError(
@@ -865,7 +867,7 @@ class UUIDField(Field):
 
 
 class JSONField(Field):
-    """JSON documents: ``jsonb`` on PostgreSQL, checked text on SQLite; returns the decoded object."""
+    """JSON documents (``jsonb`` on PostgreSQL, checked text on SQLite), returned decoded."""
 
     internal_type = "JSONField"
     empty_values = (None,)

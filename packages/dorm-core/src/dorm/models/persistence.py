@@ -62,7 +62,7 @@ def save(
                 f"{', '.join(f.name for f in opts.concrete_fields)}"
             )
     else:
-        names = None  # type: ignore[assignment]
+        names = None
     _prepare_related(obj)
     using = using or router.db_for_write(cls, instance=obj)
     if names is None and not force_insert and not obj._state.adding and using == obj._state.db:
@@ -120,10 +120,7 @@ def _save_table(
     if pk_val is not None and not skip_update:
         values = [(f, f.pre_save(obj, False)) for f in non_pk]
         qs = cls._base_manager.using(using).filter(pk=pk_val)
-        if values:
-            rows = qs._update(values)
-        else:
-            rows = 1 if qs.exists() else 0
+        rows = qs._update(values) if values else int(qs.exists())
         if rows:
             return False
         if force_update or update_fields is not None:
@@ -207,9 +204,12 @@ def validate_unique(obj: Model, exclude: set[str]) -> None:
     from dorm.models.constraints import UniqueConstraint
 
     for constraint in opts.constraints:
-        if isinstance(constraint, UniqueConstraint) and constraint.condition is None:
-            if not set(constraint.fields) & exclude:
-                checks.append(tuple(constraint.fields))
+        if (
+            isinstance(constraint, UniqueConstraint)
+            and constraint.condition is None
+            and not set(constraint.fields) & exclude
+        ):
+            checks.append(tuple(constraint.fields))
     errors: dict[str, list[str]] = {}
     for group in checks:
         lookup: dict[str, Any] = {}

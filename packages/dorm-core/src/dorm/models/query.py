@@ -37,6 +37,9 @@ class BaseIterable:
         self.queryset = queryset
         self.chunk_size = chunk_size
 
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError
+
     def _rows(self, compiler: sqlc.SQLCompiler) -> Iterator[Sequence[Any]]:
         if self.chunk_size is None:
             yield from compiler.execute()
@@ -154,7 +157,7 @@ class ValuesListIterable(BaseIterable):
 
 
 class NamedValuesListIterable(ValuesListIterable):
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Any]:
         names = self.queryset._fields or ()
         row_class = namedtuple("Row", [n.replace("__", "_") for n in names])  # type: ignore[misc]
         for row in super().__iter__():
@@ -162,7 +165,7 @@ class NamedValuesListIterable(ValuesListIterable):
 
 
 class FlatValuesListIterable(ValuesListIterable):
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Any]:
         for row in super().__iter__():
             yield row[0]
 
@@ -297,7 +300,7 @@ class QuerySet:
 
     def __or__(self, other: QuerySet) -> QuerySet:
         self._check_same_model(other, "|")
-        combined = self.model._default_manager.filter(  # type: ignore[union-attr]
+        combined: QuerySet = self.model._default_manager.filter(  # type: ignore[union-attr]
             Q(pk__in=self.values("pk")) | Q(pk__in=other.values("pk"))
         )
         return combined
@@ -760,9 +763,9 @@ class QuerySet:
             if not hasattr(expr, "resolve_expression"):
                 raise TypeError(f"annotate(): {alias}={expr!r} is not an expression")
             clone.query.add_annotation(expr, alias)
-            if self._fields is not None and clone.query.annotation_select_mask is not None:
-                if alias not in clone.query.annotation_select_mask:
-                    clone.query.annotation_select_mask.append(alias)
+            mask = clone.query.annotation_select_mask
+            if self._fields is not None and mask is not None and alias not in mask:
+                mask.append(alias)
         if self._fields is not None:
             clone._fields = (*self._fields, *(a for a in kwargs if a not in self._fields))
             clone.query.values_select = clone._fields
@@ -814,7 +817,7 @@ class QuerySet:
         )
         if not items:
             items = ("pk",)
-        flipped = []
+        flipped: list[Any] = []
         for item in items:
             if isinstance(item, str):
                 flipped.append(item[1:] if item.startswith("-") else f"-{item}")
@@ -838,14 +841,14 @@ class QuerySet:
             clone.query.add_deferred(f for f in fields if f)
         return clone
 
-    def only(self, *fields: str) -> QuerySet:
+    def only(self, *fields: str | None) -> QuerySet:
         if self._fields is not None:
             raise TypeError("only() cannot follow values() / values_list()")
         if fields == (None,):
             raise TypeError("only(None) is not allowed; use defer(None)")
         self._check_names(fields, "only")
         clone = self._chain()
-        clone.query.add_immediate(fields)
+        clone.query.add_immediate(f for f in fields if f is not None)
         return clone
 
     def _check_names(self, names: Iterable[Any], method: str) -> None:

@@ -93,14 +93,15 @@ class ForeignObjectRel:
         return name if self.one_to_one else f"{name}_set"
 
     def is_hidden(self) -> bool:
-        return bool(self.related_name) and self.related_name.endswith("+")
+        return self.related_name is not None and self.related_name.endswith("+")
 
     @property
     def output_field(self) -> Any:
         return self.field.model._meta.pk
 
     def get_lookup(self, name: str) -> type | None:
-        return self.output_field.get_lookup(name)
+        found: type | None = self.output_field.get_lookup(name)
+        return found
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.field.model._meta.label}.{self.field.name}>"
@@ -292,7 +293,7 @@ class ForeignKey(Field):
         self.on_delete = on_delete
         self.to_field = to_field
         self.db_constraint = db_constraint
-        self.related_model: type[Model] = None  # type: ignore[assignment]
+        self.related_model: Any = None
         self.remote_field = self.rel_class(self, None, related_name, related_query_name)
 
     def get_attname(self) -> str:
@@ -327,8 +328,8 @@ class ForeignKey(Field):
                 f"{self.model.__name__}.{self.name}: the related model {self.to!r} is not defined"
             )
         opts = self.related_model._meta
-        field = opts.get_field(self.to_field) if self.to_field else opts.pk
-        return field  # type: ignore[no-any-return]
+        field: Field = opts.get_field(self.to_field) if self.to_field else opts.pk
+        return field
 
     @property
     def foreign_related_fields(self) -> tuple[Field, ...]:
@@ -471,7 +472,11 @@ class ReverseOneToOneDescriptor:
                     found._state.fields_cache[field.name] = instance
             cache[accessor] = found
         if found is None:
-            raise rel.related_model.DoesNotExist(f"{type(instance).__name__} has no {accessor}")
+            # Also an AttributeError, as in Django, so hasattr(user, "profile") is False.
+            missing = type(
+                "RelatedObjectDoesNotExist", (rel.related_model.DoesNotExist, AttributeError), {}
+            )
+            raise missing(f"{type(instance).__name__} has no {accessor}")
         return found
 
     def __set__(self, instance: Any, value: Any) -> None:
@@ -530,7 +535,7 @@ class RelatedManager(_related_manager_base()):  # type: ignore[misc]
 
     def get_queryset(self) -> QuerySet:
         cache = getattr(self.instance, "_prefetched_objects_cache", {})
-        qs = super().get_queryset()
+        qs: QuerySet = super().get_queryset()
         value = self._check_saved()
         qs = qs.filter(**{self.field.name: value})
         if self.name in cache:
@@ -624,7 +629,7 @@ class ManyToManyField(Field):
         self.to = to
         self.through = through
         self.db_table = db_table
-        self.related_model: type[Model] = None  # type: ignore[assignment]
+        self.related_model: Any = None
         self.remote_field = ManyToManyRel(self, None, related_name, related_query_name)
         self.concrete = False
 
@@ -781,7 +786,7 @@ def _create_through(field: ManyToManyField) -> type[Model]:
         to_name: ForeignKey(to, on_delete=CASCADE, related_name=f"{table}+"),
     }
     name = f"{model._meta.object_name}_{field.name}"
-    return type(name, (Model,), attrs)  # type: ignore[return-value]
+    return type(name, (Model,), attrs)
 
 
 class ManyToManyDescriptor:
@@ -797,7 +802,8 @@ class ManyToManyDescriptor:
     def __set__(self, instance: Any, value: Any) -> None:
         name = self.field.remote_field.get_accessor_name() if self.reverse else self.field.name
         raise TypeError(
-            f"direct assignment to the many-to-many set {name!r} is not allowed; use {name}.set(...)"
+            f"direct assignment to the many-to-many set {name!r} is not allowed; "
+            f"use {name}.set(...)"
         )
 
 
@@ -835,7 +841,7 @@ class ManyRelatedManager(_related_manager_base()):  # type: ignore[misc]
 
     def get_queryset(self) -> QuerySet:
         cache = getattr(self.instance, "_prefetched_objects_cache", {})
-        qs = super().get_queryset().filter(**{self.query_name: self.instance.pk})
+        qs: QuerySet = super().get_queryset().filter(**{self.query_name: self.instance.pk})
         if self.name in cache:
             qs._result_cache = list(cache[self.name])
             qs._prefetch_done = True

@@ -41,9 +41,9 @@ def _renderer(node_class: type, vendor: str) -> Callable[..., Any] | None:
     found = ext.renderer(node_class, vendor)
     if found is None:
         method = getattr(node_class, f"as_{vendor}", None)
-        found = method if method is not None else node_class.as_sql
-        _dispatch[key] = found
-        return found
+        chosen: Callable[..., Any] = method if method is not None else node_class.as_sql  # type: ignore[attr-defined]
+        _dispatch[key] = chosen
+        return chosen
     _dispatch[key] = lambda node, compiler, connection: found(node, compiler, connection)
     return _dispatch[key]
 
@@ -335,30 +335,30 @@ class SQLCompiler:
                 distinct = f"DISTINCT ON ({', '.join(cols)}) "
             else:
                 distinct = "DISTINCT "
-        sql = [f"SELECT {distinct}{', '.join(out_cols)}", f"FROM {', '.join(from_parts)}"]
+        clauses = [f"SELECT {distinct}{', '.join(out_cols)}", f"FROM {', '.join(from_parts)}"]
         if where_sql:
-            sql.append(f"WHERE {where_sql}")
+            clauses.append(f"WHERE {where_sql}")
         group_params: list[Any] = []
         if query.group_by is not None:
             group_sql, group_params = self._group_by(order_by, having)
             if group_sql:
-                sql.append(f"GROUP BY {', '.join(group_sql)}")
+                clauses.append(f"GROUP BY {', '.join(group_sql)}")
         if having_sql:
-            sql.append(f"HAVING {having_sql}")
+            clauses.append(f"HAVING {having_sql}")
         if order_sql and not (subquery and not query.is_sliced):
-            sql.append(f"ORDER BY {', '.join(order_sql)}")
+            clauses.append(f"ORDER BY {', '.join(order_sql)}")
         else:
             order_params = []
         if with_limits and query.is_sliced:
-            sql.append(self.ops.limit_offset_sql(query.low_mark, query.high_mark))
+            clauses.append(self.ops.limit_offset_sql(query.low_mark, query.high_mark))
         if query.select_for_update and self.connection.supports_select_for_update:
             of = [self.quote_name(self._alias_of(n)) for n in query.select_for_update_of]
-            sql.append(
+            clauses.append(
                 self.ops.for_update_sql(
                     query.select_for_update_nowait, query.select_for_update_skip_locked, of
                 )
             )
-        text = " ".join(sql)
+        text = " ".join(clauses)
         all_params = [
             *params,
             *from_params,
@@ -402,11 +402,12 @@ class SQLCompiler:
             else:
                 expressions.extend(expr.get_group_by_cols())
         for term in order_by:
-            if not isinstance(term, str) and not getattr(
-                term.expression, "contains_aggregate", False
+            if (
+                not isinstance(term, str)
+                and not getattr(term.expression, "contains_aggregate", False)
+                and not isinstance(term.expression, Ref)
             ):
-                if not isinstance(term.expression, Ref):
-                    expressions.extend(term.expression.get_group_by_cols())
+                expressions.extend(term.expression.get_group_by_cols())
         if having is not None:
             expressions.extend(having.get_group_by_cols())
         seen: set[str] = set()
@@ -613,7 +614,7 @@ class AggregateCompiler:
         outer_compiler = SQLCompiler(Query(None), self.connection)
         resolved: list[Any] = []
         for alias, agg in self.aggregates.items():
-            expr = agg.resolve_expression(fake)  # type: ignore[arg-type]
+            expr = agg.resolve_expression(fake)
             sql, p = outer_compiler.compile(expr)
             parts.append(f"{sql} AS {qn(alias)}")
             outer_params.extend(p)

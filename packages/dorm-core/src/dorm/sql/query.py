@@ -658,7 +658,7 @@ class Query:
     def set_values(self, names: Sequence[str]) -> None:
         if not names:
             names = [f.attname for f in self.opts.concrete_fields]
-            self.values_select_default = True  # type: ignore[attr-defined]
+            self.values_select_default = True
             extra = [a for a in self.annotations]
             self.add_fields([*names])
             self.annotation_select_mask = extra

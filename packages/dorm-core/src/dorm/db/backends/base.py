@@ -21,6 +21,8 @@ __all__ = ["BaseDatabaseWrapper", "BaseOperations", "CursorWrapper", "ThreadStat
 
 logger = logging.getLogger("dorm.db")
 
+_TRANSACTION_CONTROL = frozenset({"BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"})
+
 _ERROR_MAP: dict[str, type[exceptions.DatabaseError]] = {
     "IntegrityError": exceptions.IntegrityError,
     "OperationalError": exceptions.OperationalError,
@@ -365,8 +367,10 @@ class BaseDatabaseWrapper:
     ) -> None:
         count = getattr(cursor, "rowcount", None)
         rowcount = -1 if error is not None or count is None else int(count)
-        for capture in self._captures:
-            capture.append({"sql": sql, "params": shown, "time": duration, "alias": self.alias})
+        if self._captures and sql not in _TRANSACTION_CONTROL:
+            # As in Django, BEGIN / COMMIT / ROLLBACK do not count as queries (savepoints do).
+            for capture in self._captures:
+                capture.append({"sql": sql, "params": shown, "time": duration, "alias": self.alias})
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "(%.6f) %s; params=%r; alias=%s%s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import re
@@ -248,10 +249,8 @@ class DatabaseWrapper(BaseDatabaseWrapper):
             conns, self._all = self._all, []
             self._generation += 1
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
