@@ -32,9 +32,10 @@ wheels: $(STAMP)
 	for p in packages/*/; do (cd $$p && ../../$(VENV)/bin/hatch build -t wheel -t sdist ../../dist) || exit 1; done
 	ls -l dist
 
+BENCH_SCALE ?= small
+
 bench: $(STAMP)
-	@if [ ! -f bench/run.py ]; then echo "make bench: no benchmarks yet; bench/ arrives with the benchmark work item" >&2; exit 1; fi
-	$(PY) bench/run.py
+	$(PY) bench/run.py --scale $(BENCH_SCALE)
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache
