@@ -9,7 +9,7 @@ from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.exceptions import FieldError
 from dorm.expressions import Case, Value, When
-from dorm.sql import compiler as sqlc
+from dorm.sql import writes
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
@@ -87,11 +87,11 @@ def bulk_create(
     returning = [pk] if on_conflict != "ignore" else []
     with transaction.atomic(using=using, savepoint=False):
         if with_pk:
-            sqlc.insert(
+            writes.insert(
                 model, with_pk, all_fields, db, (), on_conflict, unique, updates, batch_size
             )
         if without_pk:
-            rows = sqlc.insert(
+            rows = writes.insert(
                 model,
                 without_pk,
                 no_pk_fields,

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import ipaddress
-import json
-import os
 import re
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,6 +46,17 @@ __all__ = [
 ]
 
 UTC = datetime.UTC
+
+
+_CORE_FIELD_MODULES = frozenset(
+    {
+        "dorm.models.fields",
+        "dorm.models.temporal_fields",
+        "dorm.models.data_fields",
+        "dorm.models.related",
+        "dorm.models.many_to_many",
+    }
+)
 
 
 class _NotProvided:
@@ -355,7 +361,7 @@ class Field:
         if self._validators:
             kwargs["validators"] = list(self._validators)
         module = type(self).__module__
-        if module in ("dorm.models.fields", "dorm.models.related"):
+        if module in _CORE_FIELD_MODULES:
             module = "dorm"
         return self.name, f"{module}.{type(self).__qualname__}", [], kwargs
 
@@ -681,278 +687,17 @@ class SlugField(CharField):
         ]
 
 
-# -- dates and times -------------------------------------------------------------------------------
-
-
-class DateField(Field):
-    internal_type = "DateField"
-
-    def __init__(
-        self, *args: Any, auto_now: bool = False, auto_now_add: bool = False, **kwargs: Any
-    ):
-        self.auto_now = auto_now
-        self.auto_now_add = auto_now_add
-        if auto_now or auto_now_add:
-            kwargs.setdefault("editable", False)
-            kwargs.setdefault("blank", True)
-        super().__init__(*args, **kwargs)
-
-    def to_python(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, datetime.datetime):
-            # dorm's time zone is UTC: an aware datetime falls on its UTC date.
-            return (value.astimezone(UTC) if value.tzinfo is not None else value).date()
-        if isinstance(value, datetime.date):
-            return value
-        if isinstance(value, str):
-            try:
-                return datetime.date.fromisoformat(value.strip()[:10])
-            except ValueError:
-                pass
-        raise self._invalid(value, "a date (YYYY-MM-DD)")
-
-    def get_prep_value(self, value: Any) -> Any:
-        return self.to_python(value)
-
-    def _now(self) -> Any:
-        return datetime.datetime.now(UTC).date()
-
-    def pre_save(self, instance: Model, add: bool) -> Any:
-        if self.auto_now or (self.auto_now_add and add):
-            value = self._now()
-            instance.__dict__[self.attname] = value
-            return value
-        return super().pre_save(instance, add)
-
-    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
-        name, path, args, kwargs = super().deconstruct()
-        for key in ("auto_now", "auto_now_add"):
-            if getattr(self, key):
-                kwargs[key] = True
-                kwargs.pop("editable", None)
-                kwargs.pop("blank", None)
-        return name, path, args, kwargs
-
-
-class DateTimeField(DateField):
-    """Stored in UTC; always returns an aware UTC datetime. A naive value is taken as UTC."""
-
-    internal_type = "DateTimeField"
-
-    def to_python(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, datetime.datetime):
-            result = value
-        elif isinstance(value, datetime.date):
-            result = datetime.datetime(value.year, value.month, value.day)
-        elif isinstance(value, str):
-            try:
-                result = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            except ValueError:
-                raise self._invalid(value, "a datetime (ISO 8601)") from None
-        else:
-            raise self._invalid(value, "a datetime")
-        if result.tzinfo is None:
-            return result.replace(tzinfo=UTC)
-        return result.astimezone(UTC)
-
-    def _now(self) -> Any:
-        return datetime.datetime.now(UTC)
-
-
-class TimeField(Field):
-    internal_type = "TimeField"
-
-    def to_python(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, datetime.datetime):
-            return value.time()
-        if isinstance(value, datetime.time):
-            return value
-        if isinstance(value, str):
-            try:
-                return datetime.time.fromisoformat(value.strip())
-            except ValueError:
-                pass
-        raise self._invalid(value, "a time (HH:MM[:SS[.ffffff]])")
-
-    def get_prep_value(self, value: Any) -> Any:
-        return self.to_python(value)
-
-
-class DurationField(Field):
-    internal_type = "DurationField"
-
-    def to_python(self, value: Any) -> Any:
-        if value is None or isinstance(value, datetime.timedelta):
-            return value
-        if isinstance(value, (int, float)):
-            return datetime.timedelta(seconds=value)
-        raise self._invalid(value, "a timedelta")
-
-    def get_prep_value(self, value: Any) -> Any:
-        return self.to_python(value)
-
-
-# -- other -----------------------------------------------------------------------------------------
-
-_uuid7_lock = threading.Lock()
-_uuid7_last = (0, 0)  # (milliseconds, 12-bit counter)
-
-
-def uuid7() -> uuid.UUID:
-    """Return an RFC 9562 UUIDv7, strictly increasing within this process.
-
-    48 bits of Unix milliseconds, then a 12-bit counter in ``rand_a`` (method 1 of the
-    RFC) that restarts at a random value each millisecond and carries into the
-    timestamp when it overflows, then 62 random bits.
-    """
-    global _uuid7_last
-    with _uuid7_lock:
-        ms = time.time_ns() // 1_000_000
-        last_ms, last_counter = _uuid7_last
-        if ms > last_ms:
-            counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave headroom
-        else:
-            ms, counter = last_ms, last_counter + 1
-            if counter > 0xFFF:
-                ms, counter = last_ms + 1, 0
-        _uuid7_last = (ms, counter)
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-    return uuid.UUID(int=value)
-
-
-class UUIDField(Field):
-    """UUIDs, native on PostgreSQL. ``version=7`` generates time-ordered UUIDv7 defaults.
-
-    A primary key without a default gets one generated (version 4 unless ``version=7``).
-    """
-
-    internal_type = "UUIDField"
-
-    def __init__(self, *args: Any, version: int | None = None, **kwargs: Any) -> None:
-        if version not in (None, 4, 7):
-            raise ValueError(f"UUIDField: version must be 4 or 7, got {version!r}")
-        self.version = version
-        if "default" not in kwargs and (version is not None or kwargs.get("primary_key")):
-            kwargs["default"] = uuid7 if version == 7 else uuid.uuid4
-        super().__init__(*args, **kwargs)
-
-    def to_python(self, value: Any) -> Any:
-        if value is None or isinstance(value, uuid.UUID):
-            return value
-        try:
-            if isinstance(value, int):
-                return uuid.UUID(int=value)
-            return uuid.UUID(str(value))
-        except (TypeError, ValueError, AttributeError):
-            raise self._invalid(value, "a UUID") from None
-
-    def get_prep_value(self, value: Any) -> Any:
-        return self.to_python(value)
-
-    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
-        name, path, args, kwargs = super().deconstruct()
-        if self.version is not None:
-            kwargs["version"] = self.version
-            if kwargs.get("default") in (uuid7, uuid.uuid4):
-                del kwargs["default"]
-        elif kwargs.get("default") is uuid.uuid4 and self.primary_key:
-            del kwargs["default"]
-        return name, path, args, kwargs
-
-
-class JSONField(Field):
-    """JSON documents (``jsonb`` on PostgreSQL, checked text on SQLite), returned decoded."""
-
-    internal_type = "JSONField"
-    empty_values = (None,)
-
-    def __init__(
-        self,
-        *args: Any,
-        encoder: type[json.JSONEncoder] | None = None,
-        decoder: type[json.JSONDecoder] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.encoder = encoder
-        self.decoder = decoder
-        super().__init__(*args, **kwargs)
-
-    def dumps(self, value: Any) -> str:
-        try:
-            return json.dumps(value, cls=self.encoder)
-        except TypeError as exc:
-            raise self._invalid(value, f"JSON serialisable ({exc})") from None
-
-    def loads(self, value: Any) -> Any:
-        if value is None or not isinstance(value, (str, bytes)):
-            return value
-        return json.loads(value, cls=self.decoder)
-
-    def validate(self, value: Any, instance: Model | None) -> None:
-        super().validate(value, instance)
-        if value is not None:
-            self.dumps(value)
-
-
-class BinaryField(Field):
-    internal_type = "BinaryField"
-    empty_values = (None, b"")
-    empty_default = b""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("editable", False)
-        super().__init__(*args, **kwargs)
-
-    def to_python(self, value: Any) -> Any:
-        if value is None or isinstance(value, bytes):
-            return value
-        if isinstance(value, (bytearray, memoryview)):
-            return bytes(value)
-        raise self._invalid(value, "bytes")
-
-    def get_prep_value(self, value: Any) -> Any:
-        return self.to_python(value)
-
-
-class GenericIPAddressField(Field):
-    """IPv4 or IPv6 addresses (``inet`` on PostgreSQL), normalised to their compressed text."""
-
-    internal_type = "GenericIPAddressField"
-
-    def __init__(self, *args: Any, protocol: str = "both", **kwargs: Any) -> None:
-        if protocol.lower() not in ("both", "ipv4", "ipv6"):
-            raise ValueError(
-                f"GenericIPAddressField: protocol must be both/ipv4/ipv6, got {protocol!r}"
-            )
-        self.protocol = protocol.lower()
-        kwargs.setdefault("max_length", 39)
-        super().__init__(*args, **kwargs)
-
-    def to_python(self, value: Any) -> Any:
-        if value is None or value == "":
-            return None if value is None else value
-        try:
-            address = ipaddress.ip_address(str(value).strip())
-        except ValueError:
-            raise self._invalid(value, "an IP address") from None
-        if self.protocol == "ipv4" and address.version != 4:
-            raise self._invalid(value, "an IPv4 address")
-        if self.protocol == "ipv6" and address.version != 6:
-            raise self._invalid(value, "an IPv6 address")
-        return str(address)
-
-    def get_prep_value(self, value: Any) -> Any:
-        return self.to_python(value) or None
-
-    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
-        name, path, args, kwargs = super().deconstruct()
-        kwargs.pop("max_length", None)
-        if self.protocol != "both":
-            kwargs["protocol"] = self.protocol
-        return name, path, args, kwargs
+# Re-exported so that ``dorm.models.fields`` names every core field class.
+from dorm.models.data_fields import (  # noqa: E402
+    BinaryField,
+    GenericIPAddressField,
+    JSONField,
+    UUIDField,
+    uuid7,
+)
+from dorm.models.temporal_fields import (  # noqa: E402
+    DateField,
+    DateTimeField,
+    DurationField,
+    TimeField,
+)

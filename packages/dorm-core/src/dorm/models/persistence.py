@@ -9,7 +9,7 @@ from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.db.router import router
 from dorm.exceptions import FieldError, ValidationError
-from dorm.sql import compiler
+from dorm.sql import writes
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
@@ -134,7 +134,7 @@ def _save_table(
         raise ValueError(f"{cls.__name__}.save(force_update=True) needs a primary key value")
     fields = [f for f in opts.concrete_fields if not (f.primary_key and obj.pk is None)]
     returning = [pk_field] if obj.pk is None else []
-    rows = compiler.insert(cls, [obj], fields, db, returning_fields=returning)
+    rows = writes.insert(cls, [obj], fields, db, returning_fields=returning)
     if returning:
         if rows:
             obj.__dict__[pk_field.attname] = pk_field.to_python(rows[0][0])

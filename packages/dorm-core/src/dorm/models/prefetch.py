@@ -58,9 +58,9 @@ def _already_fetched(objs: Sequence[Any], name: str) -> list[Any]:
 def _prefetch_level(
     objs: Sequence[Any], name: str, queryset: Any, to_attr: str | None
 ) -> list[Any]:
+    from dorm.models.many_to_many import ManyToManyDescriptor
     from dorm.models.related import (
         ForwardManyToOneDescriptor,
-        ManyToManyDescriptor,
         ReverseManyToOneDescriptor,
         ReverseOneToOneDescriptor,
     )

@@ -755,7 +755,7 @@ class Query:
                 alias: (0 if type(agg).__name__ == "Count" else None)
                 for alias, agg in aggregates.items()
             }
-        from dorm.sql.compiler import AggregateCompiler
+        from dorm.sql.aggregates import AggregateCompiler
 
         return AggregateCompiler(self, using, aggregates).execute()
 

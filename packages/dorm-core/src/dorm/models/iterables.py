@@ -1,0 +1,176 @@
+"""Turning result rows into model instances, dicts, tuples or single values."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dorm.models.base import ModelState
+from dorm.sql.compiler import SQLCompiler
+
+if TYPE_CHECKING:
+    from dorm.models.query import QuerySet
+
+__all__ = [
+    "BaseIterable",
+    "FlatValuesListIterable",
+    "ModelIterable",
+    "NamedValuesListIterable",
+    "Prefetch",
+    "ValuesIterable",
+    "ValuesListIterable",
+]
+
+
+class BaseIterable:
+    def __init__(self, queryset: QuerySet, chunk_size: int | None = None) -> None:
+        self.queryset = queryset
+        self.chunk_size = chunk_size
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _rows(self, compiler: SQLCompiler) -> Iterator[Sequence[Any]]:
+        if self.chunk_size is None:
+            yield from compiler.execute()
+        else:
+            for chunk in compiler.chunks(self.chunk_size):
+                yield from chunk
+
+    def _compiler(self) -> SQLCompiler:
+        qs = self.queryset
+        compiler = qs.query.get_compiler(qs.db)
+        compiler.setup()
+        return compiler
+
+
+def _converted(rows: Iterable[Sequence[Any]], converters: list[tuple[int, Any]]) -> Iterator[Any]:
+    if not converters:
+        yield from rows
+        return
+    for row in rows:
+        row = list(row)
+        for i, convert in converters:
+            value = row[i]
+            if value is not None:
+                row[i] = convert(value)
+        yield row
+
+
+def _build(klass_info: dict[str, Any], row: Sequence[Any], db: str) -> Any:
+    model = klass_info["model"]
+    values = row[klass_info["start"] : klass_info["end"]]
+    obj = model.__new__(model)
+    obj.__dict__.update(zip(klass_info["attnames"], values, strict=True))
+    obj._state = ModelState(db, False)
+    return obj
+
+
+class ModelIterable(BaseIterable):
+    """Yield model instances (with select_related objects and annotations attached)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        compiler = self._compiler()
+        qs = self.queryset
+        db = qs.db
+        info = compiler.klass_info
+        assert info is not None
+        model = info["model"]
+        attnames = info["attnames"]
+        start, end = info["start"], info["end"]
+        related = info["related"]
+        annotations = list(compiler.annotation_col_map.items())
+        rows = _converted(self._rows(compiler), compiler.converters())
+        new = model.__new__
+        simple = not related and not annotations and start == 0
+        for row in rows:
+            obj = new(model)
+            if simple:
+                obj.__dict__.update(zip(attnames, row, strict=False))
+            else:
+                obj.__dict__.update(zip(attnames, row[start:end], strict=True))
+            obj._state = ModelState(db, False)
+            if related:
+                _attach_related(obj, related, row, db)
+            for name, index in annotations:
+                obj.__dict__[name] = row[index]
+            yield obj
+
+
+def _attach_related(obj: Any, infos: list[dict[str, Any]], row: Sequence[Any], db: str) -> None:
+    for info in infos:
+        field = info["field"]
+        values = row[info["start"] : info["end"]]
+        pk_index = [f.primary_key for f in info["fields"]].index(True)
+        if values[pk_index] is None:
+            child = None
+        else:
+            child = _build(info, row, db)
+            if info["related"]:
+                _attach_related(child, info["related"], row, db)
+        if info["reverse"]:
+            # A reverse one-to-one: cached under its accessor, and the child points back.
+            obj._state.fields_cache[field.get_accessor_name()] = child
+            if child is not None:
+                child._state.fields_cache[field.field.name] = obj
+            continue
+        obj._state.fields_cache[field.name] = child
+        if child is not None and getattr(field, "one_to_one", False):
+            remote = field.remote_field
+            child._state.fields_cache[remote.get_accessor_name()] = obj
+
+
+class ValuesIterable(BaseIterable):
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        compiler = self._compiler()
+        names = self.queryset._value_names(compiler)
+        for row in _converted(self._rows(compiler), compiler.converters()):
+            yield dict(zip(names, row, strict=False))
+
+
+class ValuesListIterable(BaseIterable):
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        compiler = self._compiler()
+        order = self.queryset._values_order(compiler)
+        converters = compiler.converters()
+        rows = self._rows(compiler)
+        width = compiler.col_count
+        if order is None and not converters:
+            for row in rows:
+                yield tuple(row) if len(row) == width else tuple(row[:width])
+            return
+        for row in _converted(rows, converters):
+            if order is None:
+                yield tuple(row[:width])
+            else:
+                yield tuple(row[i] for i in order)
+
+
+class NamedValuesListIterable(ValuesListIterable):
+    def __iter__(self) -> Iterator[Any]:
+        names = self.queryset._fields or ()
+        row_class = namedtuple("Row", [n.replace("__", "_") for n in names])  # type: ignore[misc]
+        for row in super().__iter__():
+            yield row_class._make(row)
+
+
+class FlatValuesListIterable(ValuesListIterable):
+    def __iter__(self) -> Iterator[Any]:
+        for row in super().__iter__():
+            yield row[0]
+
+
+class Prefetch:
+    """``Prefetch("books", queryset=Book.objects.filter(...), to_attr="recent_books")``."""
+
+    def __init__(self, lookup: str, queryset: QuerySet | None = None, to_attr: str | None = None):
+        self.prefetch_through = lookup
+        self.prefetch_to = (
+            lookup if to_attr is None else "__".join([*lookup.split("__")[:-1], to_attr])
+        )
+        self.queryset = queryset
+        self.to_attr = to_attr
+
+    def __repr__(self) -> str:
+        return f"<Prefetch {self.prefetch_through!r} to_attr={self.to_attr!r}>"

@@ -1,0 +1,197 @@
+"""INSERT, UPDATE and DELETE statements built from models and queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dorm.exceptions import FieldError
+from dorm.expressions import bind
+from dorm.sql.compiler import SQLCompiler, unmask
+from dorm.sql.datastructures import Join
+from dorm.sql.where import FullResultSet
+
+if TYPE_CHECKING:
+    from dorm.db.backends.base import BaseDatabaseWrapper
+    from dorm.models.base import Model
+    from dorm.models.fields import Field
+    from dorm.sql.query import Query
+
+__all__ = ["delete_sql", "insert", "update_sql"]
+
+
+def insert(
+    model: type[Model],
+    objs: Sequence[Model],
+    fields: Sequence[Field],
+    connection: BaseDatabaseWrapper,
+    returning_fields: Sequence[Field] = (),
+    on_conflict: str | None = None,
+    unique_fields: Sequence[Field] = (),
+    update_fields: Sequence[Field] = (),
+    batch_size: int | None = None,
+) -> list[tuple[Any, ...]]:
+    """INSERT ``objs`` in multi-row batches; return the RETURNING rows (one per object)."""
+    ops = connection.ops
+    qn = ops.quote_name
+    table = qn(model._meta.db_table)
+    ph = ops.placeholder
+    returning = returning_fields if connection.supports_returning else ()
+    if not fields and connection.vendor == "sqlite" and len(objs) > 1:
+        rows: list[tuple[Any, ...]] = []
+        for obj in objs:
+            rows.extend(
+                insert(
+                    model,
+                    [obj],
+                    fields,
+                    connection,
+                    returning_fields,
+                    on_conflict,
+                    unique_fields,
+                    update_fields,
+                )
+            )
+        return rows
+    size = ops.bulk_batch_size(max(1, len(fields)), len(objs))
+    if batch_size:
+        size = min(size, batch_size)
+    cols = ", ".join(qn(f.column) for f in fields)
+    adapters = [ops.adapter_for(f) for f in fields]
+    sensitive_cols = [f.sensitive for f in fields]
+    tail = ""
+    if on_conflict == "ignore":
+        tail = " ON CONFLICT DO NOTHING"
+    elif on_conflict == "update":
+        target = ", ".join(qn(f.column) for f in unique_fields)
+        sets = ", ".join(f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in update_fields)
+        tail = (
+            f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
+            if sets
+            else (f" ON CONFLICT ({target}) DO NOTHING")
+        )
+    if returning:
+        tail += " RETURNING " + ", ".join(qn(f.column) for f in returning)
+    result: list[tuple[Any, ...]] = []
+    n = len(fields)
+    for start in range(0, len(objs), size):
+        batch = objs[start : start + size]
+        params: list[Any] = []
+        sensitive: list[int] = []
+        for obj in batch:
+            for i, field in enumerate(fields):
+                value = field.get_db_prep_value(field.pre_save(obj, True))
+                adapter = adapters[i]
+                if adapter is not None:
+                    value = adapter(value)
+                if sensitive_cols[i]:
+                    sensitive.append(len(params))
+                params.append(value)
+        if n:
+            row = f"({', '.join([ph] * n)})"
+            sql = f"INSERT INTO {table} ({cols}) VALUES {', '.join([row] * len(batch))}{tail}"
+        elif connection.vendor == "postgresql" and len(batch) > 1:
+            pk = model._meta.pk
+            assert pk is not None
+            values = ", ".join(["(DEFAULT)"] * len(batch))
+            sql = f"INSERT INTO {table} ({qn(pk.column)}) VALUES {values}{tail}"
+        else:
+            sql = f"INSERT INTO {table} DEFAULT VALUES{tail}"
+        if returning:
+            result.extend(connection.fetchall(sql, params, sensitive))
+        else:
+            connection.execute(sql, params, sensitive)
+    return result
+
+
+def update_sql(
+    query: Query, values: Sequence[tuple[Field, Any]], connection: BaseDatabaseWrapper
+) -> tuple[str, list[Any], list[int]]:
+    """``UPDATE table SET ... WHERE ...``; joins in the filter become ``pk IN (subquery)``."""
+    query = query.clone()
+    qn = connection.ops.quote_name
+    opts = query.opts
+    table = opts.db_table
+    compiler = SQLCompiler(query, connection)
+    sets: list[str] = []
+    params: list[Any] = []
+    base = query.get_initial_alias()
+    for field, value in values:
+        if hasattr(value, "resolve_expression"):
+            expr = value.resolve_expression(query, allow_joins=False)
+            if getattr(expr, "contains_aggregate", False):
+                raise FieldError(f"update() cannot set {field.name!r} to an aggregate")
+            sql, p = compiler.compile(expr)
+        else:
+            if value is None and not field.null:
+                from dorm.exceptions import IntegrityError
+
+                raise IntegrityError(
+                    f"{opts.object_name}.{field.name} cannot be set to NULL (null=False)"
+                )
+            sql, p = connection.ops.placeholder, [bind(field, value, connection)]
+        sets.append(f"{qn(field.column)} = {sql}")
+        params.extend(p)
+    has_joins = any(
+        isinstance(t, Join) and query.alias_refcount.get(a, 0) > 0
+        for a, t in query.alias_map.items()
+    )
+    if has_joins or query.is_sliced:
+        inner = query.clone()
+        inner.set_select_pk()
+        inner.annotations = {}
+        inner.annotation_select_mask = []
+        inner.clear_ordering(force=not inner.is_sliced)
+        inner_compiler = inner.get_compiler(connection=connection)
+        inner_sql, inner_params = inner_compiler._as_sql(True, False)
+        pk = opts.pk
+        assert pk is not None
+        if connection.vendor == "sqlite" or query.is_sliced:
+            inner_sql = f"SELECT * FROM ({inner_sql}) AS {qn('u')}"
+        where = f"{qn(pk.column)} IN ({inner_sql})"
+        where_params = inner_params
+    else:
+        try:
+            where, where_params = compiler.compile(query.where)
+        except FullResultSet:
+            where, where_params = "", []
+        if base != table:
+            raise FieldError("update() on an aliased base table is not supported")
+    sql = f"UPDATE {qn(table)} SET {', '.join(sets)}"
+    if where:
+        sql += f" WHERE {where}"
+    out, sensitive = unmask([*params, *where_params])
+    return sql, out, sensitive
+
+
+def delete_sql(query: Query, connection: BaseDatabaseWrapper) -> tuple[str, list[Any], list[int]]:
+    """``DELETE FROM table WHERE ...``; joins become ``pk IN (subquery)``."""
+    query = query.clone()
+    qn = connection.ops.quote_name
+    opts = query.opts
+    compiler = SQLCompiler(query, connection)
+    query.get_initial_alias()
+    has_joins = any(
+        isinstance(t, Join) and query.alias_refcount.get(a, 0) > 0
+        for a, t in query.alias_map.items()
+    )
+    if has_joins:
+        inner = query.clone()
+        inner.set_select_pk()
+        inner.clear_ordering(force=True)
+        inner_sql, params = inner.get_compiler(connection=connection)._as_sql(True, False)
+        if connection.vendor == "sqlite":
+            inner_sql = f"SELECT * FROM ({inner_sql}) AS {qn('u')}"
+        pk = opts.pk
+        assert pk is not None
+        where = f"{qn(pk.column)} IN ({inner_sql})"
+    else:
+        try:
+            where, params = compiler.compile(query.where)
+        except FullResultSet:
+            where, params = "", []
+    sql = f"DELETE FROM {qn(opts.db_table)}"
+    if where:
+        sql += f" WHERE {where}"
+    out, sensitive = unmask(params)
+    return sql, out, sensitive
