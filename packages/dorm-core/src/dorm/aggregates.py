@@ -77,12 +77,7 @@ class Aggregate(Func):
         template: str | None = None,
         arg_joiner: str | None = None,
     ) -> SQL:
-        parts: list[str] = []
-        params: list[Any] = []
-        for expr in self.source_expressions:
-            sql, p = compiler.compile(expr)
-            parts.append(sql)
-            params.extend(p)
+        parts, params = self.compile_args(compiler)
         distinct = "DISTINCT " if self.distinct else ""
         sql = f"{self.function}({distinct}{', '.join(parts)})"
         if self.filter is not None:

@@ -475,6 +475,16 @@ class Func(Expression):
     def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         self.source_expressions = list(exprs)
 
+    def compile_args(self, compiler: SQLCompiler, wrap: str = "{}") -> tuple[list[str], list[Any]]:
+        """Compile each argument; ``wrap`` formats each one (``"COALESCE({}, '')"``)."""
+        parts: list[str] = []
+        params: list[Any] = []
+        for expr in self.source_expressions:
+            sql, p = compiler.compile(expr)
+            parts.append(wrap.format(sql))
+            params.extend(p)
+        return parts, params
+
     def as_sql(
         self,
         compiler: SQLCompiler,
@@ -483,12 +493,7 @@ class Func(Expression):
         template: str | None = None,
         arg_joiner: str | None = None,
     ) -> SQL:
-        parts: list[str] = []
-        params: list[Any] = []
-        for expr in self.source_expressions:
-            sql, p = compiler.compile(expr)
-            parts.append(sql)
-            params.extend(p)
+        parts, params = self.compile_args(compiler)
         text = (template or self.template).format(
             function=function or self.function,
             expressions=(arg_joiner or self.arg_joiner).join(parts),

@@ -61,21 +61,11 @@ class Concat(Func):
         return TextField()
 
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
-        parts: list[str] = []
-        params: list[Any] = []
-        for expr in self.source_expressions:
-            sql, p = compiler.compile(expr)
-            parts.append(f"COALESCE({sql}, '')")
-            params.extend(p)
+        parts, params = self.compile_args(compiler, "COALESCE({}, '')")
         return f"({' || '.join(parts)})", params
 
     def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
-        parts: list[str] = []
-        params: list[Any] = []
-        for expr in self.source_expressions:
-            sql, p = compiler.compile(expr)
-            parts.append(f"({sql})::text")
-            params.extend(p)
+        parts, params = self.compile_args(compiler, "({})::text")
         return f"CONCAT({', '.join(parts)})", params
 
 
