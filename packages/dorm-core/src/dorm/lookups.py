@@ -212,7 +212,7 @@ class Regex(Lookup):
     prepare_rhs = False
 
     def bind_value(self, value: Any, connection: BaseDatabaseWrapper) -> Any:
-        return str(value)
+        return _mask_like(self, str(value))
 
 
 class In(Lookup):
@@ -223,9 +223,10 @@ class In(Lookup):
     def prep_rhs(self, value: Any) -> Any:
         if hasattr(value, "resolve_expression"):
             return value
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise TypeError(f"the 'in' lookup needs an iterable of values, got {value!r}")
         field = self.lhs_field
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            shown = field._display(value) if field is not None else repr(value)
+            raise TypeError(f"the 'in' lookup needs an iterable of values, got {shown}")
         values = [v for v in value if v is not None]
         if field is not None:
             values = [field.to_python(v) for v in values]

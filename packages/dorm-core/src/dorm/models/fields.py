@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dorm import plugins
-from dorm.db.utils import is_sensitive_name, patterns_version
+from dorm.db.utils import MASK, is_sensitive_name, patterns_version
 from dorm.exceptions import NotSupportedError, ValidationError
 
 if TYPE_CHECKING:
@@ -317,7 +317,8 @@ class Field:
             allowed = [v for v, _label in self.flat_choices()]
             if value not in allowed:
                 raise ValidationError(
-                    f"{self.name}: value {value!r} is not a valid choice; choose from {allowed!r}"
+                    f"{self.name}: value {self._display(value)} is not a valid choice; "
+                    f"choose from {allowed!r}"
                 )
         if value is None and not self.null:
             raise ValidationError(f"{self.name}: this field cannot be null")
@@ -332,7 +333,11 @@ class Field:
 
     def _invalid(self, value: Any, expected: str) -> ValidationError:
         where = f"{self.model.__name__}.{self.name}" if self.model is not None else self.name
-        return ValidationError(f"{where}: {value!r} is not {expected}")
+        return ValidationError(f"{where}: {self._display(value)} is not {expected}")
+
+    def _display(self, value: Any, show: Callable[[Any], str] = repr) -> str:
+        """``show(value)`` for an error message, or ``'***'`` when the column is sensitive."""
+        return repr(MASK) if self.sensitive else show(value)
 
     # -- migrations ------------------------------------------------------------------------------
 
@@ -413,7 +418,9 @@ class IntegerField(Field):
 
         def in_range(value: Any) -> None:
             if not low <= value <= high:
-                raise ValidationError(f"{field.name}: {value} is out of range [{low}, {high}]")
+                raise ValidationError(
+                    f"{field.name}: {field._display(value, str)} is out of range [{low}, {high}]"
+                )
 
         return [in_range]
 
@@ -542,16 +549,19 @@ class DecimalField(Field):
                 quantized = value.quantize(field._quantum, context=field._context)
             except decimal.InvalidOperation:
                 raise ValidationError(
-                    f"{field.name}: {value} has more than {field.max_digits} digits"
+                    f"{field.name}: {field._display(value, str)} has more than "
+                    f"{field.max_digits} digits"
                 ) from None
             if quantized != value:
                 raise ValidationError(
-                    f"{field.name}: {value} has more than {field.decimal_places} decimal places"
+                    f"{field.name}: {field._display(value, str)} has more than "
+                    f"{field.decimal_places} decimal places"
                 )
             whole = len(quantized.as_tuple().digits) - field.decimal_places
             if whole > field.max_digits - field.decimal_places:
                 raise ValidationError(
-                    f"{field.name}: {value} has more than {field.max_digits} digits"
+                    f"{field.name}: {field._display(value, str)} has more than "
+                    f"{field.max_digits} digits"
                 )
 
         return [digits]
@@ -640,7 +650,7 @@ class TextField(Field):
 def _regex_validator(field: Field, pattern: re.Pattern[str], what: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ValidationError(f"{field.name}: {value!r} is not {what}")
+            raise ValidationError(f"{field.name}: {field._display(value)} is not {what}")
 
     return check
 

@@ -207,7 +207,7 @@ class ForwardManyToOneDescriptor:
             except model.DoesNotExist:
                 raise model.DoesNotExist(
                     f"{type(instance).__name__}.{field.name}: no {model.__name__} with "
-                    f"{field.target_field.attname}={value!r}"
+                    f"{field.target_field.attname}={field._display(value)}"
                 ) from None
             if field.one_to_one:
                 # The loaded object points back here: ``profile.user.profile`` is ``profile``.
@@ -423,7 +423,7 @@ def _invalid_fk(field: ForeignKey, value: Any) -> Exception:
 
     return ValidationError(
         f"{field.name}: {field.related_model.__name__} with "
-        f"{field.target_field.attname}={value!r} does not exist"
+        f"{field.target_field.attname}={field._display(value)} does not exist"
     )
 
 

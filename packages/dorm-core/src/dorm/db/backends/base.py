@@ -48,6 +48,12 @@ def translate_error(
     return target(mask_message(str(exc).strip(), params, sensitive))
 
 
+def _cause(error: BaseException, exc: BaseException) -> BaseException | None:
+    """``exc`` to chain under ``error``, or None when masking changed the message: the
+    driver's own exception still quotes the sensitive value, so it must not be shown."""
+    return exc if str(error) == str(exc).strip() else None
+
+
 @dataclass
 class _Block:
     savepoint: str | None
@@ -340,7 +346,12 @@ class BaseDatabaseWrapper:
                 cursor.execute(sql, params)
         except Exception as exc:
             error = translate_error(exc, () if many else params, sensitive)
-            raise error from exc
+            if many and sensitive:
+                text = str(error)
+                for row in params:
+                    text = mask_message(text, row, sensitive)
+                error = type(error)(text)
+            raise error from _cause(error, exc)
         finally:
             duration = time.perf_counter() - start
             if has_hooks or self._captures or logger.isEnabledFor(logging.DEBUG):
@@ -477,7 +488,8 @@ class BaseDatabaseWrapper:
                     exc, exceptions.DormError
                 ):
                     raise
-                raise translate_error(exc, params, sensitive) from exc
+                error = translate_error(exc, params, sensitive)
+                raise error from _cause(error, exc)
             return cur.rowcount
         finally:
             cur.close()
