@@ -43,6 +43,14 @@ class Note(dorm.Model):
         return self.title
 
 
+class Badge(dorm.Model):
+    slug = dorm.SlugField(unique=True)
+    stars = dorm.IntegerField(default=0)
+
+    class Meta:
+        app_label = "tour"
+
+
 class AuditPlugin:
     """A plugin registered at runtime: it sees saves and queries like an installed one."""
 
@@ -72,6 +80,7 @@ def run() -> None:
     with SchemaEditor() as editor:
         editor.create_model(Author)
         editor.create_model(Note)
+        editor.create_model(Badge)
 
     step("a receiver on post_save, and a plugin implementing dorm_post_save")
     audit = AuditPlugin()
@@ -95,6 +104,14 @@ def run() -> None:
     with transaction.atomic():
         Note.objects.filter(stars__lt=5).update(stars=dorm.F("stars") + 1)
     print(f"   {list(Note.objects.values_list('title', 'stars'))}")
+
+    step("upsert: one INSERT ... ON CONFLICT per batch; exists_or_create: look up, then create")
+    Badge.objects.upsert([Badge(slug="ada", stars=5), Badge(slug="bob", stars=1)], ["slug"])
+    Badge.objects.upsert([Badge(slug="ada", stars=9), Badge(slug="cy", stars=2)], ["slug"])
+    print(f"   upserted: {list(Badge.objects.order_by('slug').values_list('slug', 'stars'))}")
+    for name in ("Ada", "Grace"):
+        existed, author = Author.objects.exists_or_create(name=name)
+        print(f"   exists_or_create(name={name!r}): existed={existed}, pk={author.pk}")
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     logging.basicConfig(stream=sys.stdout, format="   log %(levelname)s %(name)s: %(message)s")

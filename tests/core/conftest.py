@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +90,41 @@ def wheels(tmp_path_factory: pytest.TempPathFactory, core_packages: list[Path]) 
     out = tmp_path_factory.mktemp("wheels")
     dirs = [*core_packages, REPO / "tests" / "fixtures" / "dorm-hello"]
     return {d.name: build_wheel(d, out) for d in dirs}
+
+
+NO_RUN = "<!-- no-run -->"
+_FENCE = re.compile(r"^( *)```python\n(.*?)^\1```$", re.M | re.S)
+
+
+def python_blocks(markdown: str) -> list[tuple[int, str]]:
+    """Return ``(line number, code)`` for each fenced python block not marked no-run."""
+    blocks = []
+    for match in _FENCE.finditer(markdown):
+        before = markdown[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        if before.strip() == NO_RUN:
+            continue
+        indent = len(match.group(1))
+        code = "".join(line[indent:] for line in match.group(2).splitlines(keepends=True))
+        blocks.append((markdown.count("\n", 0, match.start(2)) + 1, code))
+    return blocks
+
+
+def run_markdown(doc: Path) -> dict[str, Any]:
+    """Exec the doc's python blocks in order in one namespace; a failure names the line."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    for line, code in python_blocks(doc.read_text()):
+        # Padding keeps line numbers, so a traceback quotes the doc's own line.
+        compiled = compile("\n" * (line - 1) + code, str(doc), "exec", dont_inherit=True)
+        try:
+            exec(compiled, namespace)
+        except Exception as exc:
+            raise AssertionError(f"{doc.name} block at line {line} failed: {exc!r}") from exc
+    return namespace
+
+
+@pytest.fixture
+def doc_tools() -> Any:
+    """``doc_tools.python_blocks(text)`` and ``doc_tools.run_markdown(path)`` for doc tests."""
+    import types
+
+    return types.SimpleNamespace(python_blocks=python_blocks, run_markdown=run_markdown)

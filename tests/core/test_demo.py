@@ -22,3 +22,6 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "[('engines', 5), ('hello', 5)]" in out
     assert "count still works: 2 notes" in out
     assert "exit code 2" in out
+    assert "upserted: [('ada', 9), ('bob', 1), ('cy', 2)]" in out
+    assert "exists_or_create(name='Ada'): existed=True, pk=1" in out
+    assert "exists_or_create(name='Grace'): existed=False, pk=2" in out

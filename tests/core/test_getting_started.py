@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import tempfile
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,20 +16,6 @@ from dorm.db.connection import reset_connections
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "getting-started.md"
 NO_RUN = "<!-- no-run -->"
-_FENCE = re.compile(r"^( *)```python\n(.*?)^\1```$", re.M | re.S)
-
-
-def python_blocks(markdown: str) -> list[tuple[int, str]]:
-    """Return ``(line number, code)`` for each fenced python block not marked no-run."""
-    blocks = []
-    for match in _FENCE.finditer(markdown):
-        before = markdown[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        if before.strip() == NO_RUN:
-            continue
-        indent = len(match.group(1))
-        code = "".join(line[indent:] for line in match.group(2).splitlines(keepends=True))
-        blocks.append((markdown.count("\n", 0, match.start(2)) + 1, code))
-    return blocks
 
 
 @pytest.fixture
@@ -45,29 +31,22 @@ def library_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     apps.clear("library")
 
 
-def test_parser_skips_blocks_marked_no_run() -> None:
+def test_parser_skips_blocks_marked_no_run(doc_tools: Any) -> None:
     text = (
         "a\n```python\nx = 1\n```\n"
         "<!-- no-run -->\n```python\ny = 2\n```\n"
         "- item\n\n  ```python\n  z = 3\n  ```\n"
     )
-    assert [code for _line, code in python_blocks(text)] == ["x = 1\n", "z = 3\n"]
+    assert [code for _line, code in doc_tools.python_blocks(text)] == ["x = 1\n", "z = 3\n"]
 
 
-def test_getting_started_runs_as_printed(library_app: Path) -> None:
+def test_getting_started_runs_as_printed(library_app: Path, doc_tools: Any) -> None:
     markdown = DOC.read_text()
-    blocks = python_blocks(markdown)
+    blocks = doc_tools.python_blocks(markdown)
     assert len(blocks) >= 10, "the walkthrough lost its python blocks"
     assert markdown.count(NO_RUN) <= 3, "keep no-run blocks few: the doc should run"
 
-    namespace: dict[str, object] = {"__name__": "__main__"}
-    for line, code in blocks:
-        # Padding keeps line numbers, so a traceback quotes the doc's own line.
-        compiled = compile("\n" * (line - 1) + code, str(DOC), "exec", dont_inherit=True)
-        try:
-            exec(compiled, namespace)
-        except Exception as exc:
-            raise AssertionError(f"docs/getting-started.md block at line {line} failed") from exc
+    namespace = doc_tools.run_markdown(DOC)
 
     # The database is where the doc says, inside the temporary directory, and holds the
     # walkthrough's rows.

@@ -152,6 +152,40 @@ def bulk_update(qs: QuerySet, objs: list[Any], names: Sequence[str], batch_size:
     return rows
 
 
+def _unique_sets(model: type[Model]) -> list[set[str]]:
+    """The column sets ``ON CONFLICT`` can target: unique fields, unique_together, constraints."""
+    from dorm.models.constraints import UniqueConstraint
+
+    opts = model._meta
+    sets = [{f.name} for f in opts.concrete_fields if f.unique or f.primary_key]
+    sets += [set(group) for group in opts.unique_together]
+    sets += [
+        set(c.fields)
+        for c in opts.constraints
+        if isinstance(c, UniqueConstraint) and c.condition is None
+    ]
+    return sets
+
+
+def _converters(db: Any, fields: Sequence[Field]) -> list[Any]:
+    """One ``db value -> Python`` function per field, as the SELECT compiler chooses them."""
+    from dorm.models.fields import Field as BaseField
+
+    result: list[Any] = []
+    for field in fields:
+        backend = db.ops.converter_for(field)
+        custom = (
+            field.from_db_value
+            if type(field).from_db_value is not BaseField.from_db_value
+            else None
+        )
+        if backend is not None and custom is not None:
+            result.append(lambda v, b=backend, c=custom: c(b(v)))
+        else:
+            result.append(backend or custom)
+    return result
+
+
 def upsert(
     qs: QuerySet,
     objs: list[Any],
@@ -160,8 +194,15 @@ def upsert(
     returning: bool,
     batch_size: int | None,
 ) -> list[Any]:
+    """INSERT ... ON CONFLICT (unique) DO UPDATE, one statement per batch.
+
+    Every argument is checked before any SQL runs. The primary keys (and with
+    ``returning=True`` every column) come from the statement's RETURNING rows, matched
+    to the objects by their unique key: a conflicting row keeps its stored primary key.
+    """
     model = qs.model
     assert model is not None
+    opts = model._meta
     if not unique_fields:
         if not objs:
             return []
@@ -170,37 +211,117 @@ def upsert(
             f"column(s) of a unique constraint the conflict is detected on"
         )
     unique = _concrete(model, unique_fields, "upsert(unique_fields=...)")
-    opts = model._meta
-    unique_sets = [{f.name} for f in opts.concrete_fields if f.unique]
-    unique_sets += [set(g) for g in opts.unique_together]
-    from dorm.models.constraints import UniqueConstraint
-
-    unique_sets += [
-        set(c.fields)
-        for c in opts.constraints
-        if isinstance(c, UniqueConstraint) and c.condition is None
-    ]
     names = {f.name for f in unique}
-    if names not in unique_sets:
+    if names not in _unique_sets(model):
         raise ValueError(
             f"{model.__name__}.objects.upsert(): unique_fields {sorted(names)} is not a unique "
-            f"column or unique_together / UniqueConstraint set; ON CONFLICT needs one"
+            f"column or unique_together / UniqueConstraint set; ON CONFLICT needs one. Add the "
+            f"constraint or name the columns of an existing one"
         )
     if update_fields is None:
-        update_fields = [
-            f.name for f in opts.concrete_fields if not f.primary_key and f.name not in names
-        ]
+        updates = [f for f in opts.concrete_fields if not f.primary_key and f.name not in names]
+    else:
+        # Many-to-many fields are not columns of this table: skip them, as the default does.
+        wanted = [n for n in update_fields if not _is_m2m(model, n)]
+        updates = _concrete(model, wanted, "upsert(update_fields=...)")
+        if any(f.primary_key for f in updates):
+            raise ValueError(
+                f"{model.__name__}.objects.upsert(): update_fields cannot contain the primary key"
+            )
+    if batch_size is not None and batch_size <= 0:
+        raise ValueError("upsert(batch_size=...) must be positive")
     if not objs:
         return []
-    result = bulk_create(
-        qs, objs, batch_size, False, True, list(update_fields), list(unique_fields)
-    )
-    if not returning:
-        return result
-    # Build the returned rows by field name from the database (M2M fields are not columns).
-    lookup_values = [tuple(getattr(o, f.attname) for f in unique) for o in objs]
-    saved = model._base_manager.using(qs.db).filter(
-        **{f"{unique[0].name}__in": [v[0] for v in lookup_values]}
-    )
-    by_key = {tuple(getattr(o, f.attname) for f in unique): o for o in saved}
-    return [by_key[key] for key in lookup_values if key in by_key]
+    seen: dict[tuple[Any, ...], int] = {}
+    keys: list[tuple[Any, ...]] = []
+    for i, obj in enumerate(objs):
+        if not isinstance(obj, model):
+            raise TypeError(f"{model.__name__}.objects.upsert() got {obj!r}")
+        key = tuple(f.to_python(getattr(obj, f.attname)) for f in unique)
+        if key in seen:
+            # PostgreSQL would fail with "cannot affect row a second time"; SQLite would
+            # silently keep the last one. Refuse on both, before any SQL.
+            raise ValueError(
+                f"{model.__name__}.objects.upsert(): objects #{seen[key]} and #{i} have the same "
+                f"unique key ({', '.join(f.name for f in unique)}) = {key!r}; one statement "
+                f"cannot write a row twice, merge them first"
+            )
+        seen[key] = i
+        keys.append(key)
+    pk = opts.pk
+    assert pk is not None
+    qs._for_write = True
+    using = qs.db
+    db = connections[using]
+    for obj in objs:
+        if obj.pk is None and pk.has_default():
+            obj.pk = pk.get_default()
+    all_fields = list(opts.concrete_fields)
+    back = [pk, *(f for f in unique if not f.primary_key)]
+    if returning:
+        back += [f for f in all_fields if f not in back]
+    key_at = [back.index(f) for f in unique]
+    convert = _converters(db, back)
+    # With nothing to update, a no-op SET still makes RETURNING report conflicting rows.
+    sets = updates or unique[:1]
+    with transaction.atomic(using=using, savepoint=False):
+        for has_pk in (True, False):
+            group = [i for i, o in enumerate(objs) if (o.pk is not None) is has_pk]
+            if not group:
+                continue
+            fields = all_fields if has_pk else [f for f in all_fields if not f.primary_key]
+            rows = writes.insert(
+                model,
+                [objs[i] for i in group],
+                fields,
+                db,
+                back,
+                "update",
+                unique,
+                sets,
+                batch_size,
+            )
+            if db.supports_returning:
+                converted = [
+                    tuple(v if c is None else c(v) for c, v in zip(convert, row, strict=True))
+                    for row in rows
+                ]
+            else:
+                converted = _reselect(model, using, back, unique, [keys[i] for i in group])
+            by_key = {tuple(row[j] for j in key_at): row for row in converted}
+            matched = [by_key.get(keys[i]) for i in group]
+            if None in matched and len(converted) == len(group):
+                matched = list(converted)  # values the key match cannot compare: row order
+            for i, row in zip(group, matched, strict=True):
+                if row is not None:
+                    objs[i].__dict__.update(zip((f.attname for f in back), row, strict=True))
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = using
+        if signals.bulk_created.has_listeners(model):
+            signals.bulk_created.send(sender=model, objs=objs, using=using)
+    return objs
+
+
+def _is_m2m(model: type[Model], name: str) -> bool:
+    try:
+        return bool(model._meta.get_field(name).many_to_many)
+    except Exception:
+        return False
+
+
+def _reselect(
+    model: type[Model],
+    using: str,
+    back: Sequence[Field],
+    unique: Sequence[Field],
+    keys: Sequence[tuple[Any, ...]],
+) -> list[tuple[Any, ...]]:
+    """Read the written rows back by their full unique key (databases without RETURNING)."""
+    from dorm.expressions import Q
+
+    condition = Q()
+    for key in keys:
+        condition |= Q(**{f.attname: v for f, v in zip(unique, key, strict=True)})
+    qs = model._base_manager.using(using).filter(condition)
+    return [tuple(row) for row in qs.values_list(*(f.attname for f in back))]

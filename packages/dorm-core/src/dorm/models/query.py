@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.db.router import router
+from dorm.db.utils import MASK
 from dorm.exceptions import FieldError, IntegrityError
 from dorm.expressions import Q
 from dorm.models.iterables import (
@@ -25,7 +26,7 @@ from dorm.models.iterables import (
 )
 from dorm.sql import writes
 from dorm.sql.compiler import SQLCompiler
-from dorm.sql.query import Query
+from dorm.sql.query import LOOKUP_SEP, Query
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
@@ -228,7 +229,10 @@ class QuerySet:
         assert self.model is not None
         if count == 1:
             return results[0]
-        described = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        described = ", ".join(
+            f"{k}={MASK!r}" if _is_sensitive_lookup(self.model, k) else f"{k}={v!r}"
+            for k, v in kwargs.items()
+        )
         if not count:
             raise self.model.DoesNotExist(
                 f"{self.model.__name__} matching query does not exist"
@@ -348,9 +352,44 @@ class QuerySet:
     def exists_or_create(
         self, defaults: dict[str, Any] | None = None, **kwargs: Any
     ) -> tuple[bool, Any]:
-        """Return ``(existed, obj)``: look up first, create only when missing (race-safe)."""
-        obj, created = self.get_or_create(defaults=defaults, **kwargs)
-        return (not created), obj
+        """Return ``(existed, obj)``: look up first, create only when missing (race-safe).
+
+        An existing row costs one SELECT. On a miss, the lookup is repeated and the row
+        created inside ``atomic()`` while holding a lock on the (table, lookup) key, so
+        concurrent callers with the same lookup end with one row and the same object even
+        when the lookup columns have no unique constraint: a transaction-scoped advisory
+        lock on PostgreSQL, the write lock ``BEGIN IMMEDIATE`` takes on SQLite. Inside an
+        outer ``atomic()`` the lock is held until that transaction ends. ``defaults``
+        (values or callables) are used only when creating. Unlike ``get_or_create`` the
+        flag says whether the row existed, and comes first.
+
+        :raises MultipleObjectsReturned: more than one row matches ``lookup``.
+        """
+        from dorm.models.lookup_lock import lock_lookup
+
+        assert self.model is not None
+        self._for_write = True
+        try:
+            return True, self.get(**kwargs)
+        except self.model.DoesNotExist:
+            pass
+        params = self._create_params(kwargs, defaults)
+        with transaction.atomic(using=self.db):
+            lock_lookup(connections[self.db], self.model._meta.db_table, kwargs)
+            try:
+                return True, self.get(**kwargs)
+            except self.model.DoesNotExist:
+                pass
+            try:
+                with transaction.atomic(using=self.db):
+                    return False, self.create(**params)
+            except IntegrityError:
+                # A unique constraint was won by a writer that does not take the lock.
+                try:
+                    return True, self.get(**kwargs)
+                except self.model.DoesNotExist:
+                    pass
+                raise
 
     def update_or_create(
         self,
@@ -798,6 +837,24 @@ class QuerySet:
         from dorm.models.manager import Manager
 
         return Manager.from_queryset(type(self))()
+
+
+def _is_sensitive_lookup(model: type[Model], key: str) -> bool:
+    """True when the lookup ``key`` (``email__iexact``, ``owner__api_token``) ends on a
+    sensitive column, so an error message must not echo its value. Runs on errors only."""
+    opts = model._meta
+    for part in key.split(LOOKUP_SEP):
+        try:
+            field = opts.pk if part == "pk" else opts.get_field(part)
+        except Exception:
+            return False  # a lookup or transform name: the path has ended
+        if getattr(field, "sensitive", False):
+            return True
+        related = getattr(field, "related_model", None)
+        if related is None or isinstance(related, str):
+            return False
+        opts = related._meta
+    return False
 
 
 def _first_or_raise(qs: QuerySet, model: type[Model]) -> Any:
