@@ -71,6 +71,9 @@ _lock = threading.RLock()
 _pm: pluggy.PluginManager | None = None
 _infos: dict[str, PluginInfo] = {}
 _extensions: Extensions | None = None
+# has_impls() answers per plugin manager; cleared by _invalidate() on (un)register, and
+# rebuilt when the manager itself is replaced (tests swap ``_pm`` for a fresh one).
+_impls_cache: tuple[object, dict[str, bool]] = (None, {})
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -208,8 +211,9 @@ def unregister(plugin: object) -> None:
 
 
 def _invalidate() -> None:
-    global _extensions
+    global _extensions, _impls_cache
     _extensions = None
+    _impls_cache = (None, {})
 
 
 def plugin_infos() -> list[PluginInfo]:
@@ -232,8 +236,18 @@ def hooks_of(name: str) -> list[str]:
 
 def has_impls(hook_name: str) -> bool:
     """Return True when at least one plugin implements ``hook_name`` (cheap; for hot paths)."""
-    caller = getattr(get_plugin_manager().hook, hook_name)
-    return bool(caller.get_hookimpls())
+    global _impls_cache
+    pm = get_plugin_manager()
+    owner, known = _impls_cache
+    if owner is not pm:
+        known = {}
+        _impls_cache = (pm, known)
+    found = known.get(hook_name)
+    if found is None:
+        # pluggy rebuilds its impl list on every call; the answer only changes on
+        # (un)register, so it is remembered until then.
+        found = known[hook_name] = bool(getattr(pm.hook, hook_name).get_hookimpls())
+    return found
 
 
 def notify(hook_name: str, **kwargs: Any) -> None:

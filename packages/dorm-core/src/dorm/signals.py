@@ -143,6 +143,8 @@ class Signal:
         """Return True when a send from ``sender`` would reach a receiver or a plugin hook."""
         if self.hook_name is not None and plugins.has_impls(self.hook_name):
             return True
+        if not self._receivers:  # the common case on hot paths: nothing connected
+            return False
         return bool(self._live(sender))
 
     def send(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:

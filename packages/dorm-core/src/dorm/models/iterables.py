@@ -58,12 +58,23 @@ def _converted(rows: Iterable[Sequence[Any]], converters: list[tuple[int, Any]])
         yield row
 
 
+def _loaded_state(db: str) -> ModelState:
+    """The state of an instance read from ``db`` (``ModelState(db, adding=False)``)."""
+    state = _new_state(ModelState)
+    state.db = db
+    state.adding = False
+    return state
+
+
+_new_state = ModelState.__new__
+
+
 def _build(klass_info: dict[str, Any], row: Sequence[Any], db: str) -> Any:
     model = klass_info["model"]
     values = row[klass_info["start"] : klass_info["end"]]
     obj = model.__new__(model)
     obj.__dict__.update(zip(klass_info["attnames"], values, strict=True))
-    obj._state = ModelState(db, False)
+    obj._state = _loaded_state(db)
     return obj
 
 
@@ -83,15 +94,29 @@ class ModelIterable(BaseIterable):
         annotations = list(compiler.annotation_col_map.items())
         rows = _converted(self._rows(compiler), compiler.converters())
         new = model.__new__
-        simple = not related and not annotations and start == 0
+        # Bound once: building the state inline saves a call per row (ModelState.__init__).
+        new_state = _new_state
+        state_class = ModelState
+        if not related and not annotations and start == 0:
+            for row in rows:
+                obj = new(model)
+                obj.__dict__.update(zip(attnames, row, strict=False))
+                state = new_state(state_class)
+                state.db = db
+                state.adding = False
+                obj._state = state
+                yield obj
+            return
         for row in rows:
             obj = new(model)
-            if simple:
-                obj.__dict__.update(zip(attnames, row, strict=False))
-            else:
-                obj.__dict__.update(zip(attnames, row[start:end], strict=True))
-            obj._state = ModelState(db, False)
+            obj.__dict__.update(zip(attnames, row[start:end], strict=True))
+            state = new_state(state_class)
+            state.db = db
+            state.adding = False
+            obj._state = state
             if related:
+                # Created here: the lazy fallback (ModelState.__getattr__) costs more per row.
+                state.fields_cache = {}
                 _attach_related(obj, related, row, db)
             for name, index in annotations:
                 obj.__dict__[name] = row[index]
@@ -101,9 +126,7 @@ class ModelIterable(BaseIterable):
 def _attach_related(obj: Any, infos: list[dict[str, Any]], row: Sequence[Any], db: str) -> None:
     for info in infos:
         field = info["field"]
-        values = row[info["start"] : info["end"]]
-        pk_index = [f.primary_key for f in info["fields"]].index(True)
-        if values[pk_index] is None:
+        if row[info["start"] + info["pk_index"]] is None:
             child = None
         else:
             child = _build(info, row, db)
