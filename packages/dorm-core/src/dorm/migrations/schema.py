@@ -1,4 +1,12 @@
-"""SchemaEditor: CREATE / DROP the tables a model declares, with every column and constraint.
+"""SchemaEditor: CREATE / DROP / ALTER the tables a model declares.
+
+Besides ``create_model`` / ``delete_model`` the editor has the operations migrations use:
+``add_field``, ``remove_field``, ``alter_field``, ``rename_field``, ``add_index``,
+``remove_index``, ``add_constraint``, ``remove_constraint``, ``alter_unique_together`` and
+``alter_db_table``. They take the model class as it stands *before* the operation (a field
+being added need not be declared on it; build it with :func:`bind_field`). PostgreSQL runs
+plain ALTER TABLE statements; SQLite uses ALTER TABLE where it can and otherwise rebuilds
+the table (:mod:`dorm.migrations.sqlite_rebuild`), inside the editor's transaction.
 
 ``with SchemaEditor(get_connection()) as ed: ed.create_model(M)``. On PostgreSQL the
 block is one transaction (DDL is transactional); on SQLite too. Foreign keys are created
@@ -8,13 +16,14 @@ DEFERRABLE INITIALLY DEFERRED, so rows may be inserted in any order within a tra
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dorm import transaction
 from dorm.db.connection import get_connection
 from dorm.exceptions import FieldError
 from dorm.expressions import Col
-from dorm.models.constraints import CheckConstraint, UniqueConstraint, default_name
+from dorm.models.constraints import CheckConstraint, Index, UniqueConstraint, default_name
 from dorm.sql.compiler import SQLCompiler, unmask
 from dorm.sql.query import Query
 from dorm.sql.where import FullResultSet
@@ -24,7 +33,7 @@ if TYPE_CHECKING:
     from dorm.models.base import Model
     from dorm.models.fields import Field
 
-__all__ = ["SchemaEditor"]
+__all__ = ["SchemaEditor", "bind_field"]
 
 
 class _DDLCompiler(SQLCompiler):
@@ -130,16 +139,30 @@ class SchemaEditor:
 
     def table_sql(self, model: type[Model]) -> str:
         opts = model._meta
+        return self.build_table_sql(
+            model, opts.db_table, opts.concrete_fields, opts.unique_together, opts.constraints
+        )
+
+    def build_table_sql(
+        self,
+        model: type[Model],
+        table: str,
+        fields: Sequence[Field],
+        unique_together: Sequence[Sequence[str]],
+        constraints: Sequence[Any],
+    ) -> str:
+        """CREATE TABLE ``table`` with ``fields`` and table constraints (the SQLite rebuild
+        passes the altered field list; ``create_model`` the model's own)."""
         qn = self.quote_name
         inline_fk = self.connection.vendor == "sqlite"
-        definitions = [self.column_sql(model, f, inline_fk) for f in opts.concrete_fields]
-        for group in opts.unique_together:
-            cols = [opts.get_field(n).column for n in group]
-            name = default_name(opts.db_table, cols, "uniq")
+        definitions = [self.column_sql(model, f, inline_fk) for f in fields]
+        for group in unique_together:
+            cols = self.columns_of(model, group, fields)
+            name = default_name(table, cols, "uniq")
             definitions.append(f"CONSTRAINT {qn(name)} UNIQUE ({', '.join(qn(c) for c in cols)})")
-        for constraint in opts.constraints:
+        for constraint in constraints:
             if isinstance(constraint, UniqueConstraint) and constraint.condition is None:
-                cols = [opts.get_field(n).column for n in constraint.fields]
+                cols = self.columns_of(model, constraint.fields, fields)
                 definitions.append(
                     f"CONSTRAINT {qn(constraint.name)} UNIQUE ({', '.join(qn(c) for c in cols)})"
                 )
@@ -148,7 +171,81 @@ class SchemaEditor:
                     f"CONSTRAINT {qn(constraint.name)} CHECK "
                     f"({self.condition_sql(model, constraint.condition)})"
                 )
-        return f"CREATE TABLE {qn(opts.db_table)} ({', '.join(definitions)})"
+        return f"CREATE TABLE {qn(table)} ({', '.join(definitions)})"
+
+    def columns_of(
+        self, model: type[Model], names: Sequence[str], fields: Sequence[Field] = ()
+    ) -> list[str]:
+        """Column names of field ``names``, looked up in ``fields`` first, then the model."""
+        by_name = {f.name: f for f in fields}
+        return [(by_name[n] if n in by_name else model._meta.get_field(n)).column for n in names]
+
+    def index_sql(self, model: type[Model], index: Index, fields: Sequence[Field] = ()) -> str:
+        qn = self.quote_name
+        table = model._meta.db_table
+        names = [name for name, _order in index.field_orders()]
+        columns = self.columns_of(model, names, fields)
+        cols = [
+            f"{qn(c)} {order}".strip()
+            for c, (_name, order) in zip(columns, index.field_orders(), strict=True)
+        ]
+        statement = (
+            f"CREATE INDEX {qn(self.index_name(model, index, fields))} "
+            f"ON {qn(table)} ({', '.join(cols)})"
+        )
+        if index.condition is not None:
+            statement += f" WHERE {self.condition_sql(model, index.condition)}"
+        return statement
+
+    def index_name(self, model: type[Model], index: Index, fields: Sequence[Field] = ()) -> str:
+        if index.name:
+            return index.name
+        names = [name for name, _order in index.field_orders()]
+        return default_name(model._meta.db_table, self.columns_of(model, names, fields), "idx")
+
+    def partial_unique_sql(
+        self, model: type[Model], constraint: UniqueConstraint, fields: Sequence[Field] = ()
+    ) -> str:
+        qn = self.quote_name
+        cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields, fields))
+        return (
+            f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(model._meta.db_table)} ({cols}) "
+            f"WHERE {self.condition_sql(model, constraint.condition)}"
+        )
+
+    def field_index_sql(self, table: str, field: Field) -> str:
+        qn = self.quote_name
+        name = default_name(table, [field.column], "idx")
+        return f"CREATE INDEX {qn(name)} ON {qn(table)} ({qn(field.column)})"
+
+    def index_statements(
+        self,
+        model: type[Model],
+        fields: Sequence[Field],
+        indexes: Sequence[Index],
+        constraints: Sequence[Any],
+    ) -> list[str]:
+        """The CREATE INDEX statements that go with a table: db_index, Meta.indexes and
+        conditional unique constraints."""
+        table = model._meta.db_table
+        statements = [self.field_index_sql(table, f) for f in fields if _has_index(f)]
+        statements += [self.index_sql(model, index, fields) for index in indexes]
+        statements += [
+            self.partial_unique_sql(model, c, fields)
+            for c in constraints
+            if isinstance(c, UniqueConstraint) and c.condition is not None
+        ]
+        return statements
+
+    def fk_sql(self, table: str, field: Field) -> str:
+        qn = self.quote_name
+        target = field.target_field  # type: ignore[attr-defined]
+        name = default_name(table, [field.column], "fk")
+        return (
+            f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} FOREIGN KEY "
+            f"({qn(field.column)}) REFERENCES {qn(target.model._meta.db_table)} "
+            f"({qn(target.column)}) DEFERRABLE INITIALLY DEFERRED"
+        )
 
     def create_model(self, model: type[Model]) -> None:
         """CREATE TABLE with every column, key, unique, check and index the model declares,
@@ -156,55 +253,333 @@ class SchemaEditor:
         opts = model._meta
         if opts.abstract:
             raise FieldError(f"{model.__name__} is abstract and has no table")
-        qn = self.quote_name
         self.execute(self.table_sql(model))
-        table = opts.db_table
         for field in opts.concrete_fields:
-            if (
-                field.is_relation
-                and self.connection.vendor != "sqlite"
-                and getattr(field, "db_constraint", True)
-            ):
-                target = field.target_field  # type: ignore[attr-defined]
-                name = default_name(table, [field.column], "fk")
-                self.deferred.append(
-                    f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} FOREIGN KEY "
-                    f"({qn(field.column)}) REFERENCES {qn(target.model._meta.db_table)} "
-                    f"({qn(target.column)}) DEFERRABLE INITIALLY DEFERRED"
-                )
-            if field.db_index and not field.unique:
-                name = default_name(table, [field.column], "idx")
-                self.execute(f"CREATE INDEX {qn(name)} ON {qn(table)} ({qn(field.column)})")
-        for index in opts.indexes:
-            cols = []
-            columns = []
-            for name, order in index.field_orders():
-                column = opts.get_field(name).column
-                columns.append(column)
-                cols.append(f"{qn(column)} {order}".strip())
-            index_name = index.name or default_name(table, columns, "idx")
-            statement = f"CREATE INDEX {qn(index_name)} ON {qn(table)} ({', '.join(cols)})"
-            if index.condition is not None:
-                statement += f" WHERE {self.condition_sql(model, index.condition)}"
+            if _has_db_fk(field) and self.connection.vendor != "sqlite":
+                self.deferred.append(self.fk_sql(opts.db_table, field))
+        for statement in self.index_statements(
+            model, opts.concrete_fields, opts.indexes, opts.constraints
+        ):
             self.execute(statement)
-        for constraint in opts.constraints:
-            if isinstance(constraint, UniqueConstraint) and constraint.condition is not None:
-                unique_cols = ", ".join(qn(opts.get_field(n).column) for n in constraint.fields)
-                self.execute(
-                    f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(table)} ({unique_cols}) "
-                    f"WHERE {self.condition_sql(model, constraint.condition)}"
-                )
         for field in opts.local_many_to_many:
-            through = field.through  # type: ignore[attr-defined]
-            if through is not None and not isinstance(through, str) and through._meta.auto_created:
+            through = _auto_through(field)
+            if through is not None:
                 self.create_model(through)
 
     def delete_model(self, model: type[Model]) -> None:
         """DROP the model's table and its automatic many-to-many tables."""
         opts = model._meta
         for field in opts.local_many_to_many:
-            through = field.through  # type: ignore[attr-defined]
-            if through is not None and not isinstance(through, str) and through._meta.auto_created:
+            through = _auto_through(field)
+            if through is not None:
                 self.delete_model(through)
         cascade = " CASCADE" if self.connection.vendor == "postgresql" else ""
         self.execute(f"DROP TABLE {self.quote_name(opts.db_table)}{cascade}")
+
+    # -- altering tables -------------------------------------------------------------------------
+
+    @property
+    def _sqlite(self) -> bool:
+        return self.connection.vendor == "sqlite"
+
+    def _alter(self, model: type[Model], clause: str) -> None:
+        self.execute(f"ALTER TABLE {self.quote_name(model._meta.db_table)} {clause}")
+
+    def _has_rows(self, model: type[Model], where: str = "") -> bool:
+        if self.collect_sql:
+            return True  # nothing to look at: assume the worst
+        table = self.quote_name(model._meta.db_table)
+        where = f" WHERE {where}" if where else ""
+        return bool(self.connection.fetchall(f"SELECT 1 FROM {table}{where} LIMIT 1", ()))
+
+    def default_sql(self, field: Field) -> str | None:
+        """The field's default as an SQL literal (a callable default is called once)."""
+        if not field.has_default():
+            return None
+        value = field.get_db_prep_value(field.get_default())
+        return self.connection.ops.quote_value(value)
+
+    def _require_fill(self, model: type[Model], field: Field, where: str = "") -> str | None:
+        """The default for existing rows of a NOT NULL field; raise before any DDL if the
+        rows need one and the field has none."""
+        literal = self.default_sql(field)
+        if literal is None and not field.null and self._has_rows(model, where):
+            raise FieldError(
+                f"cannot make {model._meta.label}.{field.name} NOT NULL: the table "
+                f"{model._meta.db_table!r} has rows {'with NULLs ' if where else ''}"
+                f"and the field has no default (give it default=... or null=True)"
+            )
+        return literal
+
+    def _fields_with(
+        self, model: type[Model], remove: Field | None = None, put: Field | None = None
+    ) -> list[Field]:
+        """The model's concrete fields without ``remove`` and with ``put`` in its place."""
+        fields: list[Field] = []
+        placed = False
+        for f in model._meta.concrete_fields:
+            if remove is not None and f.name == remove.name:
+                if put is not None:
+                    fields.append(put)
+                    placed = True
+            elif put is None or f.name != put.name:
+                fields.append(f)
+        if put is not None and not placed:
+            fields.append(put)
+        return fields
+
+    def _rebuild(self, model: type[Model], **changes: Any) -> None:
+        from dorm.migrations.sqlite_rebuild import rebuild_table
+
+        rebuild_table(self, model, **changes)
+
+    def add_field(self, model: type[Model], field: Field) -> None:
+        """Add the column of ``field``; existing rows get its default (a NOT NULL field
+        without a default on a table with rows raises FieldError before any SQL)."""
+        through = _auto_through(field)
+        if field.many_to_many:
+            if through is not None:
+                self.create_model(through)
+            return
+        literal = self._require_fill(model, field)
+        qn = self.quote_name
+        table = model._meta.db_table
+        if self._sqlite:
+            if field.unique or not field.null:
+                fields = self._fields_with(model, put=field)
+                fill = {field.column: literal or "NULL"}
+                self._rebuild(model, fields=fields, mapping=fill)
+                return
+            self._alter(model, f"ADD COLUMN {self.column_sql(model, field, inline_fk=True)}")
+        else:
+            column = self.column_sql(model, field, inline_fk=False)
+            if literal is not None and not field.null:
+                self._alter(model, f"ADD COLUMN {column} DEFAULT {literal}")
+                self._alter(model, f"ALTER COLUMN {qn(field.column)} DROP DEFAULT")
+                literal = None
+            else:
+                self._alter(model, f"ADD COLUMN {column}")
+            if _has_db_fk(field):
+                self.execute(self.fk_sql(table, field))
+        if literal is not None:
+            self.execute(f"UPDATE {qn(table)} SET {qn(field.column)} = {literal}")
+        if _has_index(field):
+            self.execute(self.field_index_sql(table, field))
+
+    def remove_field(self, model: type[Model], field: Field) -> None:
+        """Drop the column of ``field`` with the indexes and constraints that use it."""
+        through = _auto_through(field)
+        if field.many_to_many:
+            if through is not None:
+                self.delete_model(through)
+            return
+        if not self._sqlite:
+            self._alter(model, f"DROP COLUMN {self.quote_name(field.column)} CASCADE")
+            return
+        from dorm.migrations.sqlite_rebuild import condition_fields
+
+        opts = model._meta
+        used = {n for group in opts.unique_together for n in group}
+        for item in [*opts.indexes, *opts.constraints]:
+            used |= condition_fields(item)
+        plain = not (field.unique or field.is_relation or field.db_index or field.primary_key)
+        if plain and field.name not in used and not self._sqlite_indexed(model, field.column):
+            self._alter(model, f"DROP COLUMN {self.quote_name(field.column)}")
+            return
+        # Whatever names the column goes with it.
+        self._rebuild(
+            model,
+            fields=self._fields_with(model, remove=field),
+            dropped=field.name,
+            gone=[field.column],
+        )
+
+    def _sqlite_indexed(self, model: type[Model], column: str) -> bool:
+        """Whether an index in the catalog (add_index, say) names ``column``."""
+        if self.collect_sql:
+            return False
+        conn, qn = self.connection, self.quote_name
+        for row in conn.fetchall(f"PRAGMA index_list({qn(model._meta.db_table)})", ()):
+            sql = conn.fetchall("SELECT sql FROM sqlite_master WHERE name = ?", (row[1],))
+            info = conn.fetchall(f"PRAGMA index_info({qn(row[1])})", ())
+            if any(r[2] == column for r in info) or (sql and qn(column) in (sql[0][0] or "")):
+                return True
+        return False
+
+    def alter_field(self, model: type[Model], old_field: Field, new_field: Field) -> None:
+        """Change type, null, unique, db_index and column name (db_column) of a field.
+        Rows whose value turns NOT NULL get the new field's default."""
+        fill = None
+        if old_field.null and not new_field.null:
+            where = f"{self.quote_name(old_field.column)} IS NULL"
+            fill = self._require_fill(model, new_field, where)
+        if self._sqlite:
+            self._alter_field_sqlite(model, old_field, new_field, fill)
+        else:
+            self._alter_field_postgresql(model, old_field, new_field, fill)
+
+    def _alter_field_sqlite(
+        self, model: type[Model], old: Field, new: Field, fill: str | None
+    ) -> None:
+        qn = self.quote_name
+        table = model._meta.db_table
+        old_def = self.column_sql(model, old, True).replace(qn(old.column), qn(new.column))
+        if old_def == self.column_sql(model, new, True):
+            if _has_index(old) and (not _has_index(new) or old.column != new.column):
+                self.execute(f"DROP INDEX {qn(default_name(table, [old.column], 'idx'))}")
+            if old.column != new.column:
+                self._alter(model, f"RENAME COLUMN {qn(old.column)} TO {qn(new.column)}")
+            if _has_index(new) and (not _has_index(old) or old.column != new.column):
+                self.execute(self.field_index_sql(table, new))
+            return
+        source = qn(old.column)
+        if fill is not None:
+            source = f"COALESCE({source}, {fill})"
+        fields = self._fields_with(model, remove=old, put=new)
+        self._rebuild(model, fields=fields, mapping={new.column: source}, gone=[old.column])
+
+    def _alter_field_postgresql(
+        self, model: type[Model], old: Field, new: Field, fill: str | None
+    ) -> None:
+        qn = self.quote_name
+        table = model._meta.db_table
+        conn = self.connection
+        renamed = old.column != new.column
+        if _has_index(old) and (not _has_index(new) or renamed):
+            self.execute(f"DROP INDEX {qn(default_name(table, [old.column], 'idx'))}")
+        if old.unique and not new.unique:
+            for name in self._pg_unique_names(table, old.column):
+                self._alter(model, f"DROP CONSTRAINT {qn(name)}")
+        old_check, new_check = old.db_check(conn), new.db_check(conn)
+        check_changed = renamed or old_check != new_check
+        if old_check and check_changed:
+            for name in (f"{table}_{old.column}_check", default_name(table, [old.column], "check")):
+                self._alter(model, f"DROP CONSTRAINT IF EXISTS {qn(name)}")
+        if renamed:
+            self._alter(model, f"RENAME COLUMN {qn(old.column)} TO {qn(new.column)}")
+        column = qn(new.column)
+        new_type = new.db_type(conn)
+        if old.db_type(conn) != new_type:
+            self._alter(model, f"ALTER COLUMN {column} TYPE {new_type} USING {column}::{new_type}")
+        if fill is not None:
+            self.execute(f"UPDATE {qn(table)} SET {column} = {fill} WHERE {column} IS NULL")
+        if old.null and not new.null:
+            self._alter(model, f"ALTER COLUMN {column} SET NOT NULL")
+        elif new.null and not old.null:
+            self._alter(model, f"ALTER COLUMN {column} DROP NOT NULL")
+        if new.unique and not old.unique:
+            name = default_name(table, [new.column], "uniq")
+            self._alter(model, f"ADD CONSTRAINT {qn(name)} UNIQUE ({column})")
+        if new_check and check_changed:
+            name = default_name(table, [new.column], "check")
+            self._alter(model, f"ADD CONSTRAINT {qn(name)} CHECK ({new_check})")
+        if _has_index(new) and (not _has_index(old) or renamed):
+            self.execute(self.field_index_sql(table, new))
+
+    def _pg_unique_names(self, table: str, column: str) -> list[str]:
+        """Names of the one-column UNIQUE constraints on ``table.column`` (from the catalog)."""
+        p = self.connection.ops.placeholder
+        rows = self.connection.fetchall(
+            "SELECT c.conname FROM pg_constraint c JOIN pg_attribute a "
+            "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            f"WHERE c.conrelid = {p}::regclass AND c.contype = 'u' "
+            f"AND cardinality(c.conkey) = 1 AND a.attname = {p}",
+            (self.quote_name(table), column),
+        )
+        return [r[0] for r in rows]
+
+    def rename_field(self, model: type[Model], old_field: Field, new_field: Field) -> None:
+        """Rename the column (no-op when db_column keeps it); its db_index index follows."""
+        if old_field.column == new_field.column:
+            return
+        qn = self.quote_name
+        table = model._meta.db_table
+        if _has_index(old_field):
+            self.execute(f"DROP INDEX {qn(default_name(table, [old_field.column], 'idx'))}")
+        self._alter(model, f"RENAME COLUMN {qn(old_field.column)} TO {qn(new_field.column)}")
+        if _has_index(old_field):
+            self.execute(self.field_index_sql(table, new_field))
+
+    def add_index(self, model: type[Model], index: Index) -> None:
+        self.execute(self.index_sql(model, index))
+
+    def remove_index(self, model: type[Model], index: Index) -> None:
+        self.execute(f"DROP INDEX {self.quote_name(self.index_name(model, index))}")
+
+    def add_constraint(self, model: type[Model], constraint: Any) -> None:
+        """Add a CheckConstraint or UniqueConstraint (existing rows must satisfy it)."""
+        qn = self.quote_name
+        if isinstance(constraint, UniqueConstraint) and constraint.condition is not None:
+            self.execute(self.partial_unique_sql(model, constraint))
+        elif self._sqlite:
+            kept = [c for c in model._meta.constraints if c.name != constraint.name]
+            self._rebuild(model, constraints=[*kept, constraint])
+        elif isinstance(constraint, UniqueConstraint):
+            cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields))
+            self._alter(model, f"ADD CONSTRAINT {qn(constraint.name)} UNIQUE ({cols})")
+        elif isinstance(constraint, CheckConstraint):
+            condition = self.condition_sql(model, constraint.condition)
+            self._alter(model, f"ADD CONSTRAINT {qn(constraint.name)} CHECK ({condition})")
+        else:
+            raise TypeError(f"cannot add constraint {constraint!r}")
+
+    def remove_constraint(self, model: type[Model], constraint: Any) -> None:
+        qn = self.quote_name
+        if isinstance(constraint, UniqueConstraint) and constraint.condition is not None:
+            self.execute(f"DROP INDEX {qn(constraint.name)}")
+        elif self._sqlite:
+            kept = [c for c in model._meta.constraints if c.name != constraint.name]
+            self._rebuild(model, constraints=kept)
+        else:
+            self._alter(model, f"DROP CONSTRAINT {qn(constraint.name)}")
+
+    def alter_unique_together(
+        self, model: type[Model], old: Sequence[Sequence[str]], new: Sequence[Sequence[str]]
+    ) -> None:
+        """Replace the ``unique_together`` groups ``old`` with ``new``."""
+        old_groups = [tuple(g) for g in old]
+        new_groups = [tuple(g) for g in new]
+        if self._sqlite:
+            self._rebuild(model, unique_together=new_groups)
+            return
+        qn = self.quote_name
+        table = model._meta.db_table
+        for group in old_groups:
+            if group not in new_groups:
+                name = default_name(table, self.columns_of(model, group), "uniq")
+                self._alter(model, f"DROP CONSTRAINT {qn(name)}")
+        for group in new_groups:
+            if group not in old_groups:
+                cols = self.columns_of(model, group)
+                name = default_name(table, cols, "uniq")
+                joined = ", ".join(qn(c) for c in cols)
+                self._alter(model, f"ADD CONSTRAINT {qn(name)} UNIQUE ({joined})")
+
+    def alter_db_table(self, model: type[Model], old_table: str, new_table: str) -> None:
+        """Rename the table (foreign keys pointing at it follow on both backends)."""
+        if old_table != new_table:
+            qn = self.quote_name
+            self.execute(f"ALTER TABLE {qn(old_table)} RENAME TO {qn(new_table)}")
+
+
+def bind_field(model: type[Model], name: str, field: Field) -> Field:
+    """Give a free-standing field its name, column and model without adding it to the
+    model's ``_meta``: ``ed.add_field(Book, bind_field(Book, "isbn", dorm.CharField(...)))``."""
+    field.set_attributes_from_name(name)
+    field.model = model
+    return field
+
+
+def _has_index(field: Field) -> bool:
+    return field.db_index and not field.unique
+
+
+def _has_db_fk(field: Field) -> bool:
+    return field.is_relation and not field.many_to_many and getattr(field, "db_constraint", True)
+
+
+def _auto_through(field: Field) -> Any:
+    through = getattr(field, "through", None)
+    if through is not None and not isinstance(through, str) and through._meta.auto_created:
+        return through
+    return None
