@@ -150,7 +150,7 @@ class ModelBase(type):
             {"__module__": module, "__qualname__": f"{name}.MultipleObjectsReturned"},
         )
         _check_meta(cls)
-        apps.register_model(opts.app_label, cls)
+        opts.apps.register_model(opts.app_label, cls)
         signals.class_prepared.send(sender=cls)
         return cls
 
@@ -360,22 +360,58 @@ class Model(metaclass=ModelBase):
 
         persistence.validate_unique(self, set(exclude or ()))
 
-    def full_clean(
-        self, exclude: Iterable[str] | None = None, validate_unique: bool = True
-    ) -> None:
-        """Run ``clean_fields``, ``clean`` and ``validate_unique``; one ValidationError for all."""
+    def validate_constraints(self, exclude: Iterable[str] | None = None) -> None:
+        """Check ``Meta.constraints`` against this instance's values, as Django 4.1+ does.
+
+        A single-field UniqueConstraint reports under its field, the others under
+        ``__all__``; constraints touching an excluded field are skipped.
+        """
+        from dorm.db.router import router
+        from dorm.models.constraints import UniqueConstraint
+
+        cls = type(self)
+        using = router.db_for_write(cls, instance=self)
+        skip = set(exclude or ())
         errors: dict[str, list[str]] = {}
-        steps: list[Callable[[], None]] = [
-            lambda: self.clean_fields(exclude),
-            self.clean,
-            *([lambda: self.validate_unique(exclude)] if validate_unique else []),
-        ]
-        for step in steps:
+        for constraint in cls._meta.constraints:
+            try:
+                constraint.validate(cls, self, exclude=skip, using=using)
+            except ValidationError as exc:
+                key = "__all__"
+                if isinstance(constraint, UniqueConstraint) and len(constraint.fields) == 1:
+                    key = constraint.fields[0] if exc.code == "unique" else key
+                errors.setdefault(key, []).extend(exc.messages)
+        if errors:
+            raise ValidationError(errors)
+
+    def full_clean(
+        self,
+        exclude: Iterable[str] | None = None,
+        validate_unique: bool = True,
+        validate_constraints: bool = True,
+    ) -> None:
+        """Run ``clean_fields``, ``clean``, ``validate_unique`` and ``validate_constraints``.
+
+        One ValidationError reports them all; fields that failed ``clean_fields`` are left
+        out of the uniqueness and constraint checks, as in Django.
+        """
+        errors: dict[str, list[str]] = {}
+        skip = set(exclude or ())
+
+        def collect(step: Callable[[], None]) -> None:
             try:
                 step()
             except ValidationError as exc:
                 for key, messages in (exc.message_dict or {"__all__": exc.messages}).items():
                     errors.setdefault(key, []).extend(messages)
+
+        collect(lambda: self.clean_fields(skip))
+        collect(self.clean)
+        checked = skip | (set(errors) - {"__all__"})
+        if validate_unique:
+            collect(lambda: self.validate_unique(checked))
+        if validate_constraints:
+            collect(lambda: self.validate_constraints(checked))
         if errors:
             raise ValidationError(errors)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["BaseConstraint", "CheckConstraint", "Index", "UniqueConstraint"]
@@ -57,11 +57,87 @@ class Index:
         return f"<Index fields={self.fields!r} name={self.name!r}>"
 
 
+def _referenced_names(condition: Any) -> set[str]:
+    """The first path segment of every field a Q (and its F() values) refers to."""
+    from dorm.expressions import F, Q
+
+    names: set[str] = set()
+    for child in getattr(condition, "children", ()):
+        if isinstance(child, Q):
+            names |= _referenced_names(child)
+        elif isinstance(child, tuple) and len(child) == 2:
+            names.add(child[0].split("__")[0])
+            if isinstance(child[1], F):
+                names.add(child[1].name.split("__")[0])
+    return names
+
+
+def _value_map(instance: Any, exclude: set[str]) -> dict[str, Any]:
+    """``{name: Value(current value)}`` for the instance's concrete fields (as Django builds)."""
+    from dorm.expressions import Value
+
+    values: dict[str, Any] = {}
+    for field in type(instance)._meta.concrete_fields:
+        if field.name in exclude:
+            continue
+        value = Value(instance.__dict__.get(field.attname), output_field=field)
+        values[field.name] = value
+        values.setdefault(field.attname, value)
+        if field.primary_key:
+            values["pk"] = value
+    return values
+
+
+def condition_holds(model: Any, against: dict[str, Any], condition: Any, using: str) -> bool:
+    """Evaluate ``condition`` over the values in ``against`` with one FROM-less SELECT.
+
+    Every field name resolves to a bound parameter, so no table is read. As in SQL CHECK
+    constraints, an unknown (NULL) result counts as satisfied.
+    """
+    from dorm.db.connection import connections
+    from dorm.exceptions import EmptyResultSet, FieldError
+    from dorm.sql.query import Query
+    from dorm.sql.where import FullResultSet
+
+    connection = connections[using]
+    query = Query(model)
+    for name, value in against.items():
+        query.add_annotation(value, name)
+    where = query.build_where(condition)
+    if query.alias_map:
+        raise FieldError(
+            f"{model.__name__}: the condition {condition!r} can only refer to the model's "
+            f"own fields"
+        )
+    try:
+        sql, params = query.get_compiler(connection=connection).compile(where)
+    except EmptyResultSet:
+        return False
+    except FullResultSet:
+        return True
+    row = connection.fetchone(f"SELECT 1 WHERE COALESCE(({sql}), TRUE)", params)
+    return row is not None
+
+
+def violated(name: str) -> str:
+    return f"Constraint \u201c{name}\u201d is violated."
+
+
 class BaseConstraint:
     def __init__(self, *, name: str) -> None:
         self.name = _check_name(type(self).__name__, name)
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def validate(
+        self,
+        model: Any,
+        instance: Any,
+        exclude: Iterable[str] | None = None,
+        using: str = "default",
+    ) -> None:
+        """Raise ValidationError when ``instance`` would violate this constraint."""
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
@@ -87,6 +163,46 @@ class UniqueConstraint(BaseConstraint):
             kwargs["condition"] = self.condition
         return "dorm.UniqueConstraint", [], kwargs
 
+    def validate(
+        self,
+        model: Any,
+        instance: Any,
+        exclude: Iterable[str] | None = None,
+        using: str = "default",
+    ) -> None:
+        from dorm.exceptions import ValidationError
+
+        skip = set(exclude or ())
+        if set(self.fields) & skip:
+            return
+        opts = model._meta
+        lookup: dict[str, Any] = {}
+        for name in self.fields:
+            field = opts.get_field(name)
+            value = instance.__dict__.get(field.attname)
+            if value is None:
+                return  # NULLs never collide in a unique index
+            lookup[field.attname if field.is_relation else field.name] = value
+        qs = model._default_manager.using(using).filter(**lookup)
+        if not instance._state.adding and instance.pk is not None:
+            qs = qs.exclude(pk=instance.pk)
+        if self.condition is None:
+            if qs.exists():
+                raise ValidationError(
+                    f"{model.__name__} with this {' and '.join(self.fields)} already exists",
+                    code="unique",
+                )
+            return
+        if _referenced_names(self.condition) & skip:
+            return
+        against = _value_map(instance, skip)
+        # Only rows matching the condition are in the partial index, the instance included.
+        if (
+            condition_holds(model, against, self.condition, using)
+            and qs.filter(self.condition).exists()
+        ):
+            raise ValidationError(violated(self.name), code="unique")
+
 
 class CheckConstraint(BaseConstraint):
     """``CheckConstraint(condition=Q(amount__gt=0), name="amount_positive")``.
@@ -103,3 +219,18 @@ class CheckConstraint(BaseConstraint):
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
         return "dorm.CheckConstraint", [], {"condition": self.condition, "name": self.name}
+
+    def validate(
+        self,
+        model: Any,
+        instance: Any,
+        exclude: Iterable[str] | None = None,
+        using: str = "default",
+    ) -> None:
+        from dorm.exceptions import ValidationError
+
+        skip = set(exclude or ())
+        if _referenced_names(self.condition) & skip:
+            return
+        if not condition_holds(model, _value_map(instance, skip), self.condition, using):
+            raise ValidationError(violated(self.name), code="check_constraint")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dorm import signals, transaction
-from dorm.exceptions import RestrictedError
+from dorm.exceptions import ProtectedError, RestrictedError
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
@@ -30,6 +30,8 @@ class Collector:
         self.data: dict[type[Model], dict[Any, Model]] = {}
         self.field_updates: list[tuple[Any, Any, list[Model]]] = []
         self.restricted: list[tuple[Any, list[Model]]] = []
+        self.protected: list[tuple[Any, list[Model]]] = []
+        self._depth = 0
         self.fast: list[QuerySet] = []
 
     def _can_fast_delete(self, model: type[Model]) -> bool:
@@ -51,6 +53,35 @@ class Collector:
         self.collect(list(qs))
 
     def collect(self, objs: Iterable[Model], source: Any = None, nullable: bool = False) -> None:
+        """Add ``objs`` and what their on_delete rules reach.
+
+        :raises ProtectedError: once the whole cascade is collected, listing the objects of
+            every protected foreign key met (not only the first), as Django does.
+        """
+        self._depth += 1
+        try:
+            self._collect(objs)
+        finally:
+            self._depth -= 1
+        if self._depth == 0 and self.protected:
+            self._raise_protected()
+
+    def _raise_protected(self) -> None:
+        keys: dict[str, None] = {}
+        targets: dict[str, None] = {}
+        found: list[Model] = []
+        for field, objs in self.protected:
+            keys[f"'{field.model.__name__}.{field.name}'"] = None
+            targets[repr(field.related_model.__name__)] = None
+            found.extend(objs)
+        self.protected = []
+        raise ProtectedError(
+            f"Cannot delete some instances of model {', '.join(targets)} because they are "
+            f"referenced through protected foreign keys: {', '.join(keys)}.",
+            found,
+        )
+
+    def _collect(self, objs: Iterable[Model]) -> None:
         objs = list(objs)
         if not objs:
             return
@@ -76,8 +107,13 @@ class Collector:
                     **{f"{field.name}__in": chunk}
                 )
                 sub_objs = list(sub)
-                if sub_objs:
+                if not sub_objs:
+                    continue
+                try:
                     field.on_delete(self, field, sub_objs, self.using)
+                except ProtectedError as exc:
+                    # Keep collecting: the error names every protecting key at the end.
+                    self.protected.append((field, list(exc.protected_objects)))
 
     def add_field_update(self, field: Any, value: Any, objs: Iterable[Model]) -> None:
         self.field_updates.append((field, value, list(objs)))
@@ -86,17 +122,24 @@ class Collector:
         self.restricted.append((field, list(objs)))
 
     def _check_restricted(self) -> None:
+        """Raise RestrictedError naming every restricted foreign key whose referencing
+        objects are not deleted by the same cascade."""
+        keys: dict[str, None] = {}
+        targets: dict[str, None] = {}
+        blocking: list[Model] = []
         for field, objs in self.restricted:
             bucket = self.data.get(type(objs[0]), {}) if objs else {}
-            blocking = [o for o in objs if o.pk not in bucket]
-            if blocking:
-                raise RestrictedError(
-                    f"cannot delete {field.related_model.__name__}: {len(blocking)} "
-                    f"{field.model.__name__} object(s) reference it through the restricted "
-                    f"foreign key {field.model.__name__}.{field.name} and are not deleted "
-                    f"by the same cascade",
-                    blocking,
-                )
+            kept = [o for o in objs if o.pk not in bucket]
+            if kept:
+                keys[f"'{field.model.__name__}.{field.name}'"] = None
+                targets[repr(field.related_model.__name__)] = None
+                blocking.extend(kept)
+        if blocking:
+            raise RestrictedError(
+                f"Cannot delete some instances of model {', '.join(targets)} because they are "
+                f"referenced through restricted foreign keys: {', '.join(keys)}.",
+                blocking,
+            )
 
     def delete(self) -> tuple[int, dict[str, int]]:
         self._check_restricted()

@@ -194,6 +194,7 @@ def _create_through(field: ManyToManyField) -> type[Model]:
         {
             "db_table": table,
             "app_label": model._meta.app_label,
+            "apps": model._meta.apps,
             "auto_created": model,
             "unique_together": [(from_name, to_name)],
         },

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from dorm.apps import apps as global_apps
 from dorm.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
 if TYPE_CHECKING:
+    from dorm.apps import Apps
     from dorm.models.base import Model
     from dorm.models.constraints import BaseConstraint, Index
     from dorm.models.fields import Field
@@ -26,6 +28,7 @@ _META_ATTRS = frozenset(
         "constraints",
         "abstract",
         "app_label",
+        "apps",
         "verbose_name",
         "verbose_name_plural",
         "get_latest_by",
@@ -71,6 +74,9 @@ class Options:
         self.object_name = model_name
         self.model_name = model_name.lower()
         self.app_label = declared.get("app_label") or app_label
+        # The registry the model joins and resolves string relations in (Django's
+        # Meta.apps): migrations build historical models in a private Apps().
+        self.apps: Apps = declared.get("apps") or global_apps
         self.abstract = bool(declared.get("abstract", False))
         self.db_table: str = declared.get("db_table") or f"{self.app_label}_{self.model_name}"
         self.ordering: list[Any] = list(declared.get("ordering") or [])

@@ -200,16 +200,8 @@ def validate_unique(obj: Model, exclude: set[str]) -> None:
     checks: list[tuple[str, ...]] = [
         (f.name,) for f in opts.concrete_fields if f.unique and f.name not in exclude
     ]
+    # Meta.constraints are checked by Model.validate_constraints(), as in Django 4.1+.
     checks.extend(g for g in opts.unique_together if not set(g) & exclude)
-    from dorm.models.constraints import UniqueConstraint
-
-    for constraint in opts.constraints:
-        if (
-            isinstance(constraint, UniqueConstraint)
-            and constraint.condition is None
-            and not set(constraint.fields) & exclude
-        ):
-            checks.append(tuple(constraint.fields))
     errors: dict[str, list[str]] = {}
     for group in checks:
         lookup: dict[str, Any] = {}

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from dorm import transaction
-from dorm.apps import apps
 from dorm.exceptions import FieldError
 from dorm.models.fields import Field
 from dorm.sql.datastructures import PathInfo
@@ -41,7 +40,7 @@ def _resolve(cls: type[Model], to: Any, callback: Callable[[type[Model]], None])
             app_label, name = to.split(".", 1)
         else:
             app_label, name = cls._meta.app_label, to
-        apps.lazy(app_label, name, callback)
+        cls._meta.apps.lazy(app_label, name, callback)
         return
     callback(to)
 
