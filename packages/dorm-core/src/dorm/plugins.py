@@ -15,7 +15,6 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -125,6 +124,9 @@ def _create() -> None:
 
 def _load_entry_points() -> Iterator[tuple[str, Any, PluginInfo]]:
     seen: set[tuple[str, str]] = set()
+    # Imported here: importlib.metadata costs ~15 ms, and `import dorm` must stay fast.
+    from importlib import metadata
+
     eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
     for ep in eps:
         dist = ep.dist

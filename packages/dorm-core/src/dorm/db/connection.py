@@ -85,6 +85,9 @@ class ConnectionHandler:
         self.close_all()
         with self._lock:
             self._wrappers.clear()
+        from dorm.sql import plan_cache
+
+        plan_cache.clear()  # plans hold converters chosen for the old settings
 
 
 connections = ConnectionHandler()

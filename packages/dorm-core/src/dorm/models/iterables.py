@@ -6,8 +6,11 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dorm.db.connection import connections
 from dorm.models.base import ModelState
+from dorm.sql import plan_cache
 from dorm.sql.compiler import SQLCompiler
+from dorm.sql.plan_cache import CachedCompiler
 
 if TYPE_CHECKING:
     from dorm.models.query import QuerySet
@@ -31,7 +34,7 @@ class BaseIterable:
     def __iter__(self) -> Iterator[Any]:
         raise NotImplementedError
 
-    def _rows(self, compiler: SQLCompiler) -> Iterator[Sequence[Any]]:
+    def _rows(self, compiler: SQLCompiler | CachedCompiler) -> Iterator[Sequence[Any]]:
         if self.chunk_size is None:
             yield from compiler.execute()
         else:
@@ -81,8 +84,26 @@ def _build(klass_info: dict[str, Any], row: Sequence[Any], db: str) -> Any:
 class ModelIterable(BaseIterable):
     """Yield model instances (with select_related objects and annotations attached)."""
 
+    def _plan_compiler(self) -> SQLCompiler | CachedCompiler:
+        """The plan cache's compiler when the queryset has (or seeds) a plan."""
+        qs = self.queryset
+        pending = qs._pending
+        if pending is not None:
+            db = qs.db
+            if db == qs._plan_db:
+                plan, values, _kwargs, _get_mode = pending
+                return plan.compiler(values, connections[db])
+        seed = qs._plan_seed
+        compiler = self._compiler()  # builds a pending queryset's query
+        if seed is not None:
+            shape, kwargs = seed
+            stored = plan_cache.store(shape, qs.db, compiler, kwargs)
+            if stored is not None:
+                return stored
+        return compiler
+
     def __iter__(self) -> Iterator[Any]:
-        compiler = self._compiler()
+        compiler = self._plan_compiler()
         qs = self.queryset
         db = qs.db
         info = compiler.klass_info

@@ -24,7 +24,7 @@ from dorm.models.iterables import (
     ValuesIterable,
     ValuesListIterable,
 )
-from dorm.sql import writes
+from dorm.sql import plan_cache, writes
 from dorm.sql.compiler import SQLCompiler
 from dorm.sql.query import LOOKUP_SEP, Query
 
@@ -61,14 +61,31 @@ class QuerySet:
         self._prefetch_done = False
         self._iterable_class: type[BaseIterable] = ModelIterable
         self._fields: tuple[str, ...] | None = None
+        # filter(**kwargs) served by a cached plan: (plan, prepared values, kwargs, get
+        # mode); ``_query`` is then the unfiltered base, built into the real one on access.
+        self._pending: tuple[plan_cache.Plan, list[Any], dict[str, Any], bool] | None = None
+        # (shape, kwargs) when this queryset is a plain filter(**kwargs) whose compiled
+        # SQL the iterable may store in the plan cache.
+        self._plan_seed: tuple[Any, dict[str, Any]] | None = None
+        self._plan_db: str | None = None
 
     @property
     def query(self) -> Query:
+        if self._pending is not None:
+            _plan, _values, kwargs, get_mode = self._pending
+            query = self._query.chain()
+            query.add_q(Q(**kwargs))
+            if get_mode:
+                query.clear_ordering(force=True)
+                query.set_limits(high=MAX_GET_RESULTS)
+            self._query = query
+            self._plan_seed = self._pending = None
         return self._query
 
     @query.setter
     def query(self, value: Query) -> None:
         self._query = value
+        self._plan_seed = self._pending = None
 
     @property
     def db(self) -> str:
@@ -80,7 +97,7 @@ class QuerySet:
         return router.db_for_read(self.model, **self._hints)
 
     def _clone(self) -> QuerySet:
-        clone = type(self)(self.model, self._query.chain(), self._db, self._hints)
+        clone = type(self)(self.model, self.query.chain(), self._db, self._hints)
         clone._for_write = self._for_write
         clone._prefetch_related_lookups = self._prefetch_related_lookups
         clone._iterable_class = self._iterable_class
@@ -94,6 +111,7 @@ class QuerySet:
 
     def __getstate__(self) -> dict[str, Any]:
         self._fetch_all()
+        _ = self.query  # a pending plan (not picklable) becomes a plain Query
         return dict(self.__dict__)
 
     def __repr__(self) -> str:
@@ -220,10 +238,17 @@ class QuerySet:
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
         """Return the one object matching; DoesNotExist / MultipleObjectsReturned otherwise."""
-        qs = self.filter(*args, **kwargs) if (args or kwargs) else self._chain()
-        if not qs.query.is_sliced:
-            qs.query.clear_ordering(force=True)
-            qs.query.set_limits(high=MAX_GET_RESULTS)
+        shape = None if args or not kwargs else self._plan_shape(kwargs, get_mode=True)
+        pending = None if shape is None else self._from_plan(shape, kwargs, get_mode=True)
+        if pending is not None:
+            qs = pending
+        else:
+            qs = self.filter(*args, **kwargs) if (args or kwargs) else self._chain()
+            if not qs.query.is_sliced:
+                qs.query.clear_ordering(force=True)
+                qs.query.set_limits(high=MAX_GET_RESULTS)
+            if shape is not None:
+                qs._plan_seed = (shape, kwargs)
         results = list(qs)
         count = len(results)
         assert self.model is not None
@@ -251,13 +276,30 @@ class QuerySet:
         obj.save(force_insert=True, using=self.db)
         return obj
 
+    def _check_ordering_first_last_queryset_aggregation(self, method: str) -> None:
+        """values(...).annotate(aggregate) groups by the values() columns: ordering by pk
+        would split the groups, so first()/last() refuse it, with Django's TypeError."""
+        group_by = self.query.group_by
+        pk = self.model._meta.pk  # type: ignore[union-attr]
+        if isinstance(group_by, tuple) and not any(
+            getattr(col, "target", None) is pk for col in group_by
+        ):
+            raise TypeError(
+                f"Cannot use QuerySet.{method}() on an unordered queryset performing "
+                f"aggregation. Add an ordering with order_by()."
+            )
+
     def first(self) -> Any:
+        if not self.ordered:
+            self._check_ordering_first_last_queryset_aggregation("first")
         qs = self if self.ordered else self.order_by("pk")
         for obj in qs[:1]:
             return obj
         return None
 
     def last(self) -> Any:
+        if not self.ordered:
+            self._check_ordering_first_last_queryset_aggregation("last")
         qs = self.reverse() if self.ordered else self.order_by("-pk")
         for obj in qs[:1]:
             return obj
@@ -576,10 +618,47 @@ class QuerySet:
     ) -> QuerySet:
         if (args or kwargs) and self.query.is_sliced:
             raise TypeError("cannot filter a query once a slice has been taken")
+        shape = None if negate or args or not kwargs else self._plan_shape(kwargs, get_mode=False)
+        if shape is not None:
+            pending = self._from_plan(shape, kwargs, get_mode=False)
+            if pending is not None:
+                return pending
         clone = self._chain()
         if args or kwargs:
             q = Q(*args, **kwargs)
             clone.query.add_q(~q if negate else q)
+        if shape is not None:
+            clone._plan_seed = (shape, kwargs)
+        return clone
+
+    def _plan_shape(self, kwargs: dict[str, Any], get_mode: bool) -> Any:
+        """The plan-cache shape of ``self.filter(**kwargs)`` (sliced for get()), or None."""
+        if (
+            self._pending is not None
+            or self._iterable_class is not ModelIterable
+            or self._fields is not None
+            or self._result_cache is not None
+            or type(self)._clone is not QuerySet._clone  # a subclass copies more state
+        ):
+            return None
+        return plan_cache.shape_of(self._query, kwargs, get_mode)
+
+    def _from_plan(self, shape: Any, kwargs: dict[str, Any], get_mode: bool) -> QuerySet | None:
+        """A clone filtered by a cached plan (the WHERE is built only if someone asks)."""
+        db = self.db
+        plan = plan_cache.lookup(shape, db, connections[db])
+        if plan is None:
+            return None
+        values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
+        if any(v is None for v in values):
+            return None  # exact(None) renders IS NULL: not this plan's SQL
+        clone = type(self)(self.model, self._query, self._db, self._hints)
+        clone._for_write = self._for_write
+        clone._prefetch_related_lookups = self._prefetch_related_lookups
+        clone._iterable_class = self._iterable_class
+        clone._fields = self._fields
+        clone._pending = (plan, values, kwargs, get_mode)
+        clone._plan_db = db
         return clone
 
     def complex_filter(self, filter_obj: Any) -> QuerySet:
@@ -660,6 +739,9 @@ class QuerySet:
         if self._fields is not None:
             clone._fields = (*self._fields, *(a for a in kwargs if a not in self._fields))
             clone.query.values_select = clone._fields
+            if clone.query.group_by is True:
+                # values(...).annotate(aggregate): GROUP BY the values() columns, as Django.
+                clone.query.group_by = tuple(clone.query.select)
         return clone
 
     def _check_alias(self, method: str, alias: str) -> None:

@@ -576,6 +576,8 @@ class Query:
         self.annotations = {k: relabel(v) for k, v in self.annotations.items()}
         self.select = [relabel(s) for s in self.select]
         self.order_by = tuple(relabel(o) if not isinstance(o, str) else o for o in self.order_by)
+        if isinstance(self.group_by, tuple):
+            self.group_by = tuple(relabel(g) for g in self.group_by)
 
     def _resolve_outer_refs(self, outer: Query) -> None:
         def resolve(node: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from dorm.db.utils import patterns_version
 from dorm.exceptions import FieldError
 from dorm.expressions import bind
 from dorm.sql.compiler import SQLCompiler, unmask
@@ -32,6 +33,8 @@ def insert(
     batch_size: int | None = None,
 ) -> list[tuple[Any, ...]]:
     """INSERT ``objs`` in multi-row batches; return the RETURNING rows (one per object)."""
+    if len(objs) == 1 and fields and on_conflict is None:
+        return _insert_one(model, objs[0], fields, connection, returning_fields)
     ops = connection.ops
     qn = ops.quote_name
     table = qn(model._meta.db_table)
@@ -102,6 +105,52 @@ def insert(
         else:
             connection.execute(sql, params, sensitive)
     return result
+
+
+# (model, fields, returning, ops, patterns version) -> (sql, adapters, sensitive flags):
+# save() and create() insert one row on the same columns again and again.
+_one_row: dict[tuple[Any, ...], tuple[str, list[Any], list[bool]]] = {}
+_ONE_ROW_MAX = 512
+
+
+def _insert_one(
+    model: type[Model],
+    obj: Model,
+    fields: Sequence[Field],
+    connection: BaseDatabaseWrapper,
+    returning_fields: Sequence[Field],
+) -> list[tuple[Any, ...]]:
+    """``insert()`` of one object on a non-empty field list, its statement cached."""
+    ops = connection.ops
+    returning = returning_fields if connection.supports_returning else ()
+    key = (model, tuple(fields), tuple(returning), ops, patterns_version())
+    entry = _one_row.get(key)
+    if entry is None:
+        qn = ops.quote_name
+        cols = ", ".join(qn(f.column) for f in fields)
+        marks = ", ".join([ops.placeholder] * len(fields))
+        sql = f"INSERT INTO {qn(model._meta.db_table)} ({cols}) VALUES ({marks})"
+        if returning:
+            sql += " RETURNING " + ", ".join(qn(f.column) for f in returning)
+        entry = (sql, [ops.adapter_for(f) for f in fields], [f.sensitive for f in fields])
+        if len(_one_row) >= _ONE_ROW_MAX:
+            _one_row.clear()
+        _one_row[key] = entry
+    sql, adapters, sensitive_cols = entry
+    params: list[Any] = []
+    sensitive: list[int] = []
+    for i, field in enumerate(fields):
+        value = field.get_db_prep_value(field.pre_save(obj, True))
+        adapter = adapters[i]
+        if adapter is not None:
+            value = adapter(value)
+        if sensitive_cols[i]:
+            sensitive.append(i)
+        params.append(value)
+    if returning:
+        return connection.fetchall(sql, params, sensitive)
+    connection.execute(sql, params, sensitive)
+    return []
 
 
 def update_sql(

@@ -1,0 +1,279 @@
+"""A cache of compiled SELECTs for ``filter(**kwargs)`` / ``get(**kwargs)`` query shapes.
+
+Repeating a shape (same model, connection class, base queryset state and keyword names)
+with new values skips name resolution and SQL generation: the entry keeps the SQL, one
+binder per placeholder and what the row builder needs. Only plain values compared with
+``exact`` / ``gt`` / ``gte`` / ``lt`` / ``lte`` on a column are cached; anything whose
+value could change the SQL (None, lists, model instances, expressions) bypasses it.
+An entry is stored only after its binders reproduced the compiler's own parameters.
+
+Keys carry the plugin extensions object and the sensitive-patterns version, so
+registering a plugin or changing patterns makes old entries unreachable; ``clear()`` runs
+when connections are reset. The cache is a bounded LRU guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from dorm import plugins
+from dorm.db.utils import patterns_version
+from dorm.expressions import Col, Masked, bind
+from dorm.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
+from dorm.sql.where import AND, WhereNode
+
+if TYPE_CHECKING:
+    from dorm.db.backends.base import BaseDatabaseWrapper
+    from dorm.models.fields import Field
+    from dorm.sql.compiler import SQLCompiler
+    from dorm.sql.query import Query
+
+__all__ = [
+    "MAX_ENTRIES",
+    "CachedCompiler",
+    "Plan",
+    "clear",
+    "lookup",
+    "shape_of",
+    "size",
+    "store",
+]
+
+MAX_ENTRIES = 512
+
+#: Value types whose lookups always render as one placeholder.
+PLAIN_TYPES = frozenset(
+    {
+        int,
+        str,
+        float,
+        bool,
+        bytes,
+        decimal.Decimal,
+        uuid.UUID,
+        datetime.date,
+        datetime.datetime,
+        datetime.time,
+        datetime.timedelta,
+    }
+)
+_SAFE_LOOKUPS = frozenset({Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual})
+
+_lock = threading.Lock()
+_entries: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
+# What the entries were built under: (plugin extensions object, patterns version).
+_source: list[Any] = [None, None]
+
+
+class Plan:
+    """One compiled shape: SQL, the field of each placeholder, row-building info."""
+
+    __slots__ = ("converters", "fields", "klass_info", "names", "sensitive", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        names: tuple[str, ...],
+        fields: tuple[Field, ...],
+        sensitive: list[int],
+        klass_info: dict[str, Any],
+        converters: list[tuple[int, Callable[[Any], Any]]],
+    ) -> None:
+        self.sql = sql
+        self.names = names
+        self.fields = fields
+        self.sensitive = sensitive
+        self.klass_info = klass_info
+        self.converters = converters
+
+    def prepare(self, kwargs: dict[str, Any]) -> list[Any]:
+        """The values in placeholder order, converted as the lookups would (``to_python``)."""
+        return [f.to_python(kwargs[n]) for f, n in zip(self.fields, self.names, strict=True)]
+
+    def compiler(self, values: list[Any], connection: BaseDatabaseWrapper) -> CachedCompiler:
+        params = [
+            _unmasked(bind(f, v, connection)) for f, v in zip(self.fields, values, strict=True)
+        ]
+        return CachedCompiler(self, params, connection)
+
+
+def _unmasked(value: Any) -> Any:
+    return value.value if type(value) is Masked else value
+
+
+class CachedCompiler:
+    """The part of SQLCompiler the model iterable uses, served from a Plan."""
+
+    def __init__(self, plan: Plan, params: list[Any], connection: BaseDatabaseWrapper) -> None:
+        self.plan = plan
+        self.params = params
+        self.connection = connection
+        self.klass_info: dict[str, Any] | None = plan.klass_info
+        self.annotation_col_map: dict[str, int] = {}
+        self.sensitive = plan.sensitive
+
+    def converters(self) -> list[tuple[int, Callable[[Any], Any]]]:
+        return self.plan.converters
+
+    def execute(self) -> list[tuple[Any, ...]]:
+        return self.connection.fetchall(self.plan.sql, self.params, self.sensitive)
+
+    def chunks(self, chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
+        yield from self.connection.stream(self.plan.sql, self.params, chunk_size, self.sensitive)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    return value
+
+
+def _state(q: Query) -> tuple[Any, ...] | None:
+    """What of ``q`` besides WHERE shapes the SQL, or None when it is not a plain SELECT."""
+    if (
+        q.annotations
+        or q.annotation_select_mask is not None
+        or q.values_select
+        or q.select
+        or not q.default_cols
+        or q.combinator is not None
+        or q.cte is not None
+        or q.subquery
+        or q.is_empty_query
+        or q.distinct
+        or q.group_by is not None
+        or q.select_for_update
+        or q.extra_order_by
+        or q.alias_prefix != "T"
+        or not all(type(item) is str for item in q.order_by)
+    ):
+        return None
+    return (
+        q.model,
+        q.order_by,
+        q.default_ordering,
+        q.low_mark,
+        q.high_mark,
+        _frozen(q.select_related),
+        q.deferred_loading,
+    )
+
+
+def shape_of(query: Query, kwargs: dict[str, Any], get_mode: bool) -> Any:
+    """The shape of ``query.filter(**kwargs)`` (then sliced for ``get()`` in get_mode).
+
+    None when it cannot be cached: ``query`` already filters or joins, or a value is not
+    a plain scalar.
+    """
+    for value in kwargs.values():
+        if type(value) not in PLAIN_TYPES:
+            return None
+    if query.where.children or len(query.alias_map) > 1:
+        return None
+    state = _state(query)
+    if state is None:
+        return None
+    if get_mode:
+        if query.is_sliced:
+            return None
+        # What get() leaves: clear_ordering(force=True), set_limits(high=21).
+        state = (*state[:1], (), False, 0, 21, *state[5:])
+    return (tuple(kwargs), state)
+
+
+def _fresh() -> None:
+    """Drop every entry when plugins or sensitive patterns changed since they were built."""
+    ext, version = plugins.extensions(), patterns_version()
+    if _source[0] is not ext or _source[1] != version:
+        with _lock:
+            _entries.clear()
+            _source[0], _source[1] = ext, version
+
+
+def lookup(shape: Any, alias: str, connection: BaseDatabaseWrapper) -> Plan | None:
+    """The plan stored for ``shape`` on ``alias`` / this connection class, or None."""
+    _fresh()
+    key = (shape, alias, type(connection))
+    with _lock:
+        plan = _entries.get(key)
+        if plan is not None:
+            _entries.move_to_end(key)
+    return plan
+
+
+def store(
+    shape: Any, alias: str, compiler: SQLCompiler, kwargs: dict[str, Any]
+) -> CachedCompiler | None:
+    """Record ``compiler`` (set up, over the query built for ``shape``) and run from it.
+
+    Nothing is stored, and None returned, unless the query is exactly the plain shape
+    expected and the plan's binding reproduces the compiler's own parameters.
+    """
+    from dorm.exceptions import EmptyResultSet
+
+    _fresh()
+    connection = compiler.connection
+    query = compiler.query
+    if compiler.klass_info is None or compiler.annotation_col_map:
+        return None
+    if _state(query) != shape[1] or shape[0] != tuple(kwargs):
+        return None
+    root = query.where
+    if root.negated or root.connector != AND or len(root.children) != 1:
+        return None
+    node = root.children[0]
+    if type(node) is not WhereNode or node.negated or node.connector != AND:
+        return None
+    if len(node.children) != len(kwargs):
+        return None
+    ext = plugins.extensions()
+    vendor = connection.vendor
+    fields: list[Field] = []
+    names = sorted(kwargs)  # Q(**kwargs) orders its children by name
+    for lookup_node in node.children:
+        if type(lookup_node) not in _SAFE_LOOKUPS or type(lookup_node.lhs) is not Col:
+            return None
+        if ext.renderer(type(lookup_node), vendor) is not None or lookup_node.rhs is None:
+            return None
+        field = lookup_node.lhs_field
+        if field is None:
+            return None
+        fields.append(field)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return None
+    plan = Plan(sql, tuple(names), tuple(fields), list(compiler.sensitive), compiler.klass_info, [])
+    mine = [bind(f, v, connection) for f, v in zip(fields, plan.prepare(kwargs), strict=True)]
+    mine_sensitive = [i for i, p in enumerate(mine) if type(p) is Masked]
+    unwrapped = [_unmasked(p) for p in mine]
+    if (
+        len(unwrapped) != len(params)
+        or mine_sensitive != plan.sensitive
+        or any(type(a) is not type(b) or a != b for a, b in zip(unwrapped, params, strict=True))
+    ):
+        return None
+    plan.converters = compiler.converters()
+    key = (shape, alias, type(connection))
+    with _lock:
+        _entries[key] = plan
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    return CachedCompiler(plan, list(params), connection)
+
+
+def clear() -> None:
+    """Forget every plan (connections were reset, or a test wants a cold cache)."""
+    with _lock:
+        _entries.clear()
+
+
+def size() -> int:
+    return len(_entries)

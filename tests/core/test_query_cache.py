@@ -1,0 +1,248 @@
+"""The compiled-SELECT cache (dorm.sql.plan_cache) on both backends.
+
+A repeated ``filter(**kwargs)`` / ``get(**kwargs)`` shape reuses its SQL with new values;
+values that would change the SQL bypass it; plugins, sensitive patterns and connection
+resets invalidate it; query capture and masking see the same statements as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import dorm
+from dorm import plugins
+from dorm.db.utils import MASK, add_sensitive_pattern, reset_sensitive_patterns
+from dorm.exceptions import ValidationError
+from dorm.lookups import Exact
+from dorm.plugins import hookimpl
+from dorm.sql import plan_cache
+from dorm.test import CaptureQueriesContext, assertNumQueries
+
+
+class Writer(dorm.Model):
+    name = dorm.CharField(max_length=50)
+    age = dorm.IntegerField(default=30)
+    email = dorm.CharField(max_length=80, null=True)
+    nickname = dorm.CharField(max_length=50, default="")
+
+    class Meta:
+        app_label = "t_plan"
+
+
+class Essay(dorm.Model):
+    title = dorm.CharField(max_length=100)
+    writer = dorm.ForeignKey(Writer, on_delete=dorm.CASCADE, related_name="essays")
+    words = dorm.IntegerField(default=0)
+
+    class Meta:
+        app_label = "t_plan"
+
+
+MODELS = [Writer, Essay]
+
+
+@pytest.fixture
+def rows(clean_tables: Any) -> Iterator[list[Writer]]:
+    plan_cache.clear()
+    writers = [
+        Writer.objects.create(name="ann", age=20, email="ann@x.io", nickname="a1"),
+        Writer.objects.create(name="bob", age=30, email=None, nickname="b2"),
+        Writer.objects.create(name="cy", age=40, email="cy@x.io", nickname="c3"),
+    ]
+    yield writers
+    plan_cache.clear()
+
+
+def _captured(fn: Any) -> list[dict[str, Any]]:
+    with CaptureQueriesContext() as ctx:
+        fn()
+    return list(ctx.captured_queries)
+
+
+def test_repeated_get_reuses_the_plan_with_new_values(rows: list[Writer]) -> None:
+    for w in rows:
+        assert Writer.objects.get(pk=w.pk).name == w.name
+        assert Writer.objects.get(name=w.name).pk == w.pk
+    assert plan_cache.size() == 2
+    # A cached shape builds no WHERE until asked, and still returns the right row.
+    list(Writer.objects.filter(pk=rows[0].pk))  # filter() shapes are not get()'s
+    pending = Writer.objects.filter(pk=rows[1].pk)
+    assert pending._pending is not None
+    assert [w.name for w in pending] == ["bob"]
+    first = _captured(lambda: Writer.objects.get(pk=rows[0].pk))
+    second = _captured(lambda: Writer.objects.get(pk=rows[2].pk))
+    assert first[0]["sql"] == second[0]["sql"]
+    assert tuple(first[0]["params"]) != tuple(second[0]["params"])
+    with pytest.raises(Writer.DoesNotExist):
+        Writer.objects.get(pk=10_000)
+    with pytest.raises(Writer.MultipleObjectsReturned):
+        Writer.objects.get(age__gte=0)
+    with pytest.raises(Writer.MultipleObjectsReturned):
+        Writer.objects.get(age__gte=1)
+
+
+def test_repeated_filter_and_chaining_after_a_cached_filter(rows: list[Writer]) -> None:
+    for _ in range(2):
+        assert [w.name for w in Writer.objects.filter(age__gte=30)] == ["bob", "cy"]
+        assert [w.name for w in Writer.objects.filter(age__lt=30)] == ["ann"]
+    qs = Writer.objects.filter(age__gte=30)
+    assert qs._pending is not None
+    assert [w.name for w in qs.order_by("-name")] == ["cy", "bob"]
+    assert qs.count() == 2
+    assert qs.exists()
+    assert list(qs.values_list("name", flat=True).order_by("name")) == ["bob", "cy"]
+    assert [w.name for w in qs.filter(name="cy")] == ["cy"]
+    assert [w.name for w in qs.iterator(chunk_size=1)] == ["bob", "cy"]
+    assert Writer.objects.filter(age__gte=30).update(nickname="z") == 2
+    assert sorted(Writer.objects.filter(nickname="z").values_list("name", flat=True)) == [
+        "bob",
+        "cy",
+    ]
+
+
+def test_values_that_change_the_sql_bypass_the_cache(rows: list[Writer]) -> None:
+    ann, bob, cy = rows
+    for _ in range(2):
+        assert Writer.objects.get(email=None).pk == bob.pk
+        assert [w.pk for w in Writer.objects.filter(email=None)] == [bob.pk]
+        assert Writer.objects.get(email="ann@x.io").pk == ann.pk
+        assert list(Writer.objects.filter(pk__in=[])) == []
+        assert [w.pk for w in Writer.objects.filter(pk__in=[ann.pk])] == [ann.pk]
+        got = {w.pk for w in Writer.objects.filter(pk__in=[ann.pk, cy.pk])}
+        assert got == {ann.pk, cy.pk}
+    e = Essay.objects.create(title="t", writer=cy, words=5)
+    for w in (cy, cy):
+        assert [x.pk for x in Essay.objects.filter(writer=w)] == [e.pk]
+    assert list(Essay.objects.filter(writer=ann)) == []
+    assert [x.pk for x in Essay.objects.filter(writer_id=cy.pk)] == [e.pk]
+    assert [x.pk for x in Essay.objects.filter(writer__name="cy")] == [e.pk]
+    assert [x.pk for x in Essay.objects.filter(writer__name="cy")] == [e.pk]
+    assert list(Essay.objects.filter(writer__name="ann")) == []
+
+
+def test_bad_values_raise_as_without_the_cache(rows: list[Writer]) -> None:
+    for _ in range(3):
+        with pytest.raises(ValidationError):
+            Writer.objects.filter(age="not a number")
+        Writer.objects.filter(age=1)  # the shape is cached after the first good value
+
+
+def test_state_of_the_base_queryset_is_part_of_the_shape(rows: list[Writer]) -> None:
+    for _ in range(2):
+        assert [w.name for w in Writer.objects.order_by("-age").filter(age__gt=10)] == [
+            "cy",
+            "bob",
+            "ann",
+        ]
+        assert [w.name for w in Writer.objects.order_by("age").filter(age__gt=10)] == [
+            "ann",
+            "bob",
+            "cy",
+        ]
+        only = Writer.objects.only("name").get(pk=rows[0].pk)
+        assert "age" not in only.__dict__ and only.name == "ann"
+        full = Writer.objects.get(pk=rows[0].pk)
+        assert full.__dict__["age"] == 20
+        e = Essay.objects.create(title="x", writer=rows[2])
+        got = Essay.objects.select_related("writer").get(pk=e.pk)
+        assert got._state.fields_cache["writer"].name == "cy"
+
+
+class ExactMarker:
+    """Renders ``exact`` with a marker comment: the cached SQL must not be reused."""
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor = vendor
+
+    @hookimpl
+    def dorm_register_vendor_sql(self) -> list[tuple[type, str, Any]]:
+        def render(node: Exact, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+            sql, params = node.as_sql(compiler, connection)
+            return f"{sql} /* marked */", params
+
+        return [(Exact, self.vendor, render)]
+
+
+def test_registering_a_plugin_invalidates(rows: list[Writer], backend: Any) -> None:
+    Writer.objects.get(pk=rows[0].pk)
+    Writer.objects.get(pk=rows[1].pk)
+    assert plan_cache.size() == 1
+    plugins.register(ExactMarker(backend.vendor), name="t-plan-marker")
+    try:
+        for w in rows:
+            (query,) = _captured(lambda w=w: Writer.objects.get(pk=w.pk))
+            assert "/* marked */" in query["sql"]
+        assert Writer.objects.get(pk=rows[2].pk).name == "cy"
+    finally:
+        plugins.unregister("t-plan-marker")
+    for w in rows:
+        (query,) = _captured(lambda w=w: Writer.objects.get(pk=w.pk))
+        assert "/* marked */" not in query["sql"]
+
+
+def test_sensitive_pattern_change_invalidates_and_masks(rows: list[Writer]) -> None:
+    for _ in range(2):
+        (query,) = _captured(lambda: Writer.objects.get(nickname="a1"))
+        assert tuple(query["params"])[0] == "a1"
+    try:
+        add_sensitive_pattern("nickname")
+        for value in ("a1", "b2"):
+            (query,) = _captured(lambda value=value: Writer.objects.get(nickname=value))
+            assert tuple(query["params"])[0] == MASK
+            assert value not in repr(query)
+        assert Writer.objects.get(nickname="c3").name == "cy"
+    finally:
+        reset_sensitive_patterns()
+    (query,) = _captured(lambda: Writer.objects.get(nickname="b2"))
+    assert tuple(query["params"])[0] == "b2"
+
+
+def test_assert_num_queries_through_cached_entries(rows: list[Writer]) -> None:
+    Writer.objects.get(pk=rows[0].pk)
+    with assertNumQueries(3):
+        for w in rows:
+            Writer.objects.get(pk=w.pk)
+    with assertNumQueries(0):
+        Writer.objects.filter(pk=rows[0].pk)  # lazy, cached or not
+
+
+def test_connection_reset_clears(rows: list[Writer], db: Any) -> None:
+    Writer.objects.get(pk=rows[0].pk)
+    assert plan_cache.size() == 1
+    dorm.configure(DATABASES={"default": db.settings})
+    assert plan_cache.size() == 0
+    assert Writer.objects.get(pk=rows[1].pk).name == "bob"
+
+
+def test_the_cache_is_bounded(rows: list[Writer], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_cache, "MAX_ENTRIES", 5)
+    fields = ["age", "pk", "name", "nickname"]
+    lookups = ["", "__gt", "__gte", "__lt", "__lte"]
+    for field in fields:
+        for lookup in lookups:
+            value = 25 if field in ("age", "pk") else "m"
+            list(Writer.objects.filter(**{f"{field}{lookup}": value}))
+            assert plan_cache.size() <= 5
+    assert plan_cache.size() == 5
+    # The most recent shapes are the ones kept.
+    assert Writer.objects.filter(nickname__lte="m")._pending is not None
+    assert Writer.objects.filter(age="25")._pending is None
+
+
+def test_one_row_inserts_reuse_their_statement_and_follow_patterns(rows: list[Writer]) -> None:
+    made = [Writer.objects.create(name=f"w{i}", age=i, nickname=f"n{i}") for i in range(3)]
+    assert len({w.pk for w in made}) == 3
+    assert [Writer.objects.get(pk=w.pk).age for w in made] == [0, 1, 2]
+    try:
+        add_sensitive_pattern("nickname")
+        (query,) = _captured(lambda: Writer.objects.create(name="hid", nickname="secret-nick"))
+        assert "INSERT" in query["sql"] and MASK in tuple(query["params"])
+        assert "secret-nick" not in repr(query)
+    finally:
+        reset_sensitive_patterns()
+    (query,) = _captured(lambda: Writer.objects.create(name="vis", nickname="open-nick"))
+    assert "open-nick" in tuple(query["params"])
+    assert Writer.objects.get(nickname="secret-nick").name == "hid"
