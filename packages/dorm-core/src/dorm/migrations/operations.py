@@ -1,0 +1,589 @@
+"""Migration operations: each changes the project state and the database the same way.
+
+Over 400 lines because every schema operation lives here; RunSQL, RunPython,
+SeparateDatabaseAndState, AddCheckConstraintOnline and SeederMigration live in
+:mod:`dorm.migrations.data_operations` and are re-exported, so migration files import every
+operation from here and each deconstructs to this module's path.
+
+``database_forwards(app_label, editor, from_state, to_state)`` runs with the state before
+the operation as ``from_state``; ``database_backwards`` gets the state *after* it as
+``from_state`` and the state to return to as ``to_state``. Schema operations pass the
+editor the historical model of ``from_state``, as SchemaEditor expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dorm.migrations.exceptions import InvalidStateError
+from dorm.migrations.operation import Operation
+
+if TYPE_CHECKING:
+    from dorm.migrations.schema import SchemaEditor
+    from dorm.migrations.state import ProjectState
+    from dorm.models.base import Model
+    from dorm.models.constraints import BaseConstraint, Index
+    from dorm.models.fields import Field
+
+__all__ = [
+    "AddCheckConstraintOnline",
+    "AddConstraint",
+    "AddField",
+    "AddIndex",
+    "AlterField",
+    "AlterUniqueTogether",
+    "CreateModel",
+    "DeleteModel",
+    "Operation",
+    "RemoveConstraint",
+    "RemoveField",
+    "RemoveIndex",
+    "RenameField",
+    "RenameModel",
+    "RunPython",
+    "RunSQL",
+    "SeederMigration",
+    "SeparateDatabaseAndState",
+    "run_raw",
+]
+
+
+def _model(state: ProjectState, app_label: str, name: str) -> type[Model]:
+    return state.apps.get_model(app_label, name)
+
+
+def _managed(model: type[Model]) -> bool:
+    return bool(model._meta.managed)
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class CreateModel(Operation):
+    def __init__(
+        self, name: str, fields: Sequence[tuple[str, Field]], options: dict[str, Any] | None = None
+    ) -> None:
+        self.name = name
+        self.fields = list(fields)
+        self.options = dict(options or {})
+        names = [n for n, _f in self.fields]
+        if len(names) != len(set(names)):
+            raise ValueError(f"CreateModel {name!r}: a field name appears twice in {names!r}")
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        from dorm.migrations.state import ModelState, _unbound_clone
+
+        fields = [(n, _unbound_clone(f)) for n, f in self.fields]
+        state.add_model(ModelState(app_label, self.name, fields, self.options))
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(to_state, app_label, self.name)
+        if _managed(model):
+            schema_editor.create_model(model)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.name)
+        if _managed(model):
+            schema_editor.delete_model(model)
+
+    def describe(self) -> str:
+        return f"Create model {self.name}"
+
+
+class DeleteModel(Operation):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        state.remove_model(app_label, self.name.lower())
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.name)
+        if _managed(model):
+            schema_editor.delete_model(model)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(to_state, app_label, self.name)
+        if _managed(model):
+            schema_editor.create_model(model)
+
+    def describe(self) -> str:
+        return f"Delete model {self.name}"
+
+
+class RenameModel(Operation):
+    """Rename a model (and its table when the table name is the default one)."""
+
+    def __init__(self, old_name: str, new_name: str) -> None:
+        self.old_name = old_name
+        self.new_name = new_name
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        from dorm.migrations.state import ModelState, _related_label, _unbound_clone
+
+        old = state.get_model_state(app_label, self.old_name)
+        state.remove_model(app_label, self.old_name.lower())
+        state.add_model(ModelState(app_label, self.new_name, old.fields.items(), old.options))
+        old_label = f"{app_label}.{self.old_name.lower()}"
+        for ms in state.models.values():
+            for name, field in list(ms.fields.items()):
+                if _related_label(field, ms.app_label, ms.name_lower) != old_label:
+                    continue
+                if getattr(field, "to", None) == "self":
+                    continue
+                _name, path, args, kwargs = field.deconstruct()
+                kwargs["to"] = f"{app_label}.{self.new_name}"
+                clone = _unbound_clone(field)
+                ms.fields[name] = type(clone)(*args, **kwargs)
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        old = _model(from_state, app_label, self.old_name)
+        new = _model(to_state, app_label, self.new_name)
+        if _managed(new):
+            schema_editor.alter_db_table(old, old._meta.db_table, new._meta.db_table)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        new = _model(from_state, app_label, self.new_name)
+        old = _model(to_state, app_label, self.old_name)
+        if _managed(old):
+            schema_editor.alter_db_table(new, new._meta.db_table, old._meta.db_table)
+
+    def describe(self) -> str:
+        return f"Rename model {self.old_name} to {self.new_name}"
+
+
+# -- fields ------------------------------------------------------------------------------------
+
+
+class AddField(Operation):
+    def __init__(self, model_name: str, name: str, field: Field) -> None:
+        self.model_name = model_name
+        self.name = name
+        self.field = field
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        from dorm.migrations.state import _unbound_clone
+
+        ms = state.get_model_state(app_label, self.model_name)
+        if self.name in ms.fields:
+            raise InvalidStateError(f"{app_label}.{self.model_name} already has {self.name!r}")
+        ms.fields[self.name] = _unbound_clone(self.field)
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            field = _model(to_state, app_label, self.model_name)._meta.get_field(self.name)
+            schema_editor.add_field(model, field)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.remove_field(model, model._meta.get_field(self.name))
+
+    def describe(self) -> str:
+        return f"Add field {self.name} to {self.model_name}"
+
+
+class RemoveField(Operation):
+    def __init__(self, model_name: str, name: str) -> None:
+        self.model_name = model_name
+        self.name = name
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        if ms.fields.pop(self.name, None) is None:
+            raise InvalidStateError(f"{app_label}.{self.model_name} has no field {self.name!r}")
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.remove_field(model, model._meta.get_field(self.name))
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            field = _model(to_state, app_label, self.model_name)._meta.get_field(self.name)
+            schema_editor.add_field(model, field)
+
+    def describe(self) -> str:
+        return f"Remove field {self.name} from {self.model_name}"
+
+
+class AlterField(Operation):
+    def __init__(self, model_name: str, name: str, field: Field) -> None:
+        self.model_name = model_name
+        self.name = name
+        self.field = field
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        from dorm.migrations.state import _unbound_clone
+
+        ms = state.get_model_state(app_label, self.model_name)
+        if self.name not in ms.fields:
+            raise InvalidStateError(f"{app_label}.{self.model_name} has no field {self.name!r}")
+        ms.fields[self.name] = _unbound_clone(self.field)
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            old = model._meta.get_field(self.name)
+            new = _model(to_state, app_label, self.model_name)._meta.get_field(self.name)
+            schema_editor.alter_field(model, old, new)
+
+    database_backwards = database_forwards
+
+    def describe(self) -> str:
+        return f"Alter field {self.name} on {self.model_name}"
+
+
+def _rename_in(names: Sequence[str], old: str, new: str) -> list[str]:
+    return [("-" if n.startswith("-") else "") + new if n.lstrip("-") == old else n for n in names]
+
+
+class RenameField(Operation):
+    def __init__(self, model_name: str, old_name: str, new_name: str) -> None:
+        self.model_name = model_name
+        self.old_name = old_name
+        self.new_name = new_name
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        if self.old_name not in ms.fields:
+            raise InvalidStateError(
+                f"{app_label}.{self.model_name} has no field {self.old_name!r} to rename"
+            )
+        ms.fields = {(self.new_name if n == self.old_name else n): f for n, f in ms.fields.items()}
+        old, new = self.old_name, self.new_name
+        opts = ms.options
+        if "unique_together" in opts:
+            opts["unique_together"] = [
+                tuple(_rename_in(group, old, new)) for group in opts["unique_together"]
+            ]
+        if "ordering" in opts:
+            opts["ordering"] = [
+                _rename_in([o], old, new)[0] if isinstance(o, str) else o for o in opts["ordering"]
+            ]
+        for item in [*opts.get("indexes", ()), *opts.get("constraints", ())]:
+            if hasattr(item, "fields"):
+                item.fields = _rename_in(item.fields, old, new)
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        self._rename(app_label, schema_editor, from_state, to_state, self.old_name, self.new_name)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        self._rename(app_label, schema_editor, from_state, to_state, self.new_name, self.old_name)
+
+    def _rename(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+        old: str,
+        new: str,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            new_field = _model(to_state, app_label, self.model_name)._meta.get_field(new)
+            schema_editor.rename_field(model, model._meta.get_field(old), new_field)
+
+    def describe(self) -> str:
+        return f"Rename field {self.old_name} on {self.model_name} to {self.new_name}"
+
+
+# -- indexes and constraints -------------------------------------------------------------------
+
+
+def _find_named(items: Sequence[Any], name: str, what: str, label: str) -> Any:
+    for item in items:
+        if item.name == name:
+            return item
+    raise InvalidStateError(f"{label} has no {what} named {name!r}")
+
+
+class AddIndex(Operation):
+    def __init__(self, model_name: str, index: Index) -> None:
+        if not index.name:
+            raise ValueError(f"AddIndex on {model_name!r}: the index needs a name=")
+        self.model_name = model_name
+        self.index = index
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        ms.options["indexes"] = [*ms.options.get("indexes", []), self.index]
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.add_index(model, self.index)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.remove_index(model, self.index)
+
+    def describe(self) -> str:
+        return f"Create index {self.index.name} on {self.model_name}"
+
+
+class RemoveIndex(Operation):
+    def __init__(self, model_name: str, name: str) -> None:
+        self.model_name = model_name
+        self.name = name
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        _find_named(ms.options.get("indexes", []), self.name, "index", ms.label_lower)
+        ms.options["indexes"] = [i for i in ms.options["indexes"] if i.name != self.name]
+        state.invalidate()
+
+    def _index(self, app_label: str, state: ProjectState) -> Index:
+        ms = state.get_model_state(app_label, self.model_name)
+        return _find_named(  # type: ignore[no-any-return]
+            ms.options.get("indexes", []), self.name, "index", ms.label_lower
+        )
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.remove_index(model, self._index(app_label, from_state))
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.add_index(model, self._index(app_label, to_state))
+
+    def describe(self) -> str:
+        return f"Remove index {self.name} from {self.model_name}"
+
+
+class AddConstraint(Operation):
+    def __init__(self, model_name: str, constraint: BaseConstraint) -> None:
+        self.model_name = model_name
+        self.constraint = constraint
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        ms.options["constraints"] = [*ms.options.get("constraints", []), self.constraint]
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.add_constraint(model, self.constraint)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.remove_constraint(model, self.constraint)
+
+    def describe(self) -> str:
+        return f"Create constraint {self.constraint.name} on {self.model_name}"
+
+
+class RemoveConstraint(Operation):
+    def __init__(self, model_name: str, name: str) -> None:
+        self.model_name = model_name
+        self.name = name
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        items = ms.options.get("constraints", [])
+        _find_named(items, self.name, "constraint", ms.label_lower)
+        ms.options["constraints"] = [c for c in items if c.name != self.name]
+        state.invalidate()
+
+    def _constraint(self, app_label: str, state: ProjectState) -> Any:
+        ms = state.get_model_state(app_label, self.model_name)
+        return _find_named(
+            ms.options.get("constraints", []), self.name, "constraint", ms.label_lower
+        )
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.remove_constraint(model, self._constraint(app_label, from_state))
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            schema_editor.add_constraint(model, self._constraint(app_label, to_state))
+
+    def describe(self) -> str:
+        return f"Remove constraint {self.name} from {self.model_name}"
+
+
+class AlterUniqueTogether(Operation):
+    def __init__(self, name: str, unique_together: Sequence[Sequence[str]]) -> None:
+        self.name = name
+        self.unique_together = [tuple(g) for g in unique_together]
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.name)
+        if self.unique_together:
+            ms.options["unique_together"] = list(self.unique_together)
+        else:
+            ms.options.pop("unique_together", None)
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.name)
+        if _managed(model):
+            new = _model(to_state, app_label, self.name)._meta.unique_together
+            schema_editor.alter_unique_together(model, model._meta.unique_together, new)
+
+    database_backwards = database_forwards
+
+    def describe(self) -> str:
+        return f"Alter unique_together for {self.name} ({len(self.unique_together)} group(s))"
+
+
+# -- raw SQL / Python, online constraints and seed data: re-exported from their module -----------
+
+from dorm.migrations.data_operations import (  # noqa: E402
+    AddCheckConstraintOnline,
+    RunPython,
+    RunSQL,
+    SeederMigration,
+    SeparateDatabaseAndState,
+    run_raw,
+)
