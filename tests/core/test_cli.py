@@ -58,9 +58,10 @@ def test_unknown_command_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[st
     assert main(["migrat"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == (
-        "dorm: unknown command 'migrat' (known commands: plugins) (see 'dorm --help')\n"
-    )
+    # the list holds every registered command; core's grow, so check its shape only
+    assert captured.err.startswith("dorm: unknown command 'migrat' (known commands: ")
+    assert captured.err.endswith(") (see 'dorm --help')\n")
+    assert captured.err.count("\n") == 1 and "plugins" in captured.err
 
 
 def test_bad_option_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,13 @@ if TYPE_CHECKING:
 
 @hookimpl
 def dorm_register_commands() -> list[type[Command]]:
+    # Imported here, not at module level: `import dorm` must not pay for the CLI.
+    from dorm.cli import init_command, lint_command, migration_commands
     from dorm.cli.plugin_list import PluginsCommand
 
-    return [PluginsCommand]
+    return [
+        PluginsCommand,
+        *migration_commands.COMMANDS,
+        *lint_command.COMMANDS,
+        *init_command.COMMANDS,
+    ]

@@ -1,0 +1,141 @@
+"""``dorm init``: scaffold a project (settings.py and one app) from a template."""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import sys
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from string import Template
+
+from dorm.cli.command import Command
+from dorm.exceptions import CommandError
+
+__all__ = ["COMMANDS", "InitCommand", "render_template"]
+
+TEMPLATES = ("plain", "fastapi-postgres", "litestar-sqlite")
+_APP_DIR = "app"  # the template folder that becomes <app>/
+_SUFFIX = ".tmpl"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = frozenset({"dorm", "settings"})
+
+_SETUP_HINTS = {
+    "plain": [],
+    "fastapi-postgres": [
+        "pip install fastapi uvicorn 'dorm-core[postgresql]'",
+        "export DATABASE_URL=postgresql://user:password@localhost:5432/{app}",
+    ],
+    "litestar-sqlite": ["pip install litestar uvicorn"],
+}
+_RUN_HINTS = {
+    "plain": [],
+    "fastapi-postgres": ["uvicorn {app}.main:app --reload"],
+    "litestar-sqlite": ["uvicorn {app}.main:app --reload"],
+}
+
+
+def _template_root(template: str) -> Traversable:
+    return resources.files("dorm.cli").joinpath("templates", template)
+
+
+def _walk(node: Traversable, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    found: list[tuple[tuple[str, ...], str]] = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.is_dir():
+            found.extend(_walk(child, (*prefix, child.name)))
+        elif child.name.endswith(_SUFFIX):
+            found.append(((*prefix, child.name[: -len(_SUFFIX)]), child.read_text("utf-8")))
+    return found
+
+
+def render_template(template: str, app: str) -> dict[str, str]:
+    """The files of ``template`` for the app ``app``: ``{relative path: text}``.
+
+    Template files live in ``dorm/cli/templates/<template>/`` as ``*.py.tmpl``; their
+    ``app/`` folder becomes ``<app>/`` and ``$app`` in their text becomes the app name.
+    """
+    if template not in TEMPLATES:
+        raise CommandError(f"unknown template {template!r}; choose from {', '.join(TEMPLATES)}")
+    files: dict[str, str] = {}
+    for parts, text in _walk(_template_root(template)):
+        if parts[0] == _APP_DIR:
+            parts = (app, *parts[1:])
+        files["/".join(parts)] = Template(text).substitute(app=app)
+    return files
+
+
+def _check_app_name(app: str) -> None:
+    if not _IDENTIFIER.fullmatch(app) or keyword.iskeyword(app):
+        raise CommandError(
+            f"--app {app!r} is not a valid Python package name "
+            f"(letters, digits and underscores, not starting with a digit, not a keyword)"
+        )
+    if app in _RESERVED or app in sys.stdlib_module_names:
+        raise CommandError(f"--app {app!r} would shadow the module {app!r}; choose another name")
+
+
+class InitCommand(Command):
+    name = "init"
+    help = "Create settings.py and an app package from a template (plain, fastapi-postgres, ...)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "directory",
+            nargs="?",
+            default=".",
+            help="where to write the project (default: the current directory; created if missing)",
+        )
+        parser.add_argument(
+            "--app", default="app", help="name of the app package to create (default: app)"
+        )
+        parser.add_argument(
+            "--template",
+            choices=TEMPLATES,
+            default="plain",
+            help="plain: SQLite and a model; fastapi-postgres / litestar-sqlite add <app>/main.py",
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="overwrite files that exist already"
+        )
+
+    def handle(self, args: argparse.Namespace) -> int | None:
+        app: str = args.app
+        template: str = args.template
+        _check_app_name(app)
+        target = Path(args.directory)
+        if target.exists() and not target.is_dir():
+            raise CommandError(f"{target} exists and is not a directory")
+        files = render_template(template, app)
+        paths = {rel: target / rel for rel in files}
+        if not args.force:
+            existing = [str(path) for path in paths.values() if path.exists()]
+            if existing:
+                raise CommandError(
+                    f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+                    f"use --force to overwrite"
+                )
+        for rel, text in files.items():
+            path = paths[rel]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        print(f"Created a {template} project in {target}:")
+        for rel in files:
+            print(f"  {rel}")
+        print("Next:")
+        if target.resolve() != Path.cwd().resolve():
+            print(f"  cd {target}")
+        commands = [
+            *_SETUP_HINTS[template],
+            "dorm makemigrations",
+            "dorm migrate",
+            *_RUN_HINTS[template],
+        ]
+        for command in commands:
+            print(f"  {command.format(app=app)}")
+        return 0
+
+
+COMMANDS: list[type[Command]] = [InitCommand]

@@ -1,0 +1,388 @@
+"""The migration commands of the ``dorm`` CLI end to end, in a throwaway project directory.
+
+Each test writes ``settings.py`` and a ``shop`` app, then drives ``dorm.cli.main([...])``
+in-process as if each call were a fresh ``dorm`` process (settings, connections, the app's
+models and modules are forgotten before every call). One test runs the console script.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dorm
+from dorm.apps import apps
+from dorm.cli import main
+from dorm.conf import settings
+from dorm.db.connection import get_connection, reset_connections
+
+REPO = Path(__file__).resolve().parents[2]
+DORM = REPO / ".venv" / "bin" / "dorm"
+
+MODELS_V1 = """
+import dorm
+
+
+class Book(dorm.Model):
+    title = dorm.CharField(max_length=100)
+    author = dorm.CharField(max_length=50)
+    pages = dorm.IntegerField()
+"""
+
+MODELS_V2 = """
+import dorm
+
+
+class Book(dorm.Model):
+    name = dorm.CharField(max_length=100)
+    author = dorm.CharField(max_length=200)
+    pages = dorm.IntegerField()
+    price = dorm.IntegerField(default=5)
+"""
+
+
+def _forget_project() -> None:
+    settings._reset()
+    reset_connections()
+    apps.clear("shop")
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("shop", "settings"):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+class Project:
+    def __init__(self, root: Path, database: dict[str, Any], capsys: Any) -> None:
+        self.root = root
+        self.database = database
+        self.capsys = capsys
+        (root / "shop").mkdir()
+        (root / "shop" / "__init__.py").write_text("")
+        self.write_models(MODELS_V1)
+        self.write_settings(root / "settings.py", database)
+
+    @staticmethod
+    def write_settings(path: Path, database: dict[str, Any]) -> None:
+        path.write_text(f'DATABASES = {{"default": {database!r}}}\nINSTALLED_APPS = ["shop"]\n')
+
+    def write_models(self, source: str) -> None:
+        (self.root / "shop" / "models.py").write_text(textwrap.dedent(source))
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        _forget_project()
+        self.capsys.readouterr()
+        code = main(list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def migration(self, name: str) -> str:
+        return (self.root / "shop" / "migrations" / name).read_text()
+
+    def migrations(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "shop" / "migrations").glob("0*.py"))
+
+    def tables(self) -> set[str]:
+        return set(get_connection().table_names())
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in get_connection().fetchall(sql, ())]
+
+
+def _drop_tables(database: dict[str, Any]) -> None:
+    _forget_project()
+    dorm.configure(DATABASES={"default": database})
+    conn = get_connection()
+    qn = conn.ops.quote_name
+    for table in conn.table_names():
+        if table.startswith("shop_") or table == "dorm_migrations":
+            conn.execute(f"DROP TABLE {qn(table)}", ())
+
+
+@pytest.fixture
+def project_factory(
+    db: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Callable[[dict[str, Any]], Project]]:
+    for name in ("DORM_SETTINGS", "DORM_PROFILE"):  # set first, so the teardown restores them
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # edited models.py: no stale .pyc
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    used: list[dict[str, Any]] = []
+
+    def make(database: dict[str, Any]) -> Project:
+        used.append(database)
+        return Project(tmp_path, database, capsys)
+
+    yield make
+    for database in used:
+        _drop_tables(database)
+    _forget_project()
+    dorm.configure(DATABASES={"default": db.settings})  # for the db fixture's teardown
+
+
+@pytest.fixture
+def project(db: Any, project_factory: Callable[[dict[str, Any]], Project]) -> Iterator[Project]:
+    _drop_tables(db.settings)
+    yield project_factory(db.settings)
+
+
+def test_full_cycle(project: Project) -> None:
+    code, out, _ = project.run("makemigrations", "--check")
+    assert code == 1 and "Create model Book" in out
+    assert not (project.root / "shop" / "migrations").exists()
+
+    code, out, _ = project.run("makemigrations")
+    assert code == 0, out
+    assert "Migrations for 'shop':" in out
+    assert "shop/migrations/0001_initial.py" in out and "- Create model Book" in out
+    assert (project.root / "shop" / "migrations" / "__init__.py").exists()
+    assert "CreateModel(" in project.migration("0001_initial.py")
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+
+    code, out, _ = project.run("migrate", "--plan")
+    assert code == 0 and "shop.0001_initial" in out and "Create model Book" in out
+    assert "shop_book" not in project.tables()
+
+    code, out, _ = project.run("migrate")
+    assert code == 0 and "Applied 1 migration" in out
+    assert "[1/1]" not in out  # progress lines only on a TTY
+    assert "shop_book" in project.tables()
+    assert project.run("migrate")[1] == "No migrations to apply.\n"
+
+    book = apps.get_model("shop", "Book")
+    book.objects.create(title="Dune", author="Herbert", pages=412)
+    book.objects.create(title="Emma", author="Austen", pages=320)
+
+    project.write_models(MODELS_V2)
+    code, out, _ = project.run("makemigrations", "--check")
+    assert code == 1
+    code, out, _ = project.run("makemigrations", "shop")
+    assert code == 0, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    assert second.startswith("0002_auto_")
+    assert f"shop/migrations/{second}" in out
+    assert "- Rename field title on Book to name" in out
+    assert "- Add field price to Book" in out and "- Alter field author on Book" in out
+    source = project.migration(second)
+    assert "operations.RenameField(" in source and "'title'" in source and "'name'" in source
+    assert "operations.AddField(" in source and "'price'" in source
+    assert "operations.AlterField(" in source and "max_length=200" in source
+    assert ('"shop", "0001_initial"' in source) or ("'shop', '0001_initial'" in source)
+
+    code, out, _ = project.run("showmigrations")
+    assert out == f"shop\n [X] 0001_initial\n [ ] {second[:-3]}\n"
+
+    code, out, _ = project.run("sqlmigrate", "shop", "0001")
+    assert code == 0 and "CREATE TABLE" in out and "shop_book" in out
+    code, out, _ = project.run("sqlmigrate", "shop", "0001_initial", "--backwards")
+    assert code == 0 and "DROP TABLE" in out
+
+    code, out, _ = project.run("migrate", "shop")
+    assert code == 0 and "Applied 1 migration" in out
+    rows = project.rows("SELECT name, author, pages, price FROM shop_book ORDER BY name")
+    assert rows == [("Dune", "Herbert", 412, 5), ("Emma", "Austen", 320, 5)]
+    code, out, _ = project.run("showmigrations", "shop")
+    assert out == f"shop\n [X] 0001_initial\n [X] {second[:-3]}\n"
+
+    code, out, _ = project.run("migrate", "shop", "0001_initial", "--plan")
+    assert code == 0 and f"shop.{second[:-3]} (unapply)" in out
+    code, out, _ = project.run("migrate", "shop", "zero")
+    assert code == 0 and "Unapplied 2 migrations" in out
+    assert not any(t.startswith("shop_") for t in project.tables())
+    code, out, _ = project.run("showmigrations", "shop")
+    assert out == f"shop\n [ ] 0001_initial\n [ ] {second[:-3]}\n"
+
+
+def test_fake_name_empty_and_dry_run(project: Project) -> None:
+    code, out, _ = project.run("makemigrations", "--dry-run")
+    assert code == 0 and "0001_initial.py" in out and project.migrations() == []
+    assert project.run("makemigrations", "--name", "books")[0] == 0
+    assert project.migrations() == ["0001_books.py"]
+
+    code, out, _ = project.run("migrate", "--fake")
+    assert code == 0 and "faked" in out
+    assert "shop_book" not in project.tables()
+    assert project.run("showmigrations")[1] == "shop\n [X] 0001_books\n"
+    code, out, _ = project.run("migrate", "shop", "zero", "--fake")
+    assert code == 0 and project.run("showmigrations")[1] == "shop\n [ ] 0001_books\n"
+
+    code, out, _ = project.run("makemigrations", "shop", "--empty")
+    assert code == 0 and project.migrations() == ["0001_books.py", "0002_custom.py"]
+    assert "dependencies = [" in project.migration("0002_custom.py")
+    assert "operations = []" in project.migration("0002_custom.py")
+    assert project.run("migrate")[0] == 0
+    assert "shop_book" in project.tables()
+
+
+def test_errors_are_one_line(project: Project) -> None:
+    project.run("makemigrations")
+    cases = [
+        (["migrate", "nope"], "unknown app 'nope'"),
+        (["migrate", "shop", "0009_missing"], "no migration '0009_missing' in app 'shop'"),
+        (["sqlmigrate", "shop", "0042"], "no migration '0042'"),
+        (["showmigrations", "nope"], "unknown app 'nope'"),
+        (["makemigrations", "nope"], "unknown app 'nope'"),
+        (["migrate", "--database", "other"], "unknown database alias 'other'"),
+        (["migrate", "--settings", "no_such_settings"], "no_such_settings"),
+    ]
+    for argv, message in cases:
+        code, out, err = project.run(*argv)
+        assert code == 1, argv
+        assert err.startswith(f"dorm {argv[0]}: error: ") and message in err, err
+        assert err.count("\n") == 1
+
+
+def test_conflicting_migrations(project: Project) -> None:
+    project.run("makemigrations")
+    for name in ("0002_a", "0002_b"):
+        (project.root / "shop" / "migrations" / f"{name}.py").write_text(
+            "from dorm.migrations import Migration as BaseMigration\n\n\n"
+            "class Migration(BaseMigration):\n"
+            "    dependencies = [('shop', '0001_initial')]\n"
+            "    operations = []\n"
+        )
+    for argv in (["migrate"], ["makemigrations"]):
+        code, _out, err = project.run(*argv)
+        assert code == 1 and "conflicting migrations" in err and "0002_a, 0002_b" in err
+
+
+def test_missing_settings(
+    project_factory: Callable[[dict[str, Any]], Project], tmp_path: Path
+) -> None:
+    project = project_factory({"ENGINE": "sqlite", "NAME": str(tmp_path / "x.db")})
+    (tmp_path / "settings.py").unlink()
+    code, _out, err = project.run("migrate")
+    assert code == 1 and "no database configured" in err
+
+
+def test_settings_option_and_profile(
+    project_factory: Callable[[dict[str, Any]], Project],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = project_factory({"ENGINE": "sqlite", "NAME": str(tmp_path / "cwd.db")})
+    (tmp_path / "settings.py").unlink()
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    Project.write_settings(conf / "__init__.py", {"ENGINE": "sqlite", "NAME": "base.db"})
+    Project.write_settings(conf / "prod.py", {"ENGINE": "sqlite", "NAME": "prod.db"})
+    assert project.run("makemigrations", "--settings", "conf")[0] == 0
+    assert project.run("migrate", "--settings", "conf")[0] == 0
+    assert (tmp_path / "base.db").exists() and not (tmp_path / "prod.db").exists()
+
+    monkeypatch.delenv("DORM_SETTINGS")
+    monkeypatch.setenv("DORM_PROFILE", "prod")
+    (tmp_path / "conf").rename(tmp_path / "settings")  # settings/ package in the cwd
+    code, out, _ = project.run("migrate")
+    assert code == 0 and "Applied 1 migration" in out
+    assert settings.SETTINGS_MODULE == "settings.prod"
+    assert (tmp_path / "prod.db").exists()
+    assert project.run("showmigrations")[1] == "shop\n [X] 0001_initial\n"
+    reset_connections()
+    (tmp_path / "prod.db").unlink()
+
+
+def test_shell_and_dbshell(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = project.run("shell", "-c", "print(Book.__name__, Book._meta.db_table)")
+    assert code == 0 and out == "Book shop_book\n"
+
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+    from dorm.cli import migration_commands
+
+    monkeypatch.setattr(
+        migration_commands, "_exec", lambda binary, argv, env: calls.append((binary, argv, env))
+    )
+    monkeypatch.setattr(migration_commands.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert project.run("dbshell")[0] == 0
+    binary, argv, env = calls[-1]
+    database = project.database
+    if database["ENGINE"] == "sqlite":
+        assert binary == "/usr/bin/sqlite3" and argv == ["sqlite3", database["NAME"]]
+    else:
+        assert binary == "/usr/bin/psql" and argv[-1] == database["NAME"]
+        assert ["-p", str(database["PORT"])] == argv[argv.index("-p") : argv.index("-p") + 2]
+        if database.get("PASSWORD"):
+            assert env["PGPASSWORD"] == database["PASSWORD"]
+
+    monkeypatch.setattr(migration_commands.shutil, "which", lambda name: None)
+    code, _out, err = project.run("dbshell")
+    assert code == 1 and "client is not installed" in err and err.count("\n") == 1
+
+
+def test_console_script(project: Project) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DORM_SETTINGS", "DORM_PROFILE")}
+
+    def dorm_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(DORM), *argv], cwd=project.root, env=env, capture_output=True, text=True
+        )
+
+    result = dorm_cli("makemigrations")
+    assert result.returncode == 0, result.stderr
+    assert "shop/migrations/0001_initial.py" in result.stdout
+    result = dorm_cli("migrate")
+    assert result.returncode == 0 and "Applied 1 migration" in result.stdout, result.stderr
+    result = dorm_cli("showmigrations")
+    assert result.stdout == "shop\n [X] 0001_initial\n"
+    result = dorm_cli("migrate", "nope")
+    assert result.returncode == 1 and "unknown app 'nope'" in result.stderr
+    result = dorm_cli("migrate", "shop", "zero")
+    assert result.returncode == 0, result.stderr
+
+
+def test_progress_on_a_tty(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.run("makemigrations")
+    _forget_project()
+    project.capsys.readouterr()
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["migrate"]) == 0
+    out = project.capsys.readouterr().out
+    assert "[1/1] shop.0001_initial (1 operation) OK " in out and "Applied 1 migration" in out
+
+
+def test_init_makemigrations_migrate_edit_and_back_to_zero(project: Project) -> None:
+    """The acceptance path as a user types it: dorm init, then the migration cycle."""
+    shutil.rmtree(project.root / "shop")
+    (project.root / "settings.py").unlink()
+    code, out, _ = project.run("init", "--app", "shop")
+    assert code == 0, out
+    assert (project.root / "shop" / "models.py").is_file()
+    project.write_settings(project.root / "settings.py", project.database)  # this backend
+
+    assert project.run("makemigrations")[0] == 0
+    assert "CreateModel(" in project.migration("0001_initial.py")
+    assert project.run("migrate")[0] == 0
+    note_model = sys.modules["shop.models"].Note
+    note_model.objects.create(title="kept", body="across migrations")
+
+    models_py = project.root / "shop" / "models.py"
+    models_py.write_text(
+        models_py.read_text().replace(
+            '    body = dorm.TextField(blank=True, default="")\n',
+            '    body = dorm.TextField(blank=True, default="")\n'
+            "    stars = dorm.IntegerField(default=0)\n",
+        )
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Add field stars to Note" in out, out
+    assert project.run("migrate")[0] == 0
+    assert project.rows('SELECT "title", "body", "stars" FROM "shop_note"') == [
+        ("kept", "across migrations", 0)
+    ]
+
+    code, out, _ = project.run("migrate", "shop", "zero")
+    assert code == 0, out
+    assert "shop_note" not in project.tables()
