@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dorm.migrations import operations as ops
+from dorm.migrations.state import related_label
 from dorm.models.constraints import default_name
 
 if TYPE_CHECKING:
@@ -27,23 +28,6 @@ class PlannedMigration:
     name: str
     operations: list[Any]
     dependencies: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _target(field: Field, app_label: str, own: str) -> str | None:
-    """``"app.model"`` (lower case) a relation field points at, else None."""
-    if not field.is_relation:
-        return None
-    to = getattr(field, "to", None)
-    if to is None:
-        return None
-    if not isinstance(to, str):
-        return str(to._meta.label_lower)
-    if to == "self":
-        return f"{app_label}.{own}"
-    if "." not in to:
-        return f"{app_label}.{to.lower()}"
-    app, name = to.split(".", 1)
-    return f"{app}.{name.lower()}"
 
 
 def _column(name: str, field: Field) -> str:
@@ -74,7 +58,7 @@ class MigrationAutodetector:
         """``deconstruct()`` without the name, relation targets normalised (and renamed)."""
         _name, path, args, kwargs = field.deconstruct()
         kwargs = dict(kwargs)
-        target = _target(field, app_label, own)
+        target = related_label(field, app_label, own)
         if target is not None:
             if old:
                 target = self.renamed_models.get(target, target)
@@ -193,7 +177,7 @@ class MigrationAutodetector:
             needs = {
                 name: {
                     t.split(".", 1)[1]
-                    for t in (_target(f, app, name) for f in state.fields.values())
+                    for t in (related_label(f, app, name) for f in state.fields.values())
                     if t is not None and t.startswith(app + ".") and t != f"{app}.{name}"
                 }
                 & set(pending)
@@ -211,7 +195,7 @@ class MigrationAutodetector:
                     fields: list[tuple[str, Field]] = []
                     later: list[tuple[str, Field]] = []
                     for field_name, f in state.fields.items():
-                        t = _target(f, app, name)
+                        t = related_label(f, app, name)
                         late = t is not None and t.split(".", 1)[1] in pending
                         (later if late else fields).append((field_name, f))
                     emitted.append(
@@ -238,7 +222,7 @@ class MigrationAutodetector:
             referrers: dict[str, set[str]] = {name: set() for name in pending}
             for name, state in pending.items():
                 for f in state.fields.values():
-                    t = _target(f, app, name)
+                    t = related_label(f, app, name)
                     if t is not None and t.startswith(app + ".") and t != f"{app}.{name}":
                         target = t.split(".", 1)[1]
                         if target in referrers:
@@ -398,7 +382,7 @@ def _apps_needed(app: str, operations: list[Any]) -> set[str]:
     needed: set[str] = set()
     for operation in operations:
         for _name, f in _fields_of(operation):
-            target = _target(f, app, "")
+            target = related_label(f, app, "")
             if target is not None and not target.startswith(app + "."):
                 needed.add(target.split(".", 1)[0])
     return needed

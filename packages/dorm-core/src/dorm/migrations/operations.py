@@ -144,7 +144,7 @@ class RenameModel(Operation):
         self.new_name = new_name
 
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        from dorm.migrations.state import ModelState, _related_label, _unbound_clone
+        from dorm.migrations.state import ModelState, _unbound_clone, related_label
 
         old = state.get_model_state(app_label, self.old_name)
         state.remove_model(app_label, self.old_name.lower())
@@ -152,7 +152,7 @@ class RenameModel(Operation):
         old_label = f"{app_label}.{self.old_name.lower()}"
         for ms in state.models.values():
             for name, field in list(ms.fields.items()):
-                if _related_label(field, ms.app_label, ms.name_lower) != old_label:
+                if related_label(field, ms.app_label, ms.name_lower) != old_label:
                     continue
                 if getattr(field, "to", None) == "self":
                     continue

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from dorm.models.base import Model
     from dorm.models.fields import Field
 
-__all__ = ["ModelState", "ProjectState"]
+__all__ = ["ModelState", "ProjectState", "related_label"]
 
 # Meta options kept in a ModelState (app_label and apps are the state's own business).
 _OPTION_NAMES = (
@@ -30,7 +30,7 @@ _OPTION_NAMES = (
 )
 
 
-def _related_label(field: Field, app_label: str, own: str) -> str | None:
+def related_label(field: Field, app_label: str, own: str) -> str | None:
     """``"app.model"`` (lower case) of the model a relation field points at, else None."""
     if not field.is_relation:
         return None
@@ -122,7 +122,7 @@ class ModelState:
 
     def related_labels(self) -> set[str]:
         """Labels (``app.model``) of the models this one's relation fields point at."""
-        labels = {_related_label(f, self.app_label, self.name_lower) for f in self.fields.values()}
+        labels = {related_label(f, self.app_label, self.name_lower) for f in self.fields.values()}
         labels.discard(None)
         labels.discard(self.label_lower)
         return labels  # type: ignore[return-value]
