@@ -869,11 +869,29 @@ class QuerySet:
         if expressions:
             clone = clone.annotate(**expressions)
         names = [*fields, *expressions]
+        if clone.query.combinator:
+            return clone._combined_values(names)
         clone.query.select_related = False
         clone.query.clear_deferred()
         clone.query.set_values(names)
         clone._fields = tuple(clone.query.values_select)
         return clone
+
+    def _combined_values(self, names: list[str]) -> QuerySet:
+        """values() on a union: as Django, each part without its own columns selects them."""
+        query = self.query
+        parts = []
+        for part in query.combined_queries:
+            if not part.values_select:
+                part = part.chain()
+                part.select_related = False
+                part.clear_deferred()
+                part.set_values(names)
+            parts.append(part)
+        query.combined_queries = tuple(parts)
+        query.values_select = tuple(parts[0].values_select)
+        self._fields = query.values_select
+        return self
 
     def _value_names(self, compiler: SQLCompiler) -> list[str]:
         order = self._values_order(compiler)

@@ -46,6 +46,13 @@ def _regexp(pattern: str | None, value: Any) -> bool | None:
     return re.search(pattern, str(value)) is not None
 
 
+def _column_field(field: Field) -> Field:
+    """The field whose type a column holds: a foreign key stores its target's (UUID, Decimal)."""
+    while field.is_relation and hasattr(field, "target_field"):
+        field = field.target_field
+    return field
+
+
 class Operations(BaseOperations):
     placeholder = "?"
     operators: ClassVar[dict[str, str]] = {
@@ -95,6 +102,7 @@ class Operations(BaseOperations):
         return f"date({sql})"
 
     def adapter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        field = _column_field(field)
         kind = field.get_internal_type()
         if kind == "DateTimeField":
             return lambda v: None if v is None else _dt_to_db(v)
@@ -114,6 +122,7 @@ class Operations(BaseOperations):
         return None
 
     def converter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        field = _column_field(field)
         kind = field.get_internal_type()
         if kind == "DateTimeField":
             return _dt_from_db
