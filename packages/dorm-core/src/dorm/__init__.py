@@ -8,6 +8,7 @@ __version__ = "4.3.0"
 
 from dorm import signals, transaction
 from dorm.conf import configure, settings
+from dorm.db.connection import warmup_pool
 from dorm.expressions import (
     Avg,
     Case,
@@ -49,5 +50,6 @@ __all__ = [
     "settings",
     "signals",
     "transaction",
+    "warmup_pool",
     *_models_all,
 ]

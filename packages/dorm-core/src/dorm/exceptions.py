@@ -26,6 +26,7 @@ __all__ = [
     "ProgrammingError",
     "ProtectedError",
     "RestrictedError",
+    "SynchronousOnlyOperation",
     "TransactionManagementError",
     "ValidationError",
 ]
@@ -53,6 +54,11 @@ class PluginConflictError(PluginError):
 
 class CommandError(DormError):
     """A ``dorm`` CLI command failed; the message is shown to the user as is."""
+
+
+class SynchronousOnlyOperation(DormError):
+    """A blocking database call was made from a running event loop (use its async twin,
+    or ``asyncio.to_thread``; ``DORM_ALLOW_ASYNC_UNSAFE=1`` lets it through)."""
 
 
 # --- model and query errors (the Django names) ---------------------------------------

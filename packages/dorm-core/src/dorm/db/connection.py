@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from asyncio import _get_running_loop
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,7 @@ __all__ = [
     "connections",
     "get_connection",
     "reset_connections",
+    "warmup_pool",
 ]
 
 DEFAULT_DB_ALIAS = "default"
@@ -106,3 +109,31 @@ def close_all() -> None:
 def reset_connections() -> None:
     """Close everything and rebuild the wrappers from the current settings on next use."""
     connections.reset()
+
+
+def warmup_pool(alias: str = DEFAULT_DB_ALIAS, target: int | None = None) -> float:
+    """Open connections of ``alias`` until its pool holds ``target`` (default MIN_POOL_SIZE).
+
+    Returns the seconds taken and reports them to the ``dorm_pool_warmed`` hook. On SQLite
+    this opens the calling thread's connection (size 1). A target above MAX_POOL_SIZE
+    raises ValueError.
+    """
+    from dorm.db.backends.base import _refuse_in_event_loop
+
+    if _get_running_loop() is not None:
+        _refuse_in_event_loop("warmup_pool()")
+    wrapper = connections[alias]
+    limit = int(wrapper.settings_dict.get("MAX_POOL_SIZE", 10))
+    wanted = int(wrapper.settings_dict.get("MIN_POOL_SIZE", 1)) if target is None else target
+    if wanted > limit:
+        raise ValueError(
+            f"warmup_pool({alias!r}): target={wanted} is above MAX_POOL_SIZE={limit} of "
+            f"DATABASES[{alias!r}]"
+        )
+    if wanted < 1:
+        raise ValueError(f"warmup_pool({alias!r}): target must be at least 1, not {wanted}")
+    start = time.perf_counter()
+    size = wrapper.warmup(wanted)
+    seconds = time.perf_counter() - start
+    plugins.notify("dorm_pool_warmed", alias=alias, seconds=seconds, size=size, is_async=False)
+    return seconds

@@ -4,11 +4,15 @@ hooks, masking and error translation, and the vendor operations interface."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
+from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dorm import exceptions, plugins, signals
@@ -52,6 +56,75 @@ def _cause(error: BaseException, exc: BaseException) -> BaseException | None:
     """``exc`` to chain under ``error``, or None when masking changed the message: the
     driver's own exception still quotes the sensitive value, so it must not be shown."""
     return exc if str(error) == str(exc).strip() else None
+
+
+# Frames of these modules sit between an ORM method and the statement it runs.
+_PASS_THROUGH = frozenset({"contextlib", "functools"})
+_EVALUATE = frozenset({"__iter__", "__len__", "__bool__", "__getitem__", "__repr__"})
+
+
+def _describe(frame: FrameType) -> tuple[str, str] | None:
+    """``(what was called, its async twin)`` for one ORM frame, or None when not public."""
+    from dorm.models import Model
+    from dorm.models.query import QuerySet
+    from dorm.transaction import Atomic
+
+    name: str = frame.f_code.co_name
+    this = frame.f_locals.get("self")
+    if name == "manager_method" and this is not None:  # a QuerySet method proxied on a manager
+        model = getattr(getattr(this, "model", None), "__name__", "Model")
+        prefix = f"{model}.{getattr(this, 'name', 'objects')}"
+        method = frame.f_locals.get("name", "get")
+        return f"{prefix}.{method}()", f"`await {prefix}.a{method}()`"
+    if isinstance(this, Atomic) and name == "__enter__":
+        return "transaction.atomic()", "`async with transaction.aatomic()`"
+    if isinstance(this, QuerySet):
+        model = getattr(this.model, "__name__", "Model")
+        if name in _EVALUATE:
+            return f"evaluating a {model} QuerySet", "`async for obj in queryset`"
+        if not name.startswith("_"):
+            return f"{model} QuerySet.{name}()", f"`await queryset.a{name}()`"
+    if isinstance(this, Model) and not name.startswith("_"):
+        model = type(this).__name__
+        return f"{model}.{name}()", f"`await {model.lower()}.a{name}()`"
+    if name == "warmup_pool" and frame.f_globals.get("__name__") == "dorm.db.connection":
+        return "warmup_pool()", "`await awarmup_pool()`"
+    return None
+
+
+def _sync_only(operation: str) -> exceptions.SynchronousOnlyOperation:
+    """The error for a blocking call made from a running event loop, naming the outermost
+    ORM call on the stack (found only now, on the error path) and its async twin."""
+    frames: list[FrameType] = []
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module == "dorm" or module.startswith("dorm."):
+            frames.append(frame)
+        elif module not in _PASS_THROUGH:
+            break
+        frame = frame.f_back
+    found = None
+    for candidate in reversed(frames):
+        found = _describe(candidate)
+        if found is not None:
+            break
+    del frames, frame
+    what, twin = found or (
+        operation,
+        "the async API (`await Model.objects.aget()`, `await obj.asave()`, ...)",
+    )
+    return exceptions.SynchronousOnlyOperation(
+        f"{what} was called from a running event loop: use {twin} (or run it in a thread "
+        f"with asyncio.to_thread); scripts and notebooks may set DORM_ALLOW_ASYNC_UNSAFE=1"
+    )
+
+
+def _refuse_in_event_loop(operation: str) -> None:
+    """Raise SynchronousOnlyOperation unless DORM_ALLOW_ASYNC_UNSAFE=1 (only called when
+    ``_get_running_loop()`` found a loop, so the environment is read on that path only)."""
+    if os.environ.get("DORM_ALLOW_ASYNC_UNSAFE", "") not in ("1", "true", "yes"):
+        raise _sync_only(operation)
 
 
 @dataclass
@@ -276,6 +349,15 @@ class BaseDatabaseWrapper:
             alias=self.alias, vendor=self.vendor, connection=conn, is_async=False
         )
 
+    def warmup(self, target: int) -> int:
+        """Open connections until this alias holds ``target``; return how many it holds.
+
+        Without a pool (SQLite) this opens the calling thread's connection: size 1.
+        """
+        with self.connection():
+            pass
+        return 1
+
     @contextmanager
     def connection(self) -> Iterator[Any]:
         """Yield the raw connection for one unit of work: the transaction's, or a checkout."""
@@ -283,6 +365,8 @@ class BaseDatabaseWrapper:
         if state.conn is not None:
             yield state.conn
             return
+        if _get_running_loop() is not None:
+            _refuse_in_event_loop("a database connection checkout")
         conn = self._acquire()
         try:
             yield conn
@@ -440,6 +524,8 @@ class BaseDatabaseWrapper:
         state = self.state
         if state.conn is not None:
             return self._once(state.conn, sql, params, sensitive, mode)
+        if _get_running_loop() is not None:
+            _refuse_in_event_loop(f"a database query ({sql[:40]}{'...' if len(sql) > 40 else ''})")
         conn = self._acquire()
         try:
             result = self._once(conn, sql, params, sensitive, mode)
@@ -521,6 +607,8 @@ class BaseDatabaseWrapper:
 
     def _acquire_begun(self) -> Any:
         """Check out a connection and BEGIN on it; once more on a new one if it was dead."""
+        if _get_running_loop() is not None:
+            _refuse_in_event_loop("a transaction (BEGIN)")
         conn = self._acquire()
         try:
             self._begin(conn)

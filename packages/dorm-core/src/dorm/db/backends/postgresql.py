@@ -39,6 +39,13 @@ def _import_psycopg() -> Any:
     return psycopg, psycopg_pool
 
 
+def _column_field(field: Field) -> Field:
+    """The field whose type a column holds: a foreign key stores its target's (UUID, Decimal)."""
+    while field.is_relation and hasattr(field, "target_field"):
+        field = field.target_field
+    return field
+
+
 class Operations(BaseOperations):
     placeholder = "%s"
     operators: ClassVar[dict[str, str]] = {
@@ -75,6 +82,7 @@ class Operations(BaseOperations):
         return f"({sql} AT TIME ZONE 'UTC')::date"
 
     def adapter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        field = _column_field(field)
         kind = field.get_internal_type()
         if kind == "JSONField":
             from psycopg.types.json import Jsonb
@@ -95,6 +103,7 @@ class Operations(BaseOperations):
         return None
 
     def converter_for(self, field: Field) -> Callable[[Any], Any] | None:
+        field = _column_field(field)
         kind = field.get_internal_type()
         if kind == "GenericIPAddressField":
             return lambda v: v if v is None else str(v)
@@ -234,6 +243,22 @@ class DatabaseWrapper(BaseDatabaseWrapper):
                 f"(MAX_POOL_SIZE={s['MAX_POOL_SIZE']}, all in use or the server is unreachable): "
                 f"{exc}"
             ) from exc
+
+    def warmup(self, target: int) -> int:
+        """Check out connections until the pool holds ``target`` open ones, then return them.
+
+        Connections other threads hold already count, so this never waits for one of them.
+        """
+        pool = self.pool
+        busy = sum(1 for owner in tuple(self._owners.values()) if owner is pool)
+        held: list[Any] = []
+        try:
+            while busy + len(held) < target:
+                held.append(self._acquire())
+        finally:
+            for conn in held:
+                self._release(conn)
+        return max(busy + len(held), int(pool.get_stats().get("pool_size", 0)))
 
     def _release(self, conn: Any) -> None:
         (self._owners.pop(id(conn), None) or self.pool).putconn(conn)
