@@ -583,3 +583,35 @@ def test_broken_transaction_hook_is_logged_and_commit_stands(
     assert names() == ["a"]
     messages = [r.getMessage() for r in caplog.records if r.name == "dorm.plugins"]
     assert any("dorm_transaction_committed" in m and "t-tx-broken" in m for m in messages)
+
+
+def test_a_caught_error_dooms_the_block_as_in_django(db) -> None:
+    Account.objects.create(name="taken")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Account.objects.create(name="first")
+        with pytest.raises(IntegrityError):
+            Account.objects.create(name="taken")  # no inner atomic(): the block is broken
+        with pytest.raises(TransactionManagementError, match="until the end of the atomic"):
+            Account.objects.create(name="after the error")
+        raise IntegrityError("leave the block")
+    # The whole block rolled back, on SQLite as on PostgreSQL.
+    assert sorted(Account.objects.values_list("name", flat=True)) == ["taken"]
+
+
+def test_an_inner_atomic_recovers_from_its_error(db) -> None:
+    Account.objects.create(name="taken")
+    with transaction.atomic():
+        Account.objects.create(name="first")
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Account.objects.create(name="taken")
+        Account.objects.create(name="second")  # the outer block is still usable
+    assert sorted(Account.objects.values_list("name", flat=True)) == ["first", "second", "taken"]
+
+
+def test_set_rollback_blocks_further_statements(db) -> None:
+    with transaction.atomic():
+        Account.objects.create(name="doomed")
+        transaction.set_rollback(True)
+        with pytest.raises(TransactionManagementError):
+            Account.objects.count()
+    assert Account.objects.filter(name="doomed").count() == 0

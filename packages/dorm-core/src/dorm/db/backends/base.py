@@ -26,6 +26,7 @@ __all__ = ["BaseDatabaseWrapper", "BaseOperations", "CursorWrapper", "ThreadStat
 logger = logging.getLogger("dorm.db")
 
 _TRANSACTION_CONTROL = frozenset({"BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"})
+_TRANSACTION_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 _ERROR_MAP: dict[str, type[exceptions.DatabaseError]] = {
     "IntegrityError": exceptions.IntegrityError,
@@ -412,6 +413,15 @@ class BaseDatabaseWrapper:
         many: bool,
     ) -> None:
         """Execute on ``cursor`` with logging, query hooks, capture and error translation."""
+        blocks = self.state.blocks
+        if blocks and blocks[-1].rollback and not sql.startswith(_TRANSACTION_STATEMENTS):
+            # As in Django: after an error (or set_rollback(True)) the block is doomed; a
+            # later statement would fail on PostgreSQL and silently go on on SQLite.
+            raise exceptions.TransactionManagementError(
+                f"an error occurred in the current transaction on {self.alias!r}: no more "
+                f"statements can run until the end of the atomic() block (wrap the statement "
+                f"that may fail in its own atomic() to recover from its error)"
+            )
         has_hooks = signals.pre_query.has_listeners(self.alias) or signals.post_query.has_listeners(
             self.alias
         )
@@ -429,6 +439,8 @@ class BaseDatabaseWrapper:
             else:
                 cursor.execute(sql, params)
         except Exception as exc:
+            if blocks:
+                blocks[-1].rollback = True
             error = translate_error(exc, () if many else params, sensitive)
             if many and sensitive:
                 text = str(error)
