@@ -473,6 +473,66 @@ def test_add_check_constraint_online(project: Project) -> None:
     _sql(f"INSERT INTO {app}_book (headline, author_id, pages) VALUES ('fine now', 1, -1)")
 
 
+def test_index_and_constraint_operations_both_ways(project: Project) -> None:
+    app = _basic(project)
+    project.write(
+        app,
+        "0003_meta",
+        """
+        import dorm
+        from dorm.migrations import Migration, operations
+
+
+        class Migration(Migration):
+            dependencies = [("{app}", "0002_change")]
+            operations = [
+                operations.AddIndex("Book", dorm.Index(fields=["pages"], name="{app}_pages_ix")),
+                operations.AddConstraint(
+                    "Book",
+                    dorm.CheckConstraint(condition=dorm.Q(pages__gte=0), name="{app}_pages_ck"),
+                ),
+            ]
+        """,
+    )
+    project.write(
+        app,
+        "0004_drop_meta",
+        """
+        from dorm.migrations import Migration, operations
+
+
+        class Migration(Migration):
+            dependencies = [("{app}", "0003_meta")]
+            operations = [
+                operations.RemoveConstraint("Book", "{app}_pages_ck"),
+                operations.RemoveIndex("Book", "{app}_pages_ix"),
+            ]
+        """,
+    )
+    executor = project.executor()
+    executor.migrate([(app, "0003_meta")])
+    _sql(f"INSERT INTO {app}_author (name) VALUES ('a')")
+    conn = get_connection()
+    with pytest.raises(IntegrityError):
+        _sql(f"INSERT INTO {app}_book (headline, author_id, pages) VALUES ('bad', 1, -1)")
+    if conn.vendor == "postgresql":
+        index_sql = "SELECT indexname FROM pg_indexes WHERE indexname = %s"
+    else:
+        index_sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND name = ?"
+    assert _rows(index_sql, f"{app}_pages_ix") == [(f"{app}_pages_ix",)]
+
+    executor.migrate([(app, "0004_drop_meta")])
+    assert _rows(index_sql, f"{app}_pages_ix") == []
+    _sql(f"INSERT INTO {app}_book (headline, author_id, pages) VALUES ('allowed', 1, -1)")
+
+    # Backwards: the constraint and the index come back (from the migration state).
+    _sql(f"DELETE FROM {app}_book")
+    executor.migrate([(app, "0003_meta")])
+    assert _rows(index_sql, f"{app}_pages_ix") == [(f"{app}_pages_ix",)]
+    with pytest.raises(IntegrityError):
+        _sql(f"INSERT INTO {app}_book (headline, author_id, pages) VALUES ('bad', 1, -1)")
+
+
 # -- SeederMigration ---------------------------------------------------------------------------
 
 SEED = """

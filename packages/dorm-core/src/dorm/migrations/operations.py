@@ -385,165 +385,153 @@ def _find_named(items: Sequence[Any], name: str, what: str, label: str) -> Any:
     raise InvalidStateError(f"{label} has no {what} named {name!r}")
 
 
-class AddIndex(Operation):
+class _AddToMeta(Operation):
+    """Add an index or a constraint: ``option`` is the Meta list it joins."""
+
+    option = ""
+    what = ""
+
+    def __init__(self, model_name: str, item: Any) -> None:
+        self.model_name = model_name
+        self.item = item
+
+    def _add(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        raise NotImplementedError
+
+    def _remove(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        raise NotImplementedError
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        ms.options[self.option] = [*ms.options.get(self.option, []), self.item]
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            self._add(schema_editor, model, self.item)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            self._remove(schema_editor, model, self.item)
+
+    def describe(self) -> str:
+        return f"Create {self.what} {self.item.name} on {self.model_name}"
+
+
+class _RemoveFromMeta(Operation):
+    """Remove a named index or constraint; its definition comes from the state."""
+
+    option = ""
+    what = ""
+
+    def __init__(self, model_name: str, name: str) -> None:
+        self.model_name = model_name
+        self.name = name
+
+    def _add(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        raise NotImplementedError
+
+    def _remove(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        raise NotImplementedError
+
+    def _item(self, app_label: str, state: ProjectState) -> Any:
+        ms = state.get_model_state(app_label, self.model_name)
+        return _find_named(ms.options.get(self.option, []), self.name, self.what, ms.label_lower)
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.model_name)
+        self._item(app_label, state)  # raises when there is no such item
+        ms.options[self.option] = [i for i in ms.options[self.option] if i.name != self.name]
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            self._remove(schema_editor, model, self._item(app_label, from_state))
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _model(from_state, app_label, self.model_name)
+        if _managed(model):
+            self._add(schema_editor, model, self._item(app_label, to_state))
+
+    def describe(self) -> str:
+        return f"Remove {self.what} {self.name} from {self.model_name}"
+
+
+class _IndexOps:
+    option = "indexes"
+    what = "index"
+
+    def _add(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        schema_editor.add_index(model, item)
+
+    def _remove(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        schema_editor.remove_index(model, item)
+
+
+class _ConstraintOps:
+    option = "constraints"
+    what = "constraint"
+
+    def _add(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        schema_editor.add_constraint(model, item)
+
+    def _remove(self, schema_editor: SchemaEditor, model: type[Model], item: Any) -> None:
+        schema_editor.remove_constraint(model, item)
+
+
+class AddIndex(_IndexOps, _AddToMeta):
     def __init__(self, model_name: str, index: Index) -> None:
         if not index.name:
             raise ValueError(f"AddIndex on {model_name!r}: the index needs a name=")
-        self.model_name = model_name
-        self.index = index
+        super().__init__(model_name, index)
 
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        ms = state.get_model_state(app_label, self.model_name)
-        ms.options["indexes"] = [*ms.options.get("indexes", []), self.index]
-        state.invalidate()
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.add_index(model, self.index)
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.remove_index(model, self.index)
-
-    def describe(self) -> str:
-        return f"Create index {self.index.name} on {self.model_name}"
+    @property
+    def index(self) -> Index:
+        return self.item  # type: ignore[no-any-return]
 
 
-class RemoveIndex(Operation):
-    def __init__(self, model_name: str, name: str) -> None:
-        self.model_name = model_name
-        self.name = name
-
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        ms = state.get_model_state(app_label, self.model_name)
-        _find_named(ms.options.get("indexes", []), self.name, "index", ms.label_lower)
-        ms.options["indexes"] = [i for i in ms.options["indexes"] if i.name != self.name]
-        state.invalidate()
-
-    def _index(self, app_label: str, state: ProjectState) -> Index:
-        ms = state.get_model_state(app_label, self.model_name)
-        return _find_named(  # type: ignore[no-any-return]
-            ms.options.get("indexes", []), self.name, "index", ms.label_lower
-        )
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.remove_index(model, self._index(app_label, from_state))
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.add_index(model, self._index(app_label, to_state))
-
-    def describe(self) -> str:
-        return f"Remove index {self.name} from {self.model_name}"
+class RemoveIndex(_IndexOps, _RemoveFromMeta):
+    pass
 
 
-class AddConstraint(Operation):
+class AddConstraint(_ConstraintOps, _AddToMeta):
     def __init__(self, model_name: str, constraint: BaseConstraint) -> None:
-        self.model_name = model_name
-        self.constraint = constraint
+        super().__init__(model_name, constraint)
 
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        ms = state.get_model_state(app_label, self.model_name)
-        ms.options["constraints"] = [*ms.options.get("constraints", []), self.constraint]
-        state.invalidate()
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.add_constraint(model, self.constraint)
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.remove_constraint(model, self.constraint)
-
-    def describe(self) -> str:
-        return f"Create constraint {self.constraint.name} on {self.model_name}"
+    @property
+    def constraint(self) -> BaseConstraint:
+        return self.item  # type: ignore[no-any-return]
 
 
-class RemoveConstraint(Operation):
-    def __init__(self, model_name: str, name: str) -> None:
-        self.model_name = model_name
-        self.name = name
-
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        ms = state.get_model_state(app_label, self.model_name)
-        items = ms.options.get("constraints", [])
-        _find_named(items, self.name, "constraint", ms.label_lower)
-        ms.options["constraints"] = [c for c in items if c.name != self.name]
-        state.invalidate()
-
-    def _constraint(self, app_label: str, state: ProjectState) -> Any:
-        ms = state.get_model_state(app_label, self.model_name)
-        return _find_named(
-            ms.options.get("constraints", []), self.name, "constraint", ms.label_lower
-        )
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.remove_constraint(model, self._constraint(app_label, from_state))
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _model(from_state, app_label, self.model_name)
-        if _managed(model):
-            schema_editor.add_constraint(model, self._constraint(app_label, to_state))
-
-    def describe(self) -> str:
-        return f"Remove constraint {self.name} from {self.model_name}"
+class RemoveConstraint(_ConstraintOps, _RemoveFromMeta):
+    pass
 
 
 class AlterUniqueTogether(Operation):
