@@ -79,7 +79,7 @@ def _check_app_name(app: str) -> None:
 
 class InitCommand(Command):
     name = "init"
-    help = "Create settings.py and an app package from a template (plain, fastapi-postgres, ...)."
+    help = "create settings.py and an app package from a template (plain, fastapi-postgres, ...)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(

@@ -17,7 +17,7 @@ class LintMigrationsCommand(Command):
     """Lint migration files; exit 1 when there are findings, 0 when clean, 2 on bad usage."""
 
     name = "lint-migrations"
-    help = "Report risky migration operations (DORM-M001..M006); exit 1 on findings."
+    help = "report risky migration operations (DORM-M001..M006); exit 1 on findings"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
