@@ -34,7 +34,14 @@ wheels: $(STAMP)
 
 BENCH_SCALE ?= small
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+# The peer ORMs (Django, SQLAlchemy, peewee) are bench-only: not in requirements-dev.txt.
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(PY) bench/run.py --scale $(BENCH_SCALE)
 
 clean:

@@ -1,21 +1,26 @@
-"""dorm against the raw drivers, scenario by scenario, on SQLite and PostgreSQL.
+"""dorm and its peer ORMs against the raw drivers, scenario by scenario, on SQLite and PostgreSQL.
 
-``make bench`` (or ``python bench/run.py --scale small``). Each scenario runs dorm and the
-raw driver (sqlite3 / psycopg) interleaved in the same process, several times, and
-reports the median of the paired ratios dorm / raw (lower is better; 1.0 = the driver's
-own speed). PostgreSQL runs on a throwaway cluster on a loopback port, started here from
-the server binaries; without them only SQLite is measured.
-
-Peer ORMs (Django, SQLAlchemy, peewee, Tortoise) are not measured yet.
+``make bench`` (or ``python bench/run.py --scale small``; the peers come from
+``bench/requirements.txt``). Each ORM (dorm, Django, SQLAlchemy, peewee) runs in its own
+subprocess (``python bench/run.py --orm django --vendor sqlite`` prints JSON), on its own
+database (a SQLite file, or a PostgreSQL database on one throwaway cluster started by the
+parent process and passed down in ``DORM_BENCH_DB``). Inside that process every scenario
+runs the ORM and the raw driver (sqlite3 / psycopg) interleaved, several times, and reports
+the median of the paired ratios orm / raw (lower is better; 1.0 = the driver's own speed).
+PostgreSQL is measured only when the server binaries are found. A peer that is not
+installed is skipped. Tortoise ORM is async-only and is not measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,41 +28,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(REPO / "tests"))
 
-import dorm  # noqa: E402
-from dorm.db.connection import reset_connections  # noqa: E402
-from dorm.migrations.schema import SchemaEditor  # noqa: E402
+from peers import Ctx, Scenarios  # noqa: E402
 
 SCALES = {
     "small": {"n": 300, "rows": 2000, "repeats": 3},
     "full": {"n": 2000, "rows": 10000, "repeats": 7},
 }
-
-
-class Author(dorm.Model):
-    name = dorm.CharField(max_length=100)
-
-    class Meta:
-        app_label = "bench"
-
-
-class Tag(dorm.Model):
-    name = dorm.CharField(max_length=50)
-
-    class Meta:
-        app_label = "bench"
-
-
-class Book(dorm.Model):
-    title = dorm.CharField(max_length=200, db_index=True)
-    pages = dorm.IntegerField(db_index=True)
-    author = dorm.ForeignKey(Author, on_delete=dorm.CASCADE, related_name="books")
-    tags = dorm.ManyToManyField(Tag, related_name="books")
-
-    class Meta:
-        app_label = "bench"
+ORMS = ["dorm", "django", "sqlalchemy", "peewee"]
+PEERS = ORMS[1:]
+ENV_DB = "DORM_BENCH_DB"
 
 
 class Raw:
@@ -111,117 +95,81 @@ class Raw:
         self.conn.close()
 
 
-def scenarios(
-    raw: Raw, scale: dict[str, int]
-) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
-    n, rows = scale["n"], scale["rows"]
-    ids = list(Book.objects.values_list("id", flat=True)[:n])
-    author_ids = list(Author.objects.values_list("id", flat=True))
+def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
+    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
     book_cols = '"id", "title", "pages", "author_id"'
 
-    def dorm_insert_one() -> None:
-        for i in range(n):
-            Author.objects.create(name=f"one-{i}")
-
-    def raw_insert_one() -> None:
+    def insert_one() -> None:
         for i in range(n):
             raw.run('INSERT INTO "bench_author" ("name") VALUES (?) RETURNING "id"', (f"raw-{i}",))
 
-    def dorm_bulk() -> None:
-        Book.objects.bulk_create(
-            [
-                Book(title=f"b{i}", pages=i, author_id=author_ids[i % len(author_ids)])
-                for i in range(rows)
-            ]
-        )
-
-    def raw_bulk() -> None:
+    def bulk_insert() -> None:
         raw.many(
             'INSERT INTO "bench_book" ("title", "pages", "author_id") VALUES (?, ?, ?)',
             [(f"r{i}", i, author_ids[i % len(author_ids)]) for i in range(rows)],
         )
 
-    def dorm_get() -> None:
-        for pk in ids:
-            Book.objects.get(pk=pk)
-
-    def raw_get() -> None:
+    def get_by_pk() -> None:
         for pk in ids:
             raw.all(f'SELECT {book_cols} FROM "bench_book" WHERE "id" = ?', (pk,))
 
-    def dorm_iterate() -> None:
-        list(Book.objects.all()[:rows])
-
-    def raw_iterate() -> None:
+    def filter_iterate() -> None:
         raw.all(f'SELECT {book_cols} FROM "bench_book" LIMIT {rows}')
 
-    def dorm_values() -> None:
-        list(Book.objects.values_list("id", "title", "pages")[:rows])
-
-    def raw_values() -> None:
+    def values_list() -> None:
         raw.all(f'SELECT "id", "title", "pages" FROM "bench_book" LIMIT {rows}')
 
-    half = rows // 2
-
-    def dorm_select_related() -> None:
-        for b in Book.objects.select_related("author")[:half]:
-            _ = b.author.name
-
-    def raw_select_related() -> None:
+    def select_related() -> None:
         raw.all(
             'SELECT b."id", b."title", b."pages", b."author_id", a."id", a."name" '
             'FROM "bench_book" b JOIN "bench_author" a ON a."id" = b."author_id" '
             f"LIMIT {half}"
         )
 
-    def dorm_prefetch() -> None:
-        for a in Author.objects.prefetch_related("books")[:50]:
-            _ = len(a.books.all())
-
-    def raw_prefetch() -> None:
+    def prefetch_related() -> None:
         authors = raw.all('SELECT "id", "name" FROM "bench_author" LIMIT 50')
         keys = [a[0] for a in authors]
         marks = ", ".join(["?"] * len(keys))
         raw.all(f'SELECT {book_cols} FROM "bench_book" WHERE "author_id" IN ({marks})', tuple(keys))
 
-    def dorm_count() -> None:
-        for i in range(n):
-            Book.objects.filter(pages__gte=i).count()
-
-    def raw_count() -> None:
+    def count_filter() -> None:
         for i in range(n):
             raw.all('SELECT COUNT(*) FROM "bench_book" WHERE "pages" >= ?', (i,))
 
-    def dorm_update() -> None:
-        Book.objects.filter(pages__lt=half).update(pages=dorm.F("pages") + 0)
-
-    def raw_update() -> None:
+    def update_filter() -> None:
         raw.run('UPDATE "bench_book" SET "pages" = "pages" + 0 WHERE "pages" < ?', (half,))
 
     return {
-        "insert_one": (dorm_insert_one, raw_insert_one),
-        "bulk_insert": (dorm_bulk, raw_bulk),
-        "get_by_pk": (dorm_get, raw_get),
-        "filter_iterate": (dorm_iterate, raw_iterate),
-        "values_list": (dorm_values, raw_values),
-        "select_related": (dorm_select_related, raw_select_related),
-        "prefetch_related": (dorm_prefetch, raw_prefetch),
-        "count_filter": (dorm_count, raw_count),
-        "update_filter": (dorm_update, raw_update),
+        "insert_one": insert_one,
+        "bulk_insert": bulk_insert,
+        "get_by_pk": get_by_pk,
+        "filter_iterate": filter_iterate,
+        "values_list": values_list,
+        "select_related": select_related,
+        "prefetch_related": prefetch_related,
+        "count_filter": count_filter,
+        "update_filter": update_filter,
     }
 
 
-def seed(scale: dict[str, int]) -> None:
-    authors = Author.objects.bulk_create([Author(name=f"author-{i}") for i in range(500)])
-    tags = Tag.objects.bulk_create([Tag(name=f"tag-{i}") for i in range(20)])
-    Book.objects.bulk_create(
-        [
-            Book(title=f"book-{i}", pages=i, author=authors[i % len(authors)])
-            for i in range(scale["rows"])
-        ]
+def seed(raw: Raw, scale: dict[str, int]) -> Ctx:
+    """The same data for every ORM, written by the raw driver into the ORM's own tables."""
+    raw.many(
+        'INSERT INTO "bench_author" ("name") VALUES (?)', [(f"author-{i}",) for i in range(500)]
     )
-    for book in Book.objects.all()[:200]:
-        book.tags.add(tags[book.pk % 20], tags[(book.pk + 7) % 20])
+    raw.many('INSERT INTO "bench_tag" ("name") VALUES (?)', [(f"tag-{i}",) for i in range(20)])
+    author_ids = [r[0] for r in raw.all('SELECT "id" FROM "bench_author" ORDER BY "id"')]
+    tag_ids = [r[0] for r in raw.all('SELECT "id" FROM "bench_tag" ORDER BY "id"')]
+    raw.many(
+        'INSERT INTO "bench_book" ("title", "pages", "author_id") VALUES (?, ?, ?)',
+        [(f"book-{i}", i, author_ids[i % len(author_ids)]) for i in range(scale["rows"])],
+    )
+    book_ids = [r[0] for r in raw.all('SELECT "id" FROM "bench_book" ORDER BY "id"')]
+    raw.many(
+        'INSERT INTO "bench_book_tags" ("book_id", "tag_id") VALUES (?, ?)',
+        [(pk, tag_ids[(pk + k) % 20]) for pk in book_ids[:200] for k in (0, 7)],
+    )
+    return Ctx(n=scale["n"], rows=scale["rows"], ids=book_ids[: scale["n"]], author_ids=author_ids)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -230,54 +178,135 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def measure(vendor: str, settings: dict[str, Any], scale: dict[str, int]) -> dict[str, Any]:
-    dorm.configure(DATABASES={"default": settings})
-    with SchemaEditor() as editor:
-        for model in (Author, Tag, Book):
-            editor.create_model(model)
-    seed(scale)
+def measure(
+    orm: str, vendor: str, settings: dict[str, Any], scale: dict[str, int]
+) -> dict[str, Any]:
+    """One ORM on one backend, each scenario paired with the raw driver (child process)."""
+    adapter = importlib.import_module(f"peers.{orm}_peer")
+    adapter.setup(vendor, settings)
     raw = Raw(vendor, settings)
     results: dict[str, Any] = {}
     try:
-        for name, (dorm_fn, raw_fn) in scenarios(raw, scale).items():
-            dorm_fn(), raw_fn()  # warm up caches and prepared statements
-            ratios, dorm_times, raw_times = [], [], []
+        ctx = seed(raw, scale)
+        raw_fns = raw_scenarios(raw, ctx)
+        for name, orm_fn in adapter.scenarios(ctx).items():
+            raw_fn = raw_fns[name]
+            orm_fn(), raw_fn()  # warm up caches and prepared statements
+            ratios, orm_times, raw_times = [], [], []
             for _ in range(scale["repeats"]):
-                d, r = timed(dorm_fn), timed(raw_fn)
-                dorm_times.append(d)
+                o, r = timed(orm_fn), timed(raw_fn)
+                orm_times.append(o)
                 raw_times.append(r)
-                ratios.append(d / r)
+                ratios.append(o / r)
             spread = (max(ratios) - min(ratios)) / statistics.median(ratios)
             results[name] = {
                 "ratio": round(statistics.median(ratios), 2),
-                "dorm_ms": round(statistics.median(dorm_times) * 1000, 2),
+                "orm_ms": round(statistics.median(orm_times) * 1000, 2),
                 "raw_ms": round(statistics.median(raw_times) * 1000, 2),
                 "noisy": spread > 0.5,
             }
     finally:
         raw.close()
-        with SchemaEditor() as editor:
-            for model in (Book, Tag, Author):
-                editor.delete_model(model)
-        reset_connections()
+        adapter.teardown()
     return results
+
+
+def run_child(orm: str, vendor: str, scale: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """``python bench/run.py --orm ORM ...`` in a fresh interpreter; None if it failed."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--orm", orm, "--vendor", vendor, "--scale", scale],
+        env={**os.environ, ENV_DB: json.dumps(settings)},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
+        print(f"{orm} on {vendor}: skipped ({tail[0]})", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{orm} on {vendor}: done", file=sys.stderr)
+    return result
+
+
+def fmt(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "n/a"
+    return f"{cell['ratio']:.2f}x{' (noisy)' if cell['noisy'] else ''}"
+
+
+def render(report: dict[str, Any], repeats: int) -> str:
+    lines = [
+        f"# ORM / raw driver ({report['scale']} scale, median of {repeats} paired runs)",
+        "",
+        "Each cell: the ORM's time over the raw driver's, measured interleaved in the same "
+        "process (lower is better). Last column: dorm's ratio over the fastest peer's "
+        "(below 1.00 = dorm is faster). Tortoise ORM (async-only) is not measured.",
+    ]
+    for vendor, by_orm in report["backends"].items():
+        orms = [o for o in ORMS if o in by_orm]
+        peers = [o for o in orms if o != "dorm"]
+        lines += ["", f"## {vendor}", ""]
+        lines.append("| scenario | " + " | ".join(orms) + " | dorm / fastest peer |")
+        lines.append("|---|" + "---|" * (len(orms) + 1))
+        names = next(iter(by_orm.values())).keys() if by_orm else []
+        for name in names:
+            cells = [fmt(by_orm[o].get(name)) for o in orms]
+            versus = "n/a"
+            if "dorm" in by_orm and peers:
+                best = min(peers, key=lambda p: by_orm[p][name]["ratio"])
+                versus = (
+                    f"{by_orm['dorm'][name]['ratio'] / by_orm[best][name]['ratio']:.2f} ({best})"
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {versus} |")
+    return "\n".join(lines) + "\n"
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in ("django", "sqlalchemy", "peewee", "psycopg"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[dist] = version(dist)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--out", default=str(BENCH / "results"))
+    parser.add_argument("--orms", default=",".join(ORMS), help="comma-separated subset")
+    parser.add_argument("--orm", choices=ORMS, help="child mode: measure one ORM, print JSON")
+    parser.add_argument("--vendor", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
+
+    if args.orm:
+        settings = json.loads(os.environ[ENV_DB])
+        print(json.dumps(measure(args.orm, args.vendor, settings, scale)))
+        return 0
+
+    orms = [o for o in args.orms.split(",") if o]
+    unknown = set(orms) - set(ORMS)
+    if unknown:
+        parser.error(f"unknown ORM(s): {', '.join(sorted(unknown))}")
     report: dict[str, Any] = {
         "scale": args.scale,
         "python": platform.python_version(),
+        "versions": versions(),
         "backends": {},
     }
+
+    def run_all(vendor: str, settings_for: Callable[[str], dict[str, Any]]) -> None:
+        by_orm = {}
+        for orm in orms:
+            result = run_child(orm, vendor, args.scale, settings_for(orm))
+            if result is not None:
+                by_orm[orm] = result
+        report["backends"][vendor] = by_orm
+
     with tempfile.TemporaryDirectory() as tmp:
-        report["backends"]["sqlite"] = measure(
-            "sqlite", {"ENGINE": "sqlite", "NAME": os.path.join(tmp, "bench.db")}, scale
-        )
+        run_all("sqlite", lambda orm: {"ENGINE": "sqlite", "NAME": os.path.join(tmp, f"{orm}.db")})
     from conftest import PgCluster, find_pg_bindir
 
     bindir = find_pg_bindir()
@@ -287,29 +316,18 @@ def main(argv: list[str] | None = None) -> int:
         cluster = PgCluster(bindir)
         cluster.start()
         try:
-            cluster.create_database("bench")
-            report["backends"]["postgresql"] = measure(
-                "postgresql", cluster.settings("bench"), scale
-            )
+
+            def pg_settings(orm: str) -> dict[str, Any]:
+                cluster.create_database(f"bench_{orm}")
+                return cluster.settings(f"bench_{orm}")
+
+            run_all("postgresql", pg_settings)
         finally:
             cluster.stop()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2))
-    lines = [
-        f"# dorm / raw driver ({args.scale} scale, median of {scale['repeats']} paired runs)",
-        "",
-    ]
-    vendors = list(report["backends"])
-    lines.append("| scenario | " + " | ".join(vendors) + " |")
-    lines.append("|---|" + "---|" * len(vendors))
-    for name in report["backends"]["sqlite"]:
-        cells = []
-        for vendor in vendors:
-            cell = report["backends"][vendor][name]
-            cells.append(f"{cell['ratio']:.2f}x{' (noisy)' if cell['noisy'] else ''}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n"
+    table = render(report, scale["repeats"])
     (out / "results.md").write_text(table)
     print(table)
     return 0

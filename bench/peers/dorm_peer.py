@@ -1,0 +1,98 @@
+"""dorm itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dorm
+from dorm.db.connection import reset_connections
+from dorm.migrations.schema import SchemaEditor
+from peers import Ctx, Scenarios
+
+
+class Author(dorm.Model):
+    name = dorm.CharField(max_length=100)
+
+    class Meta:
+        app_label = "bench"
+
+
+class Tag(dorm.Model):
+    name = dorm.CharField(max_length=50)
+
+    class Meta:
+        app_label = "bench"
+
+
+class Book(dorm.Model):
+    title = dorm.CharField(max_length=200, db_index=True)
+    pages = dorm.IntegerField(db_index=True)
+    author = dorm.ForeignKey(Author, on_delete=dorm.CASCADE, related_name="books")
+    tags = dorm.ManyToManyField(Tag, related_name="books")
+
+    class Meta:
+        app_label = "bench"
+
+
+def setup(vendor: str, settings: dict[str, Any]) -> None:
+    dorm.configure(DATABASES={"default": settings})
+    with SchemaEditor() as editor:
+        for model in (Author, Tag, Book):
+            editor.create_model(model)
+
+
+def scenarios(ctx: Ctx) -> Scenarios:
+    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
+
+    def insert_one() -> None:
+        for i in range(n):
+            Author.objects.create(name=f"one-{i}")
+
+    def bulk_insert() -> None:
+        Book.objects.bulk_create(
+            [
+                Book(title=f"b{i}", pages=i, author_id=author_ids[i % len(author_ids)])
+                for i in range(rows)
+            ]
+        )
+
+    def get_by_pk() -> None:
+        for pk in ids:
+            Book.objects.get(pk=pk)
+
+    def filter_iterate() -> None:
+        list(Book.objects.all()[:rows])
+
+    def values_list() -> None:
+        list(Book.objects.values_list("id", "title", "pages")[:rows])
+
+    def select_related() -> None:
+        for b in Book.objects.select_related("author")[:half]:
+            _ = b.author.name
+
+    def prefetch_related() -> None:
+        for a in Author.objects.prefetch_related("books")[:50]:
+            _ = len(a.books.all())
+
+    def count_filter() -> None:
+        for i in range(n):
+            Book.objects.filter(pages__gte=i).count()
+
+    def update_filter() -> None:
+        Book.objects.filter(pages__lt=half).update(pages=dorm.F("pages") + 0)
+
+    return {
+        "insert_one": insert_one,
+        "bulk_insert": bulk_insert,
+        "get_by_pk": get_by_pk,
+        "filter_iterate": filter_iterate,
+        "values_list": values_list,
+        "select_related": select_related,
+        "prefetch_related": prefetch_related,
+        "count_filter": count_filter,
+        "update_filter": update_filter,
+    }
+
+
+def teardown() -> None:
+    reset_connections()
