@@ -538,36 +538,46 @@ class BaseDatabaseWrapper:
             return self._once(state.conn, sql, params, sensitive, mode)
         if _get_running_loop() is not None:
             _refuse_in_event_loop(f"a database query ({sql[:40]}{'...' if len(sql) > 40 else ''})")
+        _conn, result = self._on_live_connection(
+            lambda conn: self._once(conn, sql, params, sensitive, mode), keep=False
+        )
+        return result
+
+    def _on_live_connection(
+        self, action: Callable[[Any], Any], keep: bool, what: str = ""
+    ) -> tuple[Any, Any]:
+        """Check out a connection and run ``action(conn)`` on it.
+
+        When it fails because the server had closed this idle pooled connection (restart,
+        failover, idle timeout), the statement never ran, so it is sent once more on a new
+        connection. With ``keep`` the connection stays checked out (a transaction begins).
+        """
         conn = self._acquire()
-        try:
-            result = self._once(conn, sql, params, sensitive, mode)
-        except exceptions.DatabaseError as exc:
-            if not self._is_broken(conn):
-                self._release(conn)
-                raise
-            self._discard(conn)
-            if not self._retryable(conn, exc.__cause__ or exc):
-                raise
-            # The server closed this idle connection (restart, failover, idle timeout):
-            # the statement never ran, so it is safe to send it once more on a new one.
-            logger.warning(
-                "connection to %r was closed by the server; retrying on a new connection",
-                self.alias,
-            )
-            conn = self._acquire()
+        for attempt in (1, 2):
             try:
-                result = self._once(conn, sql, params, sensitive, mode)
-            except BaseException:
-                if self._is_broken(conn):
+                result = action(conn)
+            except exceptions.DatabaseError as exc:
+                broken = self._is_broken(conn)
+                if broken:
                     self._discard(conn)
                 else:
                     self._release(conn)
+                if not broken or attempt == 2 or not self._retryable(conn, exc.__cause__ or exc):
+                    raise
+                logger.warning(
+                    "connection to %r was closed by the server; retrying %son a new connection",
+                    self.alias,
+                    f"{what} " if what else "",
+                )
+                conn = self._acquire()
+                continue
+            except BaseException:
+                self._discard(conn) if self._is_broken(conn) else self._release(conn)
                 raise
-        except BaseException:
-            self._discard(conn) if self._is_broken(conn) else self._release(conn)
-            raise
-        self._release(conn)
-        return result
+            if not keep:
+                self._release(conn)
+            return conn, result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(
         self, conn: Any, sql: str, params: Sequence[Any], sensitive: Sequence[int] | None, mode: str
@@ -621,32 +631,7 @@ class BaseDatabaseWrapper:
         """Check out a connection and BEGIN on it; once more on a new one if it was dead."""
         if _get_running_loop() is not None:
             _refuse_in_event_loop("a transaction (BEGIN)")
-        conn = self._acquire()
-        try:
-            self._begin(conn)
-            return conn
-        except exceptions.DatabaseError as exc:
-            if not self._is_broken(conn):
-                self._release(conn)
-                raise
-            self._discard(conn)
-            if not self._retryable(conn, exc.__cause__ or exc):
-                raise
-        except BaseException:
-            self._discard(conn) if self._is_broken(conn) else self._release(conn)
-            raise
-        # The server closed this idle connection (restart, failover): BEGIN never ran, so
-        # opening the transaction on a new connection is safe.
-        logger.warning(
-            "connection to %r was closed by the server; retrying BEGIN on a new connection",
-            self.alias,
-        )
-        conn = self._acquire()
-        try:
-            self._begin(conn)
-        except BaseException:
-            self._discard(conn) if self._is_broken(conn) else self._release(conn)
-            raise
+        conn, _none = self._on_live_connection(self._begin, keep=True, what="BEGIN")
         return conn
 
     def _commit(self, conn: Any) -> None:
