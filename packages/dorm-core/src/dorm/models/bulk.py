@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import signals, transaction
 from dorm.db.connection import connections
-from dorm.exceptions import FieldError
 from dorm.expressions import Case, Value, When
 from dorm.sql import writes
+from dorm.sql.compiler import column_converter
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
@@ -20,20 +20,7 @@ __all__ = ["bulk_create", "bulk_update", "upsert"]
 
 
 def _concrete(model: type[Model], names: Sequence[str], what: str) -> list[Field]:
-    opts = model._meta
-    fields: list[Field] = []
-    for name in names:
-        try:
-            field = opts.get_field(name)
-        except Exception:
-            field = None
-        if field is None or not getattr(field, "concrete", False) or field.many_to_many:
-            raise FieldError(
-                f"{model.__name__}: {what} names {name!r}, which is not a concrete field; "
-                f"fields are: {', '.join(f.name for f in opts.concrete_fields)}"
-            )
-        fields.append(field)
-    return fields
+    return [model._meta.get_concrete_field(name, what) for name in names]
 
 
 def bulk_create(
@@ -167,25 +154,6 @@ def _unique_sets(model: type[Model]) -> list[set[str]]:
     return sets
 
 
-def _converters(db: Any, fields: Sequence[Field]) -> list[Any]:
-    """One ``db value -> Python`` function per field, as the SELECT compiler chooses them."""
-    from dorm.models.fields import Field as BaseField
-
-    result: list[Any] = []
-    for field in fields:
-        backend = db.ops.converter_for(field)
-        custom = (
-            field.from_db_value
-            if type(field).from_db_value is not BaseField.from_db_value
-            else None
-        )
-        if backend is not None and custom is not None:
-            result.append(lambda v, b=backend, c=custom: c(b(v)))
-        else:
-            result.append(backend or custom)
-    return result
-
-
 def upsert(
     qs: QuerySet,
     objs: list[Any],
@@ -261,7 +229,7 @@ def upsert(
     if returning:
         back += [f for f in all_fields if f not in back]
     key_at = [back.index(f) for f in unique]
-    convert = _converters(db, back)
+    convert = [column_converter(db.ops, f) for f in back]
     # With nothing to update, a no-op SET still makes RETURNING report conflicting rows.
     sets = updates or unique[:1]
     with transaction.atomic(using=using, savepoint=False):

@@ -168,6 +168,24 @@ class Options:
             f"Choices are: {', '.join(self.field_names())}"
         )
 
+    def get_concrete_field(self, name: str, what: str) -> Any:
+        """Return the column-backed field ``name``; ``what`` names the caller in the error.
+
+        :raises FieldError: ``name`` is unknown, a reverse relation or a many-to-many field.
+        """
+        from dorm.exceptions import FieldError
+
+        try:
+            field = self.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        if field is None or not getattr(field, "concrete", False) or field.many_to_many:
+            raise FieldError(
+                f"{self.object_name}: {what} names {name!r}, which is not a concrete field; "
+                f"fields are: {', '.join(f.name for f in self.concrete_fields)}"
+            )
+        return field
+
     def field_names(self) -> list[str]:
         return sorted({*(f.name for f in self.fields), *self._reverse_map, "pk"})
 

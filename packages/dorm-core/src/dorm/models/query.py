@@ -566,15 +566,7 @@ class QuerySet:
         opts = self.model._meta
         values: list[tuple[Field, Any]] = []
         for name, value in kwargs.items():
-            try:
-                field = opts.get_field(name)
-            except Exception:
-                field = None
-            if field is None or not getattr(field, "concrete", False) or field.many_to_many:
-                raise FieldError(
-                    f"{self.model.__name__}.update(): {name!r} is not a concrete field; "
-                    f"fields are: {', '.join(f.name for f in opts.concrete_fields)}"
-                )
+            field = opts.get_concrete_field(name, "update()")
             if field.is_relation and hasattr(value, "_meta"):
                 value = value.pk
             values.append((field, value))

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from dorm.models.fields import Field
     from dorm.sql.query import Query
 
-__all__ = ["SQLCompiler", "unmask"]
+__all__ = ["SQLCompiler", "column_converter", "unmask"]
 
 _dispatch: dict[tuple[type, str], Callable[..., Any]] = {}
 _quote_caches: dict[type, dict[str, str]] = {}
@@ -515,28 +515,36 @@ class SQLCompiler:
     def converters(self) -> list[tuple[int, Callable[[Any], Any]]]:
         """One converter per column that needs one, chosen once per query."""
         result: list[tuple[int, Callable[[Any], Any]]] = []
-        from dorm.models.fields import Field
-
         for i, (expr, _alias) in enumerate(self.select):
             field = getattr(expr, "output_field", None)
             if field is None:
                 continue
-            if not isinstance(expr, Col) and field.get_internal_type() == "DecimalField":
-                # Computed decimals (Avg, Sum, arithmetic) keep their precision; only
-                # columns are quantized to the field's decimal places.
-                backend: Callable[[Any], Any] | None = _to_decimal
-            else:
-                backend = self.ops.converter_for(field)
-            custom = (
-                field.from_db_value
-                if type(field).from_db_value is not Field.from_db_value
-                else None
+            # Computed decimals (Avg, Sum, arithmetic) keep their precision; only columns
+            # are quantized to the field's decimal places.
+            computed_decimal = (
+                not isinstance(expr, Col) and field.get_internal_type() == "DecimalField"
             )
-            if backend is not None and custom is not None:
-                result.append((i, _chain(backend, custom)))
-            elif backend is not None or custom is not None:
-                result.append((i, backend or custom))  # type: ignore[arg-type]
+            convert = column_converter(self.ops, field, _to_decimal if computed_decimal else None)
+            if convert is not None:
+                result.append((i, convert))
         return result
+
+
+def column_converter(
+    ops: Any, field: Field, backend: Callable[[Any], Any] | None = None
+) -> Callable[[Any], Any] | None:
+    """The ``db value -> Python`` function of a column: the backend's converter (or
+    ``backend``), then the field's own ``from_db_value`` when a subclass defines one."""
+    from dorm.models.fields import Field as BaseField
+
+    if backend is None:
+        backend = ops.converter_for(field)
+    custom = (
+        field.from_db_value if type(field).from_db_value is not BaseField.from_db_value else None
+    )
+    if backend is not None and custom is not None:
+        return _chain(backend, custom)
+    return backend or custom
 
 
 def _to_decimal(value: Any) -> Any:
