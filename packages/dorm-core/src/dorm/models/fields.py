@@ -660,41 +660,42 @@ _URL = re.compile(r"(https?|ftps?)://[^\s/$.?#][^\s]*", re.IGNORECASE)
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 
-class EmailField(CharField):
+class _PatternCharField(CharField):
+    """A CharField whose values must match ``pattern`` (described to users as ``what``)."""
+
     internal_type = "CharField"
+    default_max_length: ClassVar[int] = 255
+    pattern: ClassVar[re.Pattern[str]]
+    what: ClassVar[str] = ""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 254)
+        kwargs.setdefault("max_length", self.default_max_length)
         super().__init__(*args, **kwargs)
 
     def _default_validators(self) -> list[Callable[[Any], None]]:
-        return [*super()._default_validators(), _regex_validator(self, _EMAIL, "an email address")]
+        return [*super()._default_validators(), _regex_validator(self, self.pattern, self.what)]
 
 
-class URLField(CharField):
-    internal_type = "CharField"
+class EmailField(_PatternCharField):
+    default_max_length = 254
+    pattern = _EMAIL
+    what = "an email address"
+
+
+class URLField(_PatternCharField):
+    default_max_length = 200
+    pattern = _URL
+    what = "a URL"
+
+
+class SlugField(_PatternCharField):
+    default_max_length = 50
+    pattern = _SLUG
+    what = "a slug (letters, digits, '-' and '_')"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 200)
-        super().__init__(*args, **kwargs)
-
-    def _default_validators(self) -> list[Callable[[Any], None]]:
-        return [*super()._default_validators(), _regex_validator(self, _URL, "a URL")]
-
-
-class SlugField(CharField):
-    internal_type = "CharField"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 50)
         kwargs.setdefault("db_index", True)
         super().__init__(*args, **kwargs)
-
-    def _default_validators(self) -> list[Callable[[Any], None]]:
-        return [
-            *super()._default_validators(),
-            _regex_validator(self, _SLUG, "a slug (letters, digits, '-' and '_')"),
-        ]
 
 
 # Re-exported so that ``dorm.models.fields`` names every core field class.
