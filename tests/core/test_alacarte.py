@@ -1,7 +1,8 @@
 """À la carte installs: dorm-core plus one plugin, as wheels and as editable installs.
 
 Each case builds a fresh virtual environment without network access: the only things
-installed into it are the wheels built here and pluggy, copied from this environment.
+installed into it are the wheels built here and dorm-core's dependencies (pluggy,
+greenlet), copied from this environment.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Venv:
             self.run_py("import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
         )
         self._copy_installed("pluggy")
+        self._copy_installed("greenlet")
 
     def _copy_installed(self, name: str) -> None:
         dist = metadata.distribution(name)

@@ -8,7 +8,7 @@ __version__ = "4.3.0"
 
 from dorm import signals, transaction
 from dorm.conf import configure, settings
-from dorm.db.connection import warmup_pool
+from dorm.db.connection import awarmup_pool, warmup_pool
 from dorm.expressions import (
     Avg,
     Case,
@@ -46,6 +46,7 @@ __all__ = [
     "Value",
     "When",
     "__version__",
+    "awarmup_pool",
     "configure",
     "settings",
     "signals",

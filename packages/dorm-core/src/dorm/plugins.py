@@ -9,6 +9,7 @@ own hooks still register).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -264,7 +265,11 @@ def notify(hook_name: str, **kwargs: Any) -> None:
         return
     for impl in reversed(impls):  # pluggy's own call order: last registered first
         try:
-            impl.function(*[kwargs[arg] for arg in impl.argnames])
+            result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            if result is not None and inspect.isawaitable(result):
+                from dorm.db.bridge import resolve
+
+                resolve(result, f"the {hook_name} hookimpl of {impl.plugin_name!r}")
         except Exception:
             logger.exception(
                 "dorm plugin %r raised in observer hook %s; the error was ignored and "

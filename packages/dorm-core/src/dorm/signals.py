@@ -4,10 +4,13 @@
 weak reference unless ``weak=False``); ``post_save.send(...)`` calls the receivers whose
 sender matches, then the ``dorm_post_save`` hook of every plugin. Receivers take
 ``sender`` and keyword arguments, as in Django; an exception propagates to the sender.
+A receiver (or a plugin's hookimpl) may be a coroutine function: sent from the async API
+it is awaited on the event loop; from plain sync code it runs on a private loop.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import weakref
@@ -156,22 +159,48 @@ class Signal:
         """
         if self.observer:
             return self._send_observed(sender, named)
-        responses = [(fn, fn(signal=self, sender=sender, **named)) for fn in self._live(sender)]
+        responses = []
+        for fn in self._live(sender):
+            response = fn(signal=self, sender=sender, **named)
+            if response is not None and inspect.isawaitable(response):
+                response = _resolve(response, fn)
+            responses.append((fn, response))
         if self.hook_name is not None:
-            getattr(plugins.get_plugin_manager().hook, self.hook_name)(sender=sender, **named)
+            results = getattr(plugins.get_plugin_manager().hook, self.hook_name)(
+                sender=sender, **named
+            )
+            for result in results or ():
+                if inspect.isawaitable(result):
+                    _resolve(result, f"a {self.hook_name} hookimpl")
         return responses
+
+    async def asend(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:
+        """``send()`` for coroutines: coroutine receivers are awaited, and sync receivers
+        run as the async API runs sync code, so their ORM calls do not block the loop."""
+        from dorm.db.bridge import run_sync
+
+        return await run_sync(self.send, sender, **named)
 
     def _send_observed(self, sender: object, named: dict[str, Any]) -> list[tuple[Receiver, Any]]:
         responses: list[tuple[Receiver, Any]] = []
         for fn in self._live(sender):
             try:
-                responses.append((fn, fn(signal=self, sender=sender, **named)))
+                response = fn(signal=self, sender=sender, **named)
+                if response is not None and inspect.isawaitable(response):
+                    response = _resolve(response, fn)
+                responses.append((fn, response))
             except Exception as exc:
                 logger.exception("signal receiver %r raised; the error was ignored", fn)
                 responses.append((fn, exc))
         if self.hook_name is not None:
             plugins.notify(self.hook_name, sender=sender, **named)
         return responses
+
+
+def _resolve(awaitable: Any, what: object) -> Any:
+    from dorm.db.bridge import resolve
+
+    return resolve(awaitable, what)
 
 
 def receiver(signal: Signal | list[Signal], **kwargs: Any) -> Callable[[Receiver], Receiver]:

@@ -2,24 +2,30 @@
 
 Outside ``atomic()`` every statement commits on its own (autocommit). The outermost block
 holds one connection of its alias from BEGIN to COMMIT/ROLLBACK; connection state is per
-thread.
+thread, and per asyncio task for ``aatomic()``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import logging
 import time
+from asyncio import _get_running_loop
 from collections.abc import Callable
 from contextlib import ContextDecorator
 from typing import Any, TypeVar
 
 from dorm import plugins
-from dorm.db.backends.base import _Block
-from dorm.db.connection import DEFAULT_DB_ALIAS, connections
+from dorm.db.backends.base import ThreadState, _Block
+from dorm.db.connection import DEFAULT_DB_ALIAS, bridge_local, connections
 from dorm.exceptions import TransactionManagementError
 
 __all__ = [
+    "AsyncAtomic",
     "Atomic",
+    "aatomic",
     "atomic",
     "get_rollback",
     "mark_for_rollback_on_error",
@@ -109,7 +115,11 @@ class Atomic(ContextDecorator):
             for _sids, callback in callbacks:
                 # A failing callback must not undo a committed transaction; log and go on.
                 try:
-                    callback()
+                    result = callback()
+                    if result is not None and inspect.isawaitable(result):
+                        from dorm.db.bridge import resolve
+
+                        resolve(result, f"on_commit callback {callback!r}")
                 except Exception:
                     logger.exception("on_commit callback %r raised", callback)
             return
@@ -167,17 +177,84 @@ def atomic(using: Any = None, savepoint: bool = True, durable: bool = False) -> 
     return Atomic(using, savepoint, durable)
 
 
+class AsyncAtomic:
+    """``async with aatomic():`` / ``@aatomic()`` on a coroutine function: ``atomic()`` for
+    the async API. Nested blocks are savepoints; the block belongs to the current asyncio
+    task (other tasks, ``asyncio.gather`` children included, use their own connections).
+    """
+
+    def __init__(self, using: str | None = None, savepoint: bool = True, durable: bool = False):
+        self._atomic = Atomic(using, savepoint, durable)
+        self.using = self._atomic.using
+
+    async def __aenter__(self) -> AsyncAtomic:
+        from dorm.db.bridge import run_sync
+
+        await run_sync(self._atomic.__enter__)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        from dorm.db.bridge import run_sync
+
+        await run_sync(self._atomic.__exit__, exc_type, exc, tb)
+
+    def __call__(self, func: F) -> F:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(
+                f"@aatomic() decorates coroutine functions; {func!r} is not one (use @atomic)"
+            )
+
+        @functools.wraps(func)
+        async def inner(*args: Any, **kwargs: Any) -> Any:
+            # A fresh block per call: one decorated function may run in several tasks.
+            async with AsyncAtomic(self.using, self._atomic.savepoint, self._atomic.durable):
+                return await func(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+
+def aatomic(using: Any = None, savepoint: bool = True, durable: bool = False) -> Any:
+    """``async with transaction.aatomic():`` -- the async twin of ``atomic()``.
+
+    ``@aatomic`` / ``@aatomic(using="other")`` decorate coroutine functions.
+    """
+    if callable(using):
+        return AsyncAtomic(DEFAULT_DB_ALIAS, savepoint, durable)(using)
+    return AsyncAtomic(using, savepoint, durable)
+
+
+def _state(using: str | None) -> ThreadState:
+    """The caller's transaction state: its thread's, or its asyncio task's when called
+    straight from a coroutine (inside ``async with aatomic()``)."""
+    alias = using or DEFAULT_DB_ALIAS
+    if bridge_local.states is None and _get_running_loop() is not None:
+        from dorm.db.bridge import task_state
+
+        found = task_state(alias)
+        if found is not None:
+            return found
+    return connections[alias].state
+
+
 def on_commit(func: Callable[[], Any], using: str | None = None) -> None:
     """Run ``func`` after the outermost transaction commits; never if it rolls back.
 
-    Outside ``atomic()`` it runs at once.
+    Outside ``atomic()`` it runs at once. ``func`` may be a coroutine function: inside
+    ``aatomic()`` it is awaited after COMMIT (see ``dorm.db.bridge.resolve``).
     """
     if not callable(func):
         raise TypeError(f"on_commit() needs a callable, got {func!r}")
-    db = connections[using or DEFAULT_DB_ALIAS]
-    state = db.state
+    state = _state(using)
     if not state.blocks:
-        func()
+        result = func()
+        if result is not None and inspect.isawaitable(result):
+            if bridge_local.states is None and _get_running_loop() is not None:
+                # Straight from a coroutine, outside any block: run it as its own task.
+                _schedule(result)
+                return
+            from dorm.db.bridge import resolve
+
+            resolve(result, f"on_commit callback {func!r}")
         return
     sids = tuple(b.savepoint for b in state.blocks if b.savepoint is not None)
     state.on_commit.append((sids, func))
@@ -185,17 +262,32 @@ def on_commit(func: Callable[[], Any], using: str | None = None) -> None:
 
 def set_rollback(rollback: bool, using: str | None = None) -> None:
     """Mark the innermost ``atomic()`` block to roll back when it exits (or clear the mark)."""
-    db = connections[using or DEFAULT_DB_ALIAS]
-    if not db.state.blocks:
+    state = _state(using)
+    if not state.blocks:
         raise TransactionManagementError("set_rollback() is only valid inside atomic()")
-    db.state.blocks[-1].rollback = rollback
+    state.blocks[-1].rollback = rollback
 
 
 def get_rollback(using: str | None = None) -> bool:
-    db = connections[using or DEFAULT_DB_ALIAS]
-    if not db.state.blocks:
+    state = _state(using)
+    if not state.blocks:
         raise TransactionManagementError("get_rollback() is only valid inside atomic()")
-    return db.state.blocks[-1].rollback
+    return state.blocks[-1].rollback
+
+
+_scheduled: set[asyncio.Future[Any]] = set()
+
+
+def _schedule(awaitable: Any) -> None:
+    task = asyncio.ensure_future(awaitable)
+    _scheduled.add(task)
+
+    def done(finished: asyncio.Future[Any]) -> None:
+        _scheduled.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            logger.error("on_commit callback raised", exc_info=finished.exception())
+
+    task.add_done_callback(done)
 
 
 class mark_for_rollback_on_error:
@@ -209,6 +301,6 @@ class mark_for_rollback_on_error:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None:
-            db = connections[self.using]
-            if db.state.blocks:
-                db.state.blocks[-1].rollback = True
+            state = _state(self.using)
+            if state.blocks:
+                state.blocks[-1].rollback = True

@@ -6,19 +6,22 @@ import threading
 import time
 from asyncio import _get_running_loop
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dorm import plugins
 from dorm.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
+    from dorm.db.backends.bridged import AsyncDatabaseWrapper
 
 __all__ = [
     "DEFAULT_DB_ALIAS",
     "ConnectionHandler",
+    "awarmup_pool",
     "close_all",
     "connections",
+    "get_async_connection",
     "get_connection",
     "reset_connections",
     "warmup_pool",
@@ -27,14 +30,28 @@ __all__ = [
 DEFAULT_DB_ALIAS = "default"
 
 
+class _BridgeLocal(threading.local):
+    """Per thread: the connection states of the async task whose sync ORM code runs now
+    (set by ``dorm.db.bridge.run_sync`` around each switch into it), else None."""
+
+    states: dict[str, Any] | None = None
+
+
+bridge_local = _BridgeLocal()
+
+
 class ConnectionHandler:
     """Creates one backend wrapper per configured alias, on first use."""
 
     def __init__(self) -> None:
         self._wrappers: dict[str, BaseDatabaseWrapper] = {}
+        self._async: dict[str, AsyncDatabaseWrapper] = {}
         self._lock = threading.Lock()
 
     def __getitem__(self, alias: str) -> BaseDatabaseWrapper:
+        if bridge_local.states is not None:
+            # Sync ORM code run by an async twin: the same backend, I/O awaited.
+            return self.async_wrapper(alias).bridged
         wrapper = self._wrappers.get(alias)
         if wrapper is not None:
             return wrapper
@@ -43,6 +60,43 @@ class ConnectionHandler:
             if wrapper is None:
                 wrapper = self._wrappers[alias] = self._create(alias)
         return wrapper
+
+    def sync_wrapper(self, alias: str) -> BaseDatabaseWrapper:
+        """The sync wrapper of ``alias``, even inside an async twin."""
+        wrapper = self._wrappers.get(alias)
+        if wrapper is not None:
+            return wrapper
+        with self._lock:
+            wrapper = self._wrappers.get(alias)
+            if wrapper is None:
+                wrapper = self._wrappers[alias] = self._create(alias)
+        return wrapper
+
+    def async_wrapper(self, alias: str) -> AsyncDatabaseWrapper:
+        """The async API of ``alias`` (created on first use)."""
+        found = self._async.get(alias)
+        if found is not None:
+            return found
+        sync = self.sync_wrapper(alias)
+        with self._lock:
+            found = self._async.get(alias)
+            if found is None:
+                found = self._async[alias] = self._create_async(sync)
+        return found
+
+    @staticmethod
+    def _create_async(sync: BaseDatabaseWrapper) -> AsyncDatabaseWrapper:
+        import importlib
+
+        from dorm.db.backends.bridged import AsyncDatabaseWrapper
+
+        if sync.async_backend is None:
+            raise ImproperlyConfigured(
+                f"DATABASES[{sync.alias!r}]: the {sync.display_name} backend has no async "
+                f"support; use the sync API (in a thread: asyncio.to_thread)"
+            )
+        module = importlib.import_module(sync.async_backend)
+        return AsyncDatabaseWrapper(module.bridged_class(type(sync))(sync))
 
     def _create(self, alias: str) -> BaseDatabaseWrapper:
         from dorm.conf import settings
@@ -79,7 +133,7 @@ class ConnectionHandler:
 
     def close_all(self) -> None:
         with self._lock:
-            wrappers = list(self._wrappers.values())
+            wrappers = [*self._wrappers.values(), *(a.bridged for a in self._async.values())]
         for wrapper in wrappers:
             wrapper.close()
 
@@ -88,6 +142,7 @@ class ConnectionHandler:
         self.close_all()
         with self._lock:
             self._wrappers.clear()
+            self._async.clear()
         from dorm.sql import plan_cache
 
         plan_cache.clear()  # plans hold converters chosen for the old settings
@@ -99,6 +154,11 @@ connections = ConnectionHandler()
 def get_connection(alias: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
     """Return the backend wrapper of ``alias`` (created on first use)."""
     return connections[alias]
+
+
+def get_async_connection(alias: str = DEFAULT_DB_ALIAS) -> AsyncDatabaseWrapper:
+    """Return the async API of ``alias``: ``await conn.fetchall(sql, params)``, ..."""
+    return connections.async_wrapper(alias)
 
 
 def close_all() -> None:
@@ -123,17 +183,39 @@ def warmup_pool(alias: str = DEFAULT_DB_ALIAS, target: int | None = None) -> flo
     if _get_running_loop() is not None:
         _refuse_in_event_loop("warmup_pool()")
     wrapper = connections[alias]
-    limit = int(wrapper.settings_dict.get("MAX_POOL_SIZE", 10))
-    wanted = int(wrapper.settings_dict.get("MIN_POOL_SIZE", 1)) if target is None else target
-    if wanted > limit:
-        raise ValueError(
-            f"warmup_pool({alias!r}): target={wanted} is above MAX_POOL_SIZE={limit} of "
-            f"DATABASES[{alias!r}]"
-        )
-    if wanted < 1:
-        raise ValueError(f"warmup_pool({alias!r}): target must be at least 1, not {wanted}")
+    wanted = _warmup_target("warmup_pool", alias, wrapper.settings_dict, target)
     start = time.perf_counter()
     size = wrapper.warmup(wanted)
     seconds = time.perf_counter() - start
     plugins.notify("dorm_pool_warmed", alias=alias, seconds=seconds, size=size, is_async=False)
+    return seconds
+
+
+def _warmup_target(name: str, alias: str, settings_dict: dict[str, Any], target: int | None) -> int:
+    limit = int(settings_dict.get("MAX_POOL_SIZE", 10))
+    wanted = int(settings_dict.get("MIN_POOL_SIZE", 1)) if target is None else target
+    if isinstance(wanted, bool) or not isinstance(wanted, int):
+        raise TypeError(f"{name}({alias!r}): target must be an int, not {wanted!r}")
+    if wanted > limit:
+        raise ValueError(
+            f"{name}({alias!r}): target={wanted} is above MAX_POOL_SIZE={limit} of "
+            f"DATABASES[{alias!r}]"
+        )
+    if wanted < 1:
+        raise ValueError(f"{name}({alias!r}): target must be at least 1, not {wanted}")
+    return wanted
+
+
+async def awarmup_pool(alias: str = DEFAULT_DB_ALIAS, target: int | None = None) -> float:
+    """Open connections of the running event loop's pool of ``alias`` up to ``target``.
+
+    The async twin of ``warmup_pool`` (for an ASGI startup hook): returns the seconds
+    taken and reports them to the ``dorm_pool_warmed`` hook with ``is_async=True``.
+    """
+    wrapper = connections.async_wrapper(alias)
+    wanted = _warmup_target("awarmup_pool", alias, wrapper.settings_dict, target)
+    start = time.perf_counter()
+    size = await wrapper.warmup(wanted)
+    seconds = time.perf_counter() - start
+    plugins.notify("dorm_pool_warmed", alias=alias, seconds=seconds, size=size, is_async=True)
     return seconds

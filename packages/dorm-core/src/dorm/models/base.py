@@ -19,6 +19,7 @@ from dorm.exceptions import (
 from dorm.models.fields import BigAutoField
 from dorm.models.manager import Manager
 from dorm.models.options import Options
+from dorm.models.twins import AsyncModelMixin
 
 __all__ = ["Model", "ModelBase", "ModelState"]
 
@@ -193,7 +194,7 @@ def _check_meta(cls: type[Model]) -> None:
                 )
 
 
-class Model(metaclass=ModelBase):
+class Model(AsyncModelMixin, metaclass=ModelBase):
     """The base class of every model."""
 
     _meta: ClassVar[Options]

@@ -15,6 +15,7 @@ from dorm.models.related import (
     _related_manager_base,
     _resolve,
 )
+from dorm.models.twins import AsyncRelatedManagerMixin
 from dorm.sql.datastructures import PathInfo
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class ManyToManyDescriptor:
         )
 
 
-class ManyRelatedManager(_related_manager_base()):  # type: ignore[misc]
+class ManyRelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type: ignore[misc]
     """``book.tags`` / ``tag.book_set``: add, remove, set, clear over the through table."""
 
     def __init__(self, instance: Any, field: ManyToManyField, reverse: bool) -> None:

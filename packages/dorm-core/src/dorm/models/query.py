@@ -24,6 +24,7 @@ from dorm.models.iterables import (
     ValuesIterable,
     ValuesListIterable,
 )
+from dorm.models.twins import AsyncQuerySetMixin
 from dorm.sql import plan_cache, writes
 from dorm.sql.compiler import SQLCompiler
 from dorm.sql.query import LOOKUP_SEP, Query
@@ -41,7 +42,7 @@ REPR_OUTPUT_SIZE = 20
 # -- the QuerySet ----------------------------------------------------------------------------
 
 
-class QuerySet:
+class QuerySet(AsyncQuerySetMixin):
     """A lazy database lookup for a set of objects of one model."""
 
     def __init__(

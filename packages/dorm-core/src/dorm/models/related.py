@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dorm import transaction
 from dorm.exceptions import FieldError
 from dorm.models.fields import Field
+from dorm.models.twins import AsyncRelatedManagerMixin
 from dorm.sql.datastructures import PathInfo
 
 if TYPE_CHECKING:
@@ -510,7 +511,7 @@ def _related_manager_base() -> type:
     return Manager
 
 
-class RelatedManager(_related_manager_base()):  # type: ignore[misc]
+class RelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type: ignore[misc]
     """The objects of ``rel.field.model`` whose foreign key points at ``instance``."""
 
     def __init__(self, instance: Any, rel: ManyToOneRel) -> None:

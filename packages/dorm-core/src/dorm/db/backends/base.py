@@ -142,7 +142,7 @@ class ThreadState:
 
     conn: Any = None
     blocks: list[_Block] = field(default_factory=list)
-    on_commit: list[tuple[tuple[str | None, ...], Callable[[], None]]] = field(default_factory=list)
+    on_commit: list[tuple[tuple[str | None, ...], Callable[[], Any]]] = field(default_factory=list)
     savepoint_counter: int = 0
 
 
@@ -299,6 +299,10 @@ class BaseDatabaseWrapper:
     supports_transactional_ddl: ClassVar[bool] = True
     can_defer_constraint_checks: ClassVar[bool] = False
     max_query_params: ClassVar[int] = 65535
+    # False on the bridged (async API) wrappers, whose I/O is awaited on the running loop.
+    guards_event_loop: ClassVar[bool] = True
+    # Module with the vendor's ``BridgedDatabaseWrapper`` (the async API), or None.
+    async_backend: ClassVar[str | None] = None
 
     def __init__(self, alias: str, settings_dict: dict[str, Any]) -> None:
         self.alias = alias
@@ -366,7 +370,7 @@ class BaseDatabaseWrapper:
         if state.conn is not None:
             yield state.conn
             return
-        if _get_running_loop() is not None:
+        if _get_running_loop() is not None and self.guards_event_loop:
             _refuse_in_event_loop("a database connection checkout")
         conn = self._acquire()
         try:
@@ -536,7 +540,7 @@ class BaseDatabaseWrapper:
         state = self.state
         if state.conn is not None:
             return self._once(state.conn, sql, params, sensitive, mode)
-        if _get_running_loop() is not None:
+        if _get_running_loop() is not None and self.guards_event_loop:
             _refuse_in_event_loop(f"a database query ({sql[:40]}{'...' if len(sql) > 40 else ''})")
         _conn, result = self._on_live_connection(
             lambda conn: self._once(conn, sql, params, sensitive, mode), keep=False
@@ -629,7 +633,7 @@ class BaseDatabaseWrapper:
 
     def _acquire_begun(self) -> Any:
         """Check out a connection and BEGIN on it; once more on a new one if it was dead."""
-        if _get_running_loop() is not None:
+        if _get_running_loop() is not None and self.guards_event_loop:
             _refuse_in_event_loop("a transaction (BEGIN)")
         conn, _none = self._on_live_connection(self._begin, keep=True, what="BEGIN")
         return conn

@@ -149,6 +149,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     vendor = "postgresql"
     display_name = "PostgreSQL"
     ops_class = Operations
+    async_backend = "dorm.db.backends.postgresql_async"
     supports_returning = True
     supports_select_for_update = True
     supports_server_side_cursors = True

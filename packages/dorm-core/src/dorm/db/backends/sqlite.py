@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dorm import plugins
 from dorm.db.backends.base import BaseDatabaseWrapper, BaseOperations
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     vendor = "sqlite"
     display_name = "SQLite"
     ops_class = Operations
+    async_backend = "dorm.db.backends.sqlite_async"
     supports_returning = sqlite3.sqlite_version_info >= (3, 35)
     supports_transactional_ddl = True
     data_types: ClassVar[dict[str, str]] = {
@@ -203,7 +205,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         # Bumped by close(): a thread's cached connection from an older generation is closed.
         self._generation = 0
 
-    def _new_connection(self) -> sqlite3.Connection:
+    def _new_connection(self, is_async: bool = False) -> sqlite3.Connection:
         options = dict(self.settings_dict.get("OPTIONS") or {})
         timeout = float(options.pop("timeout", 5.0))
         conn = sqlite3.connect(
@@ -219,7 +221,9 @@ class DatabaseWrapper(BaseDatabaseWrapper):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.create_function("REGEXP", 2, _regexp, deterministic=True)
-        self._connection_created(conn)
+        plugins.get_plugin_manager().hook.dorm_connection_created(
+            alias=self.alias, vendor=self.vendor, connection=conn, is_async=is_async
+        )
         return conn
 
     def _acquire(self) -> Any:

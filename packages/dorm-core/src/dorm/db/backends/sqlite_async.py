@@ -1,0 +1,281 @@
+"""SQLite for the async API: each connection lives on a thread of its own.
+
+sqlite3 calls block, so none runs on the event loop: a connection is opened on, and only
+ever used from, its own single-thread executor, and the loop awaits each call's future
+(see docs/async.md for why a thread per connection rather than aiosqlite). A pool of
+such connections (MAX_POOL_SIZE, one for an in-memory database) is kept per event loop.
+A query whose task is cancelled is interrupted (``sqlite3.Connection.interrupt``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from dorm.db.backends.base import BaseDatabaseWrapper
+from dorm.db.backends.bridged import BridgedMixin
+from dorm.db.bridge import await_
+from dorm.exceptions import OperationalError
+
+__all__ = ["SQLiteThreadIO", "bridged_class"]
+
+T = TypeVar("T")
+
+
+def _execute(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], keep: bool
+) -> tuple[Any, list[Any] | None, int, Any]:
+    """Run on the connection's thread: execute, and read every row unless streaming."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params)
+        rows = None
+        if not keep and cur.description is not None:
+            rows = cur.fetchall()
+        result = (cur if keep else None, rows, cur.rowcount, cur.description)
+    except BaseException:
+        cur.close()
+        raise
+    if not keep:
+        cur.close()
+    return result
+
+
+class _ThreadConnection:
+    """A sqlite3 connection and the one thread it is used from."""
+
+    __slots__ = ("conn", "executor", "pool", "closed")
+
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, pool: _Pool):
+        self.conn = conn
+        self.executor = executor
+        self.pool = pool
+        self.closed = False
+
+    @property
+    def broken(self) -> bool:
+        return self.closed
+
+    def call(self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` on this connection's thread; the coroutine awaits it."""
+        future = asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+        try:
+            return await_(future)
+        except asyncio.CancelledError:
+            # The statement goes on in its thread unless told to stop.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.interrupt()
+            raise
+
+    def cursor(self, name: str | None = None) -> _ThreadCursor:
+        return _ThreadCursor(self, keep=name is not None)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.executor.submit(self.conn.close)
+            self.executor.shutdown(wait=False)
+
+
+class _ThreadCursor:
+    """The DB-API cursor the sync statement path expects; each call is one thread hop."""
+
+    __slots__ = ("_conn", "_cur", "_rows", "keep", "rowcount", "description", "lastrowid")
+
+    def __init__(self, conn: _ThreadConnection, keep: bool) -> None:
+        self._conn = conn
+        self._cur: sqlite3.Cursor | None = None
+        self._rows: list[Any] = []
+        self.keep = keep
+        self.rowcount = -1
+        self.description: Any = None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._conn.closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        cur, rows, self.rowcount, self.description = self._conn.call(
+            _execute, self._conn.conn, sql, params, self.keep
+        )
+        self._cur = cur
+        self._rows = rows or []
+
+    def executemany(self, sql: str, seq_params: Sequence[Sequence[Any]]) -> None:
+        self.rowcount = self._conn.call(_executemany, self._conn.conn, sql, seq_params)
+
+    def fetchall(self) -> list[Any]:
+        if self._cur is not None:
+            return self._conn.call(self._cur.fetchall)
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self) -> Any:
+        if self._cur is not None:
+            return self._conn.call(self._cur.fetchone)
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchmany(self, size: int) -> list[Any]:
+        if self._cur is not None:
+            return self._conn.call(self._cur.fetchmany, size)
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    def close(self) -> None:
+        cur, self._cur = self._cur, None
+        self._rows = []
+        if cur is not None and not self._conn.closed:
+            self._conn.executor.submit(cur.close)
+
+
+def _executemany(conn: sqlite3.Connection, sql: str, seq_params: Sequence[Sequence[Any]]) -> int:
+    cur = conn.cursor()
+    try:
+        cur.executemany(sql, seq_params)
+        return int(cur.rowcount)
+    finally:
+        cur.close()
+
+
+class _Pool:
+    """Up to ``max_size`` thread connections of one event loop."""
+
+    def __init__(self, wrapper: Any, max_size: int, timeout: float) -> None:
+        self.wrapper = wrapper
+        self.max_size = max_size
+        self.timeout = timeout
+        self.idle: deque[_ThreadConnection] = deque()
+        self.size = 0
+        self.waiters: deque[asyncio.Future[_ThreadConnection]] = deque()
+        self.all: set[_ThreadConnection] = set()
+
+    async def acquire(self) -> _ThreadConnection:
+        while self.idle:
+            conn = self.idle.popleft()
+            if not conn.closed:
+                return conn
+        if self.size < self.max_size:
+            self.size += 1
+            try:
+                return await self._open()
+            except BaseException:
+                self.size -= 1
+                raise
+        waiter: asyncio.Future[_ThreadConnection] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, self.timeout)
+        except TimeoutError as exc:
+            s = self.wrapper.settings_dict
+            raise OperationalError(
+                f"no connection to {self.wrapper.alias!r} within POOL_TIMEOUT="
+                f"{s['POOL_TIMEOUT']}s (MAX_POOL_SIZE={self.max_size}, all in use)"
+            ) from exc
+        finally:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(waiter)
+
+    async def _open(self) -> _ThreadConnection:
+        executor = ThreadPoolExecutor(1, thread_name_prefix=f"dorm-sqlite-{self.wrapper.alias}")
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await loop.run_in_executor(executor, self.wrapper._new_connection, True)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        conn = _ThreadConnection(raw, executor, self)
+        self.all.add(conn)
+        return conn
+
+    def release(self, conn: _ThreadConnection) -> None:
+        if conn.closed:
+            self.discard(conn)
+            return
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self.idle.append(conn)
+
+    def discard(self, conn: _ThreadConnection) -> None:
+        if conn in self.all:
+            self.all.discard(conn)
+            self.size -= 1
+        conn.close()
+
+    def close(self) -> None:
+        for conn in list(self.all):
+            conn.close()
+        self.all.clear()
+        self.idle.clear()
+        self.size = 0
+
+
+_bridged_classes: dict[type, type] = {}
+
+
+def bridged_class(sync_class: type[BaseDatabaseWrapper]) -> type[BaseDatabaseWrapper]:
+    """``sync_class`` (the SQLite wrapper or a plugin's subclass of it) on thread I/O."""
+    found = _bridged_classes.get(sync_class)
+    if found is None:
+        found = _bridged_classes[sync_class] = type(
+            f"Async{sync_class.__name__}", (SQLiteThreadIO, sync_class), {"__module__": __name__}
+        )
+    return found
+
+
+class SQLiteThreadIO(BridgedMixin):
+    """The I/O of the SQLite backend on per-connection threads; mixed in before the sync
+    class."""
+
+    _target: str
+    _uri: bool
+    _memory: bool
+    _new_connection: Any
+
+    def __init__(self, sync: Any) -> None:
+        super().__init__(sync.alias, sync.settings_dict)  # type: ignore[call-arg]
+        # The same database as the sync side, in-memory ones included.
+        self._target, self._uri, self._memory = sync._target, sync._uri, sync._memory
+        self._init_bridge(sync)
+
+    async def _open_pool(self, loop: asyncio.AbstractEventLoop) -> _Pool:
+        s = self.settings_dict
+        if self._memory:
+            sync: Any = self.sync
+            with sync._conn_lock:  # keeps the shared in-memory database alive
+                if sync._keeper is None:
+                    sync._keeper = sync._new_connection()
+        # Shared-cache in-memory connections fail on table locks instead of waiting: one.
+        size = 1 if self._memory else int(s.get("MAX_POOL_SIZE", 10))
+        pool = _Pool(self, size, float(s.get("POOL_TIMEOUT", 30)))
+        for _ in range(min(size, int(s.get("MIN_POOL_SIZE", 1)))):
+            pool.release(await pool._open())
+            pool.size += 1
+        return pool
+
+    async def _close_pool(self, pool: Any) -> None:
+        pool.close()
+
+    def _terminate_pool(self, pool: Any) -> None:
+        pool.close()
+
+    def _pool_size(self, pool: Any) -> int:
+        return int(pool.size)
+
+    def _acquire(self) -> Any:
+        pool = self._loop_pool()
+        return await_(pool.acquire())
+
+    def _release(self, conn: Any) -> None:
+        conn.pool.release(conn)
+
+    def _discard(self, conn: Any) -> None:
+        conn.pool.discard(conn)
+
+    def _is_broken(self, conn: Any) -> bool:
+        return bool(conn.closed)
