@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from collections import namedtuple
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dorm.db.connection import connections
@@ -41,6 +42,13 @@ class BaseIterable:
             for chunk in compiler.chunks(self.chunk_size):
                 yield from chunk
 
+    def _chunks(self, compiler: SQLCompiler | CachedCompiler) -> Iterator[Sequence[Any]]:
+        """The result as one list, or in ``chunk_size`` lists (a server-side cursor)."""
+        if self.chunk_size is None:
+            yield compiler.execute()
+        else:
+            yield from compiler.chunks(self.chunk_size)
+
     def _compiler(self) -> SQLCompiler:
         qs = self.queryset
         compiler = qs.query.get_compiler(qs.db)
@@ -59,6 +67,83 @@ def _converted(rows: Iterable[Sequence[Any]], converters: list[tuple[int, Any]])
             if value is not None:
                 row[i] = convert(value)
         yield row
+
+
+def _convert_chunk(rows: Sequence[Any], converters: list[tuple[int, Any]]) -> list[Any]:
+    out: list[Any] = []
+    append = out.append
+    for row in rows:
+        row = list(row)
+        for i, convert in converters:
+            value = row[i]
+            if value is not None:
+                row[i] = convert(value)
+        append(row)
+    return out
+
+
+# A chunk this long allocates enough objects to trigger several collections of the
+# cyclic GC; none can free anything being built, so they are deferred until it is done.
+_GC_PAUSE_ROWS = 500
+
+
+def _without_gc(build: Callable[[Sequence[Any]], list[Any]], rows: Sequence[Any]) -> list[Any]:
+    if len(rows) < _GC_PAUSE_ROWS or not gc.isenabled():
+        return build(rows)
+    gc.disable()
+    try:
+        return build(rows)
+    finally:
+        gc.enable()
+
+
+_constructors: dict[tuple[Any, ...], Callable[[Sequence[Any]], list[Any]]] = {}
+
+
+def _constructor(
+    model: type, attnames: Sequence[str], db: str, start: int, unpack: bool
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """A function turning a chunk of rows into instances of ``model``, compiled once per
+    query shape: one dict display per row instead of a loop over the fields."""
+    key = (model, tuple(attnames), db, start, unpack)
+    found = _constructors.get(key)
+    if found is not None:
+        return found
+    names = [f"v{i}" for i in range(len(attnames))]
+    if unpack:
+        head = f"for {', '.join(names)}{',' if len(names) == 1 else ''} in rows:"
+        values = names
+    else:
+        head = "for row in rows:"
+        values = [f"row[{start + i}]" for i in range(len(attnames))]
+    # repr() makes each attribute name a string literal: nothing of it is executed.
+    items = "".join(f"{name!r}: {value}, " for name, value in zip(attnames, values, strict=True))
+    source = (
+        "def build(rows):\n"
+        "    out = []\n"
+        "    append = out.append\n"
+        f"    {head}\n"
+        "        obj = new(model)\n"
+        "        state = new_state(state_class)\n"
+        "        state.db = db\n"
+        "        state.adding = False\n"
+        f"        obj.__dict__ = {{{items}'_state': state}}\n"
+        "        append(obj)\n"
+        "    return out\n"
+    )
+    namespace: dict[str, Any] = {
+        "new": model.__new__,
+        "model": model,
+        "new_state": _new_state,
+        "state_class": ModelState,
+        "db": db,
+    }
+    exec(compile(source, f"<dorm constructor {model.__name__}>", "exec"), namespace)
+    build: Callable[[Sequence[Any]], list[Any]] = namespace["build"]
+    if len(_constructors) > 2048:
+        _constructors.clear()
+    _constructors[key] = build
+    return build
 
 
 def _loaded_state(db: str) -> ModelState:
@@ -113,21 +198,23 @@ class ModelIterable(BaseIterable):
         start, end = info["start"], info["end"]
         related = info["related"]
         annotations = list(compiler.annotation_col_map.items())
-        rows = _converted(self._rows(compiler), compiler.converters())
-        new = model.__new__
         # Bound once: building the state inline saves a call per row (ModelState.__init__).
         new_state = _new_state
         state_class = ModelState
-        if not related and not annotations and start == 0:
-            for row in rows:
-                obj = new(model)
-                obj.__dict__.update(zip(attnames, row, strict=False))
-                state = new_state(state_class)
-                state.db = db
-                state.adding = False
-                obj._state = state
-                yield obj
+        if not related and not annotations:
+            converters = compiler.converters()
+            width = len(attnames)
+            for chunk in self._chunks(compiler):
+                if not chunk:
+                    continue
+                if converters:
+                    chunk = _convert_chunk(chunk, converters)
+                unpack = start == 0 and len(chunk[0]) == width
+                build = _constructor(model, attnames, db, start, unpack)
+                yield from _without_gc(build, chunk)
             return
+        rows = _converted(self._rows(compiler), compiler.converters())
+        new = model.__new__
         for row in rows:
             obj = new(model)
             obj.__dict__.update(zip(attnames, row[start:end], strict=True))

@@ -146,6 +146,13 @@ class ThreadState:
     savepoint_counter: int = 0
 
 
+def _tuples(rows: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows as tuples (the async PostgreSQL driver returns Records, which index alike)."""
+    if not rows or type(rows[0]) is tuple:
+        return rows
+    return [tuple(row) for row in rows]
+
+
 class CursorWrapper:
     """A DB-API cursor whose ``execute`` goes through dorm's logging, hooks and errors."""
 
@@ -162,13 +169,14 @@ class CursorWrapper:
         return self
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self.cursor.fetchone()  # type: ignore[no-any-return]
+        row = self.cursor.fetchone()
+        return row if row is None or type(row) is tuple else tuple(row)
 
     def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        return self.cursor.fetchmany(size)  # type: ignore[no-any-return]
+        return _tuples(self.cursor.fetchmany(size))
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.cursor.fetchall()  # type: ignore[no-any-return]
+        return _tuples(self.cursor.fetchall())
 
     @property
     def rowcount(self) -> int:

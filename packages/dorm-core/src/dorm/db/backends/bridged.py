@@ -221,12 +221,14 @@ class AsyncDatabaseWrapper:
     async def fetchall(
         self, sql: str, params: Sequence[Any] = (), sensitive: Sequence[int] | None = None
     ) -> list[tuple[Any, ...]]:
-        return await self._run(self.bridged.fetchall, sql, params, sensitive)  # type: ignore[no-any-return]
+        rows = await self._run(self.bridged.fetchall, sql, params, sensitive)
+        return [row if type(row) is tuple else tuple(row) for row in rows]
 
     async def fetchone(
         self, sql: str, params: Sequence[Any] = (), sensitive: Sequence[int] | None = None
     ) -> tuple[Any, ...] | None:
-        return await self._run(self.bridged.fetchone, sql, params, sensitive)  # type: ignore[no-any-return]
+        row = await self._run(self.bridged.fetchone, sql, params, sensitive)
+        return row if row is None or type(row) is tuple else tuple(row)
 
     async def warmup(self, target: int) -> int:
         """Open connections until this loop's pool holds ``target``; return its size."""

@@ -7,7 +7,7 @@ numeric, ...) and a string untyped, for the server to infer; asyncpg lets the se
 infer every parameter, so the translation adds the same casts psycopg's types imply
 (``$1::int2``). Codecs make asyncpg return what psycopg returns: jsonb/json decoded,
 uuid as ``uuid.UUID``, timestamptz as an aware UTC datetime (the session time zone is
-UTC). Rows come back as tuples.
+UTC). Rows reach users as tuples.
 """
 
 from __future__ import annotations
@@ -219,7 +219,9 @@ class _Cursor:
                 if retry is None:
                     raise _driver_error(exc) from exc
                 casts = retry
-        self._rows = [tuple(r) for r in rows]
+        # asyncpg Records index, slice and unpack like tuples; the ORM reads them as they
+        # are, and the user-facing cursor and connection turn them into tuples.
+        self._rows = rows
         self.rowcount = _rowcount(status)
 
     def executemany(self, sql: str, seq_params: Sequence[Sequence[Any]]) -> None:
@@ -247,7 +249,7 @@ class _Cursor:
             records = await_(self._portal.fetch(size))
         except Exception as exc:
             raise _driver_error(exc) from exc
-        return [tuple(r) for r in records]
+        return records  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._rows = []
