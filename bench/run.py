@@ -1,14 +1,22 @@
 """dorm and its peer ORMs against the raw drivers, scenario by scenario, on SQLite and PostgreSQL.
 
 ``make bench`` (or ``python bench/run.py --scale small``; the peers come from
-``bench/requirements.txt``). Each ORM (dorm, Django, SQLAlchemy, peewee) runs in its own
-subprocess (``python bench/run.py --orm django --vendor sqlite`` prints JSON), on its own
-database (a SQLite file, or a PostgreSQL database on one throwaway cluster started by the
-parent process and passed down in ``DORM_BENCH_DB``). Inside that process every scenario
-runs the ORM and the raw driver (sqlite3 / psycopg) interleaved, several times, and reports
-the median of the paired ratios orm / raw (lower is better; 1.0 = the driver's own speed).
-PostgreSQL is measured only when the server binaries are found. A peer that is not
-installed is skipped. Tortoise ORM is async-only and is not measured.
+``bench/requirements.txt``). Each ORM (dorm, Django, SQLAlchemy, peewee, Tortoise) runs in
+its own subprocess (``python bench/run.py --orm django --vendor sqlite`` prints JSON), on
+its own database (a SQLite file, or a PostgreSQL database on one throwaway cluster started
+by the parent process and passed down in ``DORM_BENCH_DB``). Inside that process every
+scenario runs the ORM and the raw driver (sqlite3 / psycopg) interleaved, several times,
+and reports the median of the paired ratios orm / raw (lower is better; 1.0 = the driver's
+own speed). PostgreSQL is measured only when the server binaries are found. A peer that is
+not installed is skipped.
+
+Async: each child process has one long-lived event loop (``peers.run``) that hosts every
+async pool and connection for its whole life; an ``async def`` scenario is timed inside a
+coroutine on that loop. ``async_filter_iterate`` (PostgreSQL only) is the async twin of
+``filter_iterate``, paired with raw asyncpg (``await conn.fetch(sql)`` on one connection);
+dorm, Tortoise and SQLAlchemy's asyncio extension (asyncpg driver) measure it. Tortoise ORM
+is async-only: its sync-scenario cells are its coroutines run on that loop, paired with
+the same sync raw driver as every other column (so they include its async overhead).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -33,13 +42,13 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(REPO / "tests"))
 
-from peers import Ctx, Scenarios  # noqa: E402
+from peers import Ctx, Scenarios, close_loop, run  # noqa: E402
 
 SCALES = {
     "small": {"n": 300, "rows": 2000, "repeats": 3},
     "full": {"n": 2000, "rows": 10000, "repeats": 7},
 }
-ORMS = ["dorm", "django", "sqlalchemy", "peewee"]
+ORMS = ["dorm", "django", "sqlalchemy", "peewee", "tortoise"]
 PEERS = ORMS[1:]
 ENV_DB = "DORM_BENCH_DB"
 
@@ -68,6 +77,18 @@ class Raw:
                 autocommit=True,
             )
             self.ph = "%s"
+            import asyncpg
+
+            # The async baseline: one asyncpg connection, on the process's one event loop.
+            self.aconn = run(
+                asyncpg.connect(
+                    host=settings["HOST"],
+                    port=settings["PORT"],
+                    user=settings["USER"],
+                    password=settings.get("PASSWORD") or None,
+                    database=settings["NAME"],
+                )
+            )
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         cur = self.conn.execute(sql.replace("?", self.ph), params)
@@ -91,8 +112,14 @@ class Raw:
                     head = sql.split("VALUES")[0]
                     self.conn.execute(f"{head}VALUES {', '.join([row] * len(chunk))}", flat)
 
+    async def afetch(self, sql: str) -> list[Any]:
+        rows: list[Any] = await self.aconn.fetch(sql)
+        return rows
+
     def close(self) -> None:
         self.conn.close()
+        if self.vendor == "postgresql":
+            run(self.aconn.close())
 
 
 def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
@@ -139,7 +166,11 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
     def update_filter() -> None:
         raw.run('UPDATE "bench_book" SET "pages" = "pages" + 0 WHERE "pages" < ?', (half,))
 
-    return {
+    async def async_filter_iterate() -> None:
+        # Mirrors filter_iterate: the driver's own rows (asyncpg Records), nothing built.
+        await raw.afetch(f'SELECT {book_cols} FROM "bench_book" LIMIT {rows}')
+
+    found: Scenarios = {
         "insert_one": insert_one,
         "bulk_insert": bulk_insert,
         "get_by_pk": get_by_pk,
@@ -150,6 +181,9 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
         "count_filter": count_filter,
         "update_filter": update_filter,
     }
+    if raw.vendor == "postgresql":
+        found["async_filter_iterate"] = async_filter_iterate
+    return found
 
 
 def seed(raw: Raw, scale: dict[str, int]) -> Ctx:
@@ -169,12 +203,27 @@ def seed(raw: Raw, scale: dict[str, int]) -> Ctx:
         'INSERT INTO "bench_book_tags" ("book_id", "tag_id") VALUES (?, ?)',
         [(pk, tag_ids[(pk + k) % 20]) for pk in book_ids[:200] for k in (0, 7)],
     )
-    return Ctx(n=scale["n"], rows=scale["rows"], ids=book_ids[: scale["n"]], author_ids=author_ids)
+    return Ctx(
+        vendor=raw.vendor,
+        n=scale["n"],
+        rows=scale["rows"],
+        ids=book_ids[: scale["n"]],
+        author_ids=author_ids,
+    )
 
 
 def timed(fn: Callable[[], Any]) -> float:
+    """Seconds one call takes; an ``async def`` is awaited (and timed) on the process's loop."""
+    if inspect.iscoroutinefunction(fn):
+        return run(atimed(fn))
     start = time.perf_counter()
     fn()
+    return time.perf_counter() - start
+
+
+async def atimed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    await fn()
     return time.perf_counter() - start
 
 
@@ -191,7 +240,7 @@ def measure(
         raw_fns = raw_scenarios(raw, ctx)
         for name, orm_fn in adapter.scenarios(ctx).items():
             raw_fn = raw_fns[name]
-            orm_fn(), raw_fn()  # warm up caches and prepared statements
+            timed(orm_fn), timed(raw_fn)  # warm up caches and prepared statements
             ratios, orm_times, raw_times = [], [], []
             for _ in range(scale["repeats"]):
                 o, r = timed(orm_fn), timed(raw_fn)
@@ -208,6 +257,7 @@ def measure(
     finally:
         raw.close()
         adapter.teardown()
+        close_loop()
     return results
 
 
@@ -240,7 +290,9 @@ def render(report: dict[str, Any], repeats: int) -> str:
         "",
         "Each cell: the ORM's time over the raw driver's, measured interleaved in the same "
         "process (lower is better). Last column: dorm's ratio over the fastest peer's "
-        "(below 1.00 = dorm is faster). Tortoise ORM (async-only) is not measured.",
+        "(below 1.00 = dorm is faster); n/a = not measured. async_filter_iterate pairs "
+        "each ORM's async API with raw asyncpg; Tortoise (async-only) runs every scenario "
+        "as coroutines on one event loop, against the same raw driver as the other columns.",
     ]
     for vendor, by_orm in report["backends"].items():
         orms = [o for o in ORMS if o in by_orm]
@@ -248,12 +300,13 @@ def render(report: dict[str, Any], repeats: int) -> str:
         lines += ["", f"## {vendor}", ""]
         lines.append("| scenario | " + " | ".join(orms) + " | dorm / fastest peer |")
         lines.append("|---|" + "---|" * (len(orms) + 1))
-        names = next(iter(by_orm.values())).keys() if by_orm else []
+        names = list(dict.fromkeys(name for o in orms for name in by_orm[o]))
         for name in names:
             cells = [fmt(by_orm[o].get(name)) for o in orms]
             versus = "n/a"
-            if "dorm" in by_orm and peers:
-                best = min(peers, key=lambda p: by_orm[p][name]["ratio"])
+            measured = [p for p in peers if name in by_orm[p]]
+            if name in by_orm.get("dorm", {}) and measured:
+                best = min(measured, key=lambda p: by_orm[p][name]["ratio"])
                 versus = (
                     f"{by_orm['dorm'][name]['ratio'] / by_orm[best][name]['ratio']:.2f} ({best})"
                 )
@@ -265,7 +318,15 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for dist in ("django", "sqlalchemy", "peewee", "psycopg"):
+    for dist in (
+        "django",
+        "sqlalchemy",
+        "peewee",
+        "tortoise-orm",
+        "psycopg",
+        "asyncpg",
+        "aiosqlite",
+    ):
         with contextlib.suppress(PackageNotFoundError):
             found[dist] = version(dist)
     return found

@@ -3,19 +3,60 @@
 Every adapter builds the same schema (tables ``bench_author``, ``bench_tag``, ``bench_book``
 and ``bench_book_tags``; indexes on ``bench_book.title``, ``bench_book.pages`` and the
 foreign key) so that the raw driver's SQL runs unchanged against each ORM's database.
+
+A scenario is a callable taking no argument: a plain function, or an ``async def`` that the
+harness runs on the process's single event loop (``run``), which also hosts every async
+pool and connection (dorm's asyncpg pool, Tortoise, raw asyncpg) for the whole process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 Scenarios = dict[str, Callable[[], Any]]
+T = TypeVar("T")
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def loop() -> asyncio.AbstractEventLoop:
+    """The process's one long-lived event loop (created on first use)."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_loop)
+    return _loop
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on the process's event loop."""
+    return loop().run_until_complete(coro)
+
+
+def close_loop() -> None:
+    """Shut the loop down as ``asyncio.run()`` does: cancel the tasks left (pool keepers
+    close their pools then), finish async generators and the default executor, close."""
+    global _loop
+    if _loop is not None and not _loop.is_closed():
+        try:
+            tasks = asyncio.all_tasks(_loop)
+            for task in tasks:
+                task.cancel()
+            _loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            _loop.run_until_complete(_loop.shutdown_asyncgens())
+            _loop.run_until_complete(_loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            _loop.close()
+    _loop = None
 
 
 @dataclass
 class Ctx:
+    vendor: str
     n: int
     rows: int
     ids: list[int]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import dorm
-from dorm.db.connection import reset_connections
+from dorm.db.connection import awarmup_pool, reset_connections
 from dorm.migrations.schema import SchemaEditor
-from peers import Ctx, Scenarios
+from peers import Ctx, Scenarios, close_loop, run
 
 
 class Author(dorm.Model):
@@ -39,6 +39,8 @@ def setup(vendor: str, settings: dict[str, Any]) -> None:
     with SchemaEditor() as editor:
         for model in (Author, Tag, Book):
             editor.create_model(model)
+    if vendor == "postgresql":
+        run(awarmup_pool())  # the asyncpg pool of the harness's one event loop
 
 
 def scenarios(ctx: Ctx) -> Scenarios:
@@ -81,7 +83,10 @@ def scenarios(ctx: Ctx) -> Scenarios:
     def update_filter() -> None:
         Book.objects.filter(pages__lt=half).update(pages=dorm.F("pages") + 0)
 
-    return {
+    async def async_filter_iterate() -> None:
+        [b async for b in Book.objects.all()[:rows]]
+
+    found: Scenarios = {
         "insert_one": insert_one,
         "bulk_insert": bulk_insert,
         "get_by_pk": get_by_pk,
@@ -92,7 +97,11 @@ def scenarios(ctx: Ctx) -> Scenarios:
         "count_filter": count_filter,
         "update_filter": update_filter,
     }
+    if ctx.vendor == "postgresql":
+        found["async_filter_iterate"] = async_filter_iterate
+    return found
 
 
 def teardown() -> None:
+    close_loop()  # as asyncio.run() ends: the pool's keeper task closes the asyncpg pool
     reset_connections()

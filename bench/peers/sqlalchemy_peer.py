@@ -1,4 +1,8 @@
-"""SQLAlchemy 2 ORM: declarative models, a Session and ``select()``."""
+"""SQLAlchemy 2 ORM: declarative models, a Session and ``select()``.
+
+On PostgreSQL its asyncio extension (``AsyncSession`` on the asyncpg driver) also runs
+``async_filter_iterate``, on the harness's one event loop.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -29,7 +34,7 @@ from sqlalchemy.orm import (
     selectinload,
 )
 
-from peers import Ctx, Scenarios
+from peers import Ctx, Scenarios, run
 
 
 class Base(DeclarativeBase):
@@ -71,10 +76,11 @@ class Book(Base):
 
 
 engine: Engine | None = None
+async_engine: AsyncEngine | None = None
 
 
 def setup(vendor: str, settings: dict[str, Any]) -> None:
-    global engine
+    global engine, async_engine
     if vendor == "sqlite":
         engine = create_engine(f"sqlite:///{settings['NAME']}")
 
@@ -86,10 +92,9 @@ def setup(vendor: str, settings: dict[str, Any]) -> None:
             cur.close()
 
     else:
-        engine = create_engine(
-            f"postgresql+psycopg://{settings['USER']}@{settings['HOST']}:{settings['PORT']}"
-            f"/{settings['NAME']}"
-        )
+        where = f"{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+        engine = create_engine(f"postgresql+psycopg://{where}")
+        async_engine = create_async_engine(f"postgresql+asyncpg://{where}")
     Base.metadata.create_all(engine)
 
 
@@ -148,7 +153,12 @@ def scenarios(ctx: Ctx) -> Scenarios:
             s.execute(update(Book).where(Book.pages < half).values(pages=Book.pages + 0))
             s.commit()
 
-    return {
+    async def async_filter_iterate() -> None:
+        assert async_engine is not None
+        async with AsyncSession(async_engine) as s:
+            (await s.scalars(select(Book).limit(rows))).all()
+
+    found: Scenarios = {
         "insert_one": insert_one,
         "bulk_insert": bulk_insert,
         "get_by_pk": get_by_pk,
@@ -159,8 +169,13 @@ def scenarios(ctx: Ctx) -> Scenarios:
         "count_filter": count_filter,
         "update_filter": update_filter,
     }
+    if async_engine is not None:
+        found["async_filter_iterate"] = async_filter_iterate
+    return found
 
 
 def teardown() -> None:
+    if async_engine is not None:
+        run(async_engine.dispose())
     if engine is not None:
         engine.dispose()

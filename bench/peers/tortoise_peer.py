@@ -1,0 +1,163 @@
+"""Tortoise ORM (async-only): every scenario is a coroutine, run on the harness's one loop.
+
+asyncpg on PostgreSQL, aiosqlite on SQLite. Tortoise keeps its state in a context variable:
+the context is entered in the main thread before ``Tortoise.init`` so that every task the
+loop runs (each one copies the main thread's context) sees the same connections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise, connections, fields
+from tortoise.context import TortoiseContext
+from tortoise.expressions import F
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from peers import Ctx, Scenarios, run
+
+
+class Author(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "bench_author"
+
+
+class Tag(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=50)
+
+    class Meta:
+        table = "bench_tag"
+
+
+class Book(Model):
+    id = fields.IntField(primary_key=True)
+    title = fields.CharField(max_length=200, db_index=True)
+    pages = fields.IntField(db_index=True)
+    author: fields.ForeignKeyRelation[Author] = fields.ForeignKeyField(
+        "models.Author", related_name="books", db_index=True
+    )
+    tags: fields.ManyToManyRelation[Tag] = fields.ManyToManyField(
+        "models.Tag",
+        related_name="books",
+        through="bench_book_tags",
+        forward_key="tag_id",
+        backward_key="book_id",
+    )
+
+    class Meta:
+        table = "bench_book"
+
+
+context: TortoiseContext | None = None
+
+
+def setup(vendor: str, settings: dict[str, Any]) -> None:
+    global context
+    if vendor == "sqlite":
+        connection: dict[str, Any] = {
+            "engine": "tortoise.backends.sqlite",
+            # Pragmas, like the other peers: WAL, foreign keys (its defaults) and NORMAL sync.
+            "credentials": {"file_path": settings["NAME"], "synchronous": "NORMAL"},
+        }
+    else:
+        connection = {
+            "engine": "tortoise.backends.asyncpg",
+            "credentials": {
+                "host": settings["HOST"],
+                "port": settings["PORT"],
+                "user": settings["USER"],
+                "password": settings.get("PASSWORD", ""),
+                "database": settings["NAME"],
+            },
+        }
+    context = TortoiseContext()
+    context.__enter__()
+    run(
+        Tortoise.init(
+            config={
+                "connections": {"default": connection},
+                "apps": {"models": {"models": [__name__], "default_connection": "default"}},
+            }
+        )
+    )
+    run(Tortoise.generate_schemas(safe=False))
+    # Its through table has the unique (book_id, tag_id) index but no single-column ones (nor
+    # an "id" column, which no scenario reads): add the indexes the other peers have.
+    run(
+        connections.get("default").execute_script(
+            'CREATE INDEX "bench_book_tags_book_id" ON "bench_book_tags" ("book_id");'
+            'CREATE INDEX "bench_book_tags_tag_id" ON "bench_book_tags" ("tag_id");'
+        )
+    )
+
+
+def scenarios(ctx: Ctx) -> Scenarios:
+    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
+
+    async def insert_one() -> None:
+        for i in range(n):
+            await Author.create(name=f"one-{i}")
+
+    async def bulk_insert() -> None:
+        async with in_transaction():
+            await Book.bulk_create(
+                [
+                    Book(title=f"b{i}", pages=i, author_id=author_ids[i % len(author_ids)])
+                    for i in range(rows)
+                ],
+                batch_size=1000,
+            )
+
+    async def get_by_pk() -> None:
+        for pk in ids:
+            await Book.get(pk=pk)
+
+    async def filter_iterate() -> None:
+        await Book.all().limit(rows)
+
+    async def values_list() -> None:
+        await Book.all().limit(rows).values_list("id", "title", "pages")
+
+    async def select_related() -> None:
+        for b in await Book.all().select_related("author").limit(half):
+            _ = b.author.name
+
+    async def prefetch_related() -> None:
+        for a in await Author.all().limit(50).prefetch_related("books"):
+            _ = len(a.books)
+
+    async def count_filter() -> None:
+        for i in range(n):
+            await Book.filter(pages__gte=i).count()
+
+    async def update_filter() -> None:
+        await Book.filter(pages__lt=half).update(pages=F("pages") + 0)
+
+    async def async_filter_iterate() -> None:
+        [b async for b in Book.all().limit(rows)]
+
+    found: Scenarios = {
+        "insert_one": insert_one,
+        "bulk_insert": bulk_insert,
+        "get_by_pk": get_by_pk,
+        "filter_iterate": filter_iterate,
+        "values_list": values_list,
+        "select_related": select_related,
+        "prefetch_related": prefetch_related,
+        "count_filter": count_filter,
+        "update_filter": update_filter,
+    }
+    if ctx.vendor == "postgresql":
+        found["async_filter_iterate"] = async_filter_iterate
+    return found
+
+
+def teardown() -> None:
+    run(Tortoise.close_connections())
+    if context is not None:
+        context.__exit__(None, None, None)
