@@ -23,7 +23,14 @@ class Book(dorm.Model):
         app_label = "t_async_guard"
 
 
-MODELS = [Book]
+class Review(dorm.Model):
+    book = dorm.ForeignKey(Book, on_delete=dorm.CASCADE)
+
+    class Meta:
+        app_label = "t_async_guard"
+
+
+MODELS = [Book, Review]
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
 
@@ -214,3 +221,20 @@ def test_warmup_pool_in_event_loop_names_the_async_twin(db: Any) -> None:
     with pytest.raises(SynchronousOnlyOperation, match="await awarmup_pool"):
         _run_in_loop(warmup_pool)
     assert _run_in_thread(warmup_pool) > 0
+
+
+def test_lazy_relation_in_event_loop_names_select_related_and_the_twin(seed: Book) -> None:
+    Review.objects.create(book=seed)
+
+    async def main() -> str:
+        review = await Review.objects.aget()
+        with pytest.raises(SynchronousOnlyOperation) as info:
+            review.book  # noqa: B018 - a lazy load: a query
+        loaded = await Review.objects.select_related("book").aget()
+        assert loaded.book.title == "seed"  # no query: fetched with the review
+        return str(info.value)
+
+    message = asyncio.run(main())
+    assert message.startswith("review.book (a relation not loaded yet, read lazily) was called")
+    assert "select_related('book')" in message
+    assert "`await Book.objects.aget(pk=review.book_id)`" in message

@@ -77,6 +77,17 @@ def _describe(frame: FrameType) -> tuple[str, str] | None:
         prefix = f"{model}.{getattr(this, 'name', 'objects')}"
         method = frame.f_locals.get("name", "get")
         return f"{prefix}.{method}()", f"`await {prefix}.a{method}()`"
+    if name == "__get__" and type(this).__name__ == "ForwardManyToOneDescriptor":
+        instance = frame.f_locals.get("instance")
+        field = getattr(this, "field", None)
+        if instance is not None and field is not None:
+            owner = type(instance).__name__
+            target = field.related_model.__name__
+            return (
+                f"{owner.lower()}.{field.name} (a relation not loaded yet, read lazily)",
+                f"select_related({field.name!r}) on the query, or `await "
+                f"{target}.objects.aget(pk={owner.lower()}.{field.attname})`",
+            )
     if isinstance(this, Atomic) and name == "__enter__":
         return "transaction.atomic()", "`async with transaction.aatomic()`"
     if isinstance(this, QuerySet):
