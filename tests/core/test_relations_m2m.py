@@ -649,3 +649,18 @@ def test_queryset_delete_filtered_across_m2m(db, shop) -> None:
     assert _names(Tag.objects.all()) == ["short", "unused"]
     assert _through_rows() == []
     assert Book.objects.count() == 4
+
+
+def test_m2m_get_or_create_finds_among_the_related_or_creates_and_links(db, shop) -> None:
+    hyperion = shop["Hyperion"]
+    found, created = hyperion.tags.get_or_create(name="sf")
+    assert (found.pk, created) == (shop["sf"].pk, False)
+    new, created = hyperion.tags.get_or_create(name="space opera")
+    assert created is True
+    assert sorted(t.name for t in Book.objects.get(pk=hyperion.pk).tags.all()) == [
+        "sf",
+        "space opera",
+    ]
+    again, created = hyperion.tags.get_or_create(name="space opera")
+    assert (again.pk, created) == (new.pk, False)
+    assert Tag.objects.filter(name="space opera").count() == 1

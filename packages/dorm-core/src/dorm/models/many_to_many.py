@@ -360,6 +360,16 @@ class ManyRelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # 
         self.add(obj)
         return obj
 
+    def get_or_create(self, defaults: Any = None, **kwargs: Any) -> tuple[Any, bool]:
+        """Find the object among the related ones, or create it and link it (as in Django,
+        an equal object outside the relation is not looked at)."""
+        db = self._db or self.model._default_manager.db
+        with transaction.atomic(using=db):
+            obj, created = self.get_queryset().get_or_create(defaults, **kwargs)
+            if created:
+                self.add(obj)
+        return obj, created
+
     def _forget_cache(self) -> None:
         cache = getattr(self.instance, "_prefetched_objects_cache", None)
         if cache:

@@ -16,7 +16,9 @@ import asyncio
 import datetime
 import decimal
 import ipaddress
+import itertools
 import json
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -30,7 +32,10 @@ from dorm.exceptions import ImproperlyConfigured, OperationalError
 
 __all__ = ["AsyncpgIO", "bridged_class", "connect_kwargs", "translate_placeholders"]
 
+logger = logging.getLogger("dorm.db")
+
 _PLACEHOLDER = re.compile(r"%[s%]")
+_cursor_ids = itertools.count(1)
 _translated: dict[tuple[str, tuple[str | None, ...]], str] = {}
 # asyncpg's words for a value it could not encode (the server never saw the statement).
 _ARGUMENT = re.compile(r"^invalid input for query argument \$(\d+)")
@@ -165,11 +170,8 @@ def _driver_error(exc: BaseException) -> DriverError:
         name = "InterfaceError"
     else:
         name = "DatabaseError"
-    message = str(exc)
-    detail = getattr(exc, "detail", None)
-    if detail:
-        message += f"\nDETAIL:  {detail}"
-    error = _classes[name](message)
+    # asyncpg's text already carries the DETAIL and HINT lines, as psycopg's does.
+    error = _classes[name](str(exc))
     error.sqlstate = state
     return error
 
@@ -184,12 +186,12 @@ def _rowcount(status: bytes | str | None) -> int:
 class _Cursor:
     """The DB-API cursor the sync statement path expects, over one asyncpg connection."""
 
-    __slots__ = ("_conn", "_rows", "_portal", "description", "itersize", "rowcount", "named")
+    __slots__ = ("_conn", "_rows", "_declared", "description", "itersize", "rowcount", "named")
 
     def __init__(self, conn: _Connection, named: bool) -> None:
         self._conn = conn
         self._rows: list[tuple[Any, ...]] = []
-        self._portal: Any = None
+        self._declared: str | None = None
         self.named = named
         self.rowcount = -1
         self.description: Any = None
@@ -201,9 +203,16 @@ class _Cursor:
         while True:
             try:
                 if self.named:
-                    # A server-side cursor (needs a transaction, which stream() has begun).
+                    # A server-side cursor, declared as psycopg declares its named ones (it
+                    # needs a transaction, which stream() has begun).
+                    name = f"dorm_async_{next(_cursor_ids)}"
                     query = translate_placeholders(sql, casts)
-                    self._portal = await_(raw.cursor(query, *params))
+                    await_(
+                        raw._execute(
+                            f'DECLARE "{name}" NO SCROLL CURSOR FOR {query}', params, 0, None
+                        )
+                    )
+                    self._declared = name
                     return
                 if not params and sql.startswith(_TRANSACTION_CONTROL):
                     status = await_(raw.execute(sql))  # simple protocol: nothing to prepare
@@ -242,18 +251,26 @@ class _Cursor:
         return self._rows.pop(0)
 
     def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        if self._portal is None:
+        if self._declared is None:
             rows, self._rows = self._rows[:size], self._rows[size:]
             return rows
         try:
-            records = await_(self._portal.fetch(size))
+            records = await_(self._conn.raw.fetch(f'FETCH {int(size)} FROM "{self._declared}"'))
         except Exception as exc:
             raise _driver_error(exc) from exc
         return records  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._rows = []
-        self._portal = None  # the portal ends with the transaction
+        name, self._declared = self._declared, None
+        raw = self._conn.raw
+        if name is not None and not raw.is_closed() and raw.is_in_transaction():
+            # Closed now, not at COMMIT: a long aatomic() block may iterate many times. In a
+            # failed transaction CLOSE fails too; the ROLLBACK that follows ends the cursor.
+            try:
+                await_(raw.execute(f'CLOSE "{name}"'))
+            except Exception as exc:
+                logger.debug("CLOSE %s failed: %s", name, exc)
 
 
 def _text_cast(
