@@ -12,13 +12,30 @@ __all__ = ["router"]
 
 
 class ConnectionRouter:
-    """Asks each router in ``settings.DATABASE_ROUTERS`` in turn; the first answer wins."""
+    """Asks each router in ``settings.DATABASE_ROUTERS`` in turn; the first answer wins.
+
+    The routers are built once per value of the setting (a dotted path is imported and
+    instantiated once, as in Django), not on every query.
+    """
+
+    def __init__(self) -> None:
+        self._cache: tuple[Any, int, list[Any]] | None = None
 
     def _routers(self) -> list[Any]:
         from dorm.conf import settings
 
+        entries = settings.DATABASE_ROUTERS
+        cache = self._cache
+        if cache is not None and cache[0] is entries and cache[1] == len(entries):
+            return cache[2]
+        routers = self._build(entries)
+        self._cache = (entries, len(entries), routers)
+        return routers
+
+    @staticmethod
+    def _build(entries: Any) -> list[Any]:
         routers = []
-        for entry in settings.DATABASE_ROUTERS:
+        for entry in entries:
             if isinstance(entry, str):
                 module, _, name = entry.rpartition(".")
                 try:
