@@ -19,17 +19,19 @@ class ConnectionRouter:
     """
 
     def __init__(self) -> None:
-        self._cache: tuple[Any, int, list[Any]] | None = None
+        # (the settings' values dict, the setting's list, its length, the routers)
+        self._cache: tuple[Any, Any, int, list[Any]] | None = None
 
     def _routers(self) -> list[Any]:
         from dorm.conf import settings
 
-        entries = settings.DATABASE_ROUTERS
         cache = self._cache
-        if cache is not None and cache[0] is entries and cache[1] == len(entries):
-            return cache[2]
+        # configure() replaces the values dict, so its identity says "settings unchanged".
+        if cache is not None and cache[0] is settings._values and cache[2] == len(cache[1]):
+            return cache[3]
+        entries = settings.DATABASE_ROUTERS
         routers = self._build(entries)
-        self._cache = (entries, len(entries), routers)
+        self._cache = (settings._values, entries, len(entries), routers)
         return routers
 
     @staticmethod

@@ -146,6 +146,18 @@ def _constructor(
     return build
 
 
+def build_rows(
+    info: dict[str, Any], rows: Sequence[Any], converters: list[tuple[int, Any]], db: str
+) -> list[Any]:
+    """Instances of ``info["model"]`` from rows holding its columns (no related objects)."""
+    if converters:
+        rows = _convert_chunk(rows, converters)
+    attnames = info["attnames"]
+    start = info["start"]
+    unpack = start == 0 and len(rows[0]) == len(attnames)
+    return _without_gc(_constructor(info["model"], attnames, db, start, unpack), rows)
+
+
 def _loaded_state(db: str) -> ModelState:
     """The state of an instance read from ``db`` (``ModelState(db, adding=False)``)."""
     state = _new_state(ModelState)

@@ -55,7 +55,9 @@ class QuerySet(AsyncQuerySetMixin):
         self.model = model
         self._db = using
         self._hints = hints or {}
-        self._query = query or Query(model)
+        # None stands for a fresh Query(model), built on first use: Model.objects.get()
+        # served by the plan cache never needs one.
+        self._query = query
         self._result_cache: list[Any] | None = None
         self._for_write = False
         self._prefetch_related_lookups: tuple[Any, ...] = ()
@@ -72,6 +74,8 @@ class QuerySet(AsyncQuerySetMixin):
 
     @property
     def query(self) -> Query:
+        if self._query is None:
+            self._query = Query(self.model)
         if self._pending is not None:
             _plan, _values, kwargs, get_mode = self._pending
             query = self._query.chain()
@@ -240,17 +244,23 @@ class QuerySet(AsyncQuerySetMixin):
     def get(self, *args: Any, **kwargs: Any) -> Any:
         """Return the one object matching; DoesNotExist / MultipleObjectsReturned otherwise."""
         shape = None if args or not kwargs else self._plan_shape(kwargs, get_mode=True)
-        pending = None if shape is None else self._from_plan(shape, kwargs, get_mode=True)
-        if pending is not None:
-            qs = pending
-        else:
+        results: list[Any] | None = None
+        if shape is not None:
+            if not self._prefetch_related_lookups:
+                # The common case: rows from the cached plan, built without a clone.
+                results = self._get_from_plan(shape, kwargs)
+            if results is None:
+                pending = self._from_plan(shape, kwargs, get_mode=True)
+                if pending is not None:
+                    results = list(pending)
+        if results is None:
             qs = self.filter(*args, **kwargs) if (args or kwargs) else self._chain()
             if not qs.query.is_sliced:
                 qs.query.clear_ordering(force=True)
                 qs.query.set_limits(high=MAX_GET_RESULTS)
             if shape is not None:
                 qs._plan_seed = (shape, kwargs)
-        results = list(qs)
+            results = list(qs)
         count = len(results)
         assert self.model is not None
         if count == 1:
@@ -609,7 +619,7 @@ class QuerySet(AsyncQuerySetMixin):
     def _filter_or_exclude(
         self, negate: bool, args: Sequence[Any], kwargs: dict[str, Any]
     ) -> QuerySet:
-        if (args or kwargs) and self.query.is_sliced:
+        if (args or kwargs) and self._query is not None and self.query.is_sliced:
             raise TypeError("cannot filter a query once a slice has been taken")
         shape = None if negate or args or not kwargs else self._plan_shape(kwargs, get_mode=False)
         if shape is not None:
@@ -634,7 +644,22 @@ class QuerySet(AsyncQuerySetMixin):
             or type(self)._clone is not QuerySet._clone  # a subclass copies more state
         ):
             return None
+        if self._query is None:
+            return plan_cache.fresh_shape_of(self.model, kwargs, get_mode)
         return plan_cache.shape_of(self._query, kwargs, get_mode)
+
+    def _get_from_plan(self, shape: Any, kwargs: dict[str, Any]) -> list[Any] | None:
+        """``get(**kwargs)``'s rows as instances straight from a cached plan (no clone, no
+        iterable), or None when there is no plan or it does not apply."""
+        db = self.db
+        connection = connections[db]
+        plan = plan_cache.lookup(shape, db, connection)
+        if plan is None:
+            return None
+        values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
+        if any(v is None for v in values):
+            return None  # exact(None) renders IS NULL: not this plan's SQL
+        return plan.objects(values, connection, db)
 
     def _from_plan(self, shape: Any, kwargs: dict[str, Any], get_mode: bool) -> QuerySet | None:
         """A clone filtered by a cached plan (the WHERE is built only if someone asks)."""

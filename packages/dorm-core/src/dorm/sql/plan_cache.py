@@ -39,6 +39,7 @@ __all__ = [
     "CachedCompiler",
     "Plan",
     "clear",
+    "fresh_shape_of",
     "lookup",
     "shape_of",
     "size",
@@ -74,7 +75,7 @@ _source: list[Any] = [None, None]
 class Plan:
     """One compiled shape: SQL, the field of each placeholder, row-building info."""
 
-    __slots__ = ("converters", "fields", "klass_info", "names", "sensitive", "sql")
+    __slots__ = ("builders", "converters", "fields", "klass_info", "names", "sensitive", "sql")
 
     def __init__(
         self,
@@ -91,10 +92,29 @@ class Plan:
         self.sensitive = sensitive
         self.klass_info = klass_info
         self.converters = converters
+        # alias -> the row builder, when the rows are the model's columns alone.
+        self.builders: dict[str, Any] = {}
 
     def prepare(self, kwargs: dict[str, Any]) -> list[Any]:
         """The values in placeholder order, converted as the lookups would (``to_python``)."""
         return [f.to_python(kwargs[n]) for f, n in zip(self.fields, self.names, strict=True)]
+
+    def objects(
+        self, values: list[Any], connection: BaseDatabaseWrapper, db: str
+    ) -> list[Any] | None:
+        """Run the plan and build its instances, or None when rows carry related objects."""
+        info = self.klass_info
+        if info["related"]:
+            return None
+        params = [
+            _unmasked(bind(f, v, connection)) for f, v in zip(self.fields, values, strict=True)
+        ]
+        rows = connection.fetchall(self.sql, params, self.sensitive)
+        if not rows:
+            return []
+        from dorm.models.iterables import build_rows
+
+        return build_rows(info, rows, self.converters, db)
 
     def compiler(self, values: list[Any], connection: BaseDatabaseWrapper) -> CachedCompiler:
         params = [
@@ -163,6 +183,27 @@ def _state(q: Query) -> tuple[Any, ...] | None:
         _frozen(q.select_related),
         q.deferred_loading,
     )
+
+
+_fresh_states: dict[type, Any] = {}
+
+
+def fresh_shape_of(model: Any, kwargs: dict[str, Any], get_mode: bool) -> Any:
+    """``shape_of`` for ``Query(model)``, whose state is the same for every fresh query."""
+    for value in kwargs.values():
+        if type(value) not in PLAIN_TYPES:
+            return None
+    try:
+        state = _fresh_states[model]
+    except KeyError:
+        from dorm.sql.query import Query
+
+        state = _fresh_states[model] = _state(Query(model))
+    if state is None:
+        return None
+    if get_mode:
+        state = (*state[:1], (), False, 0, 21, *state[5:])
+    return (tuple(kwargs), state)
 
 
 def shape_of(query: Query, kwargs: dict[str, Any], get_mode: bool) -> Any:

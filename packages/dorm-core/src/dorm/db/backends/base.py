@@ -561,9 +561,31 @@ class BaseDatabaseWrapper:
             return self._once(state.conn, sql, params, sensitive, mode)
         if _get_running_loop() is not None and self.guards_event_loop:
             _refuse_in_event_loop(f"a database query ({sql[:40]}{'...' if len(sql) > 40 else ''})")
-        _conn, result = self._on_live_connection(
-            lambda conn: self._once(conn, sql, params, sensitive, mode), keep=False
-        )
+        conn = self._acquire()
+        try:
+            result = self._once(conn, sql, params, sensitive, mode)
+        except exceptions.DatabaseError as exc:
+            broken = self._is_broken(conn)
+            self._discard(conn) if broken else self._release(conn)
+            if not broken or not self._retryable(conn, exc.__cause__ or exc):
+                raise
+            # The first try, inlined above, is the hot path; a retry goes the long way.
+            logger.warning(
+                "connection to %r was closed by the server; retrying on a new connection",
+                self.alias,
+            )
+            conn = self._acquire()
+            try:
+                result = self._once(conn, sql, params, sensitive, mode)
+            except BaseException:
+                self._discard(conn) if self._is_broken(conn) else self._release(conn)
+                raise
+            self._release(conn)
+            return result
+        except BaseException:
+            self._discard(conn) if self._is_broken(conn) else self._release(conn)
+            raise
+        self._release(conn)
         return result
 
     def _on_live_connection(
