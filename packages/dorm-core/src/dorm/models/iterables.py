@@ -35,6 +35,10 @@ class BaseIterable:
     def __iter__(self) -> Iterator[Any]:
         raise NotImplementedError
 
+    def fetch_list(self) -> list[Any]:
+        """Every result as a list (what ``QuerySet._fetch_all`` caches)."""
+        return list(self)
+
     def _rows(self, compiler: SQLCompiler | CachedCompiler) -> Iterator[Sequence[Any]]:
         if self.chunk_size is None:
             yield from compiler.execute()
@@ -181,6 +185,8 @@ def _build(klass_info: dict[str, Any], row: Sequence[Any], db: str) -> Any:
 class ModelIterable(BaseIterable):
     """Yield model instances (with select_related objects and annotations attached)."""
 
+    _compiler_used: SQLCompiler | CachedCompiler  # set by _built() when it returns None
+
     def _plan_compiler(self) -> SQLCompiler | CachedCompiler:
         """The plan cache's compiler when the queryset has (or seeds) a plan."""
         qs = self.queryset
@@ -199,8 +205,45 @@ class ModelIterable(BaseIterable):
                 return stored
         return compiler
 
-    def __iter__(self) -> Iterator[Any]:
+    def fetch_list(self) -> list[Any]:
+        built = self._built()
+        if built is None:
+            return list(self)
+        result: list[Any] = []
+        for objs in built:
+            if not result:
+                result = objs  # usually the only chunk: no copy, no per-row yield
+            else:
+                result.extend(objs)
+        return result
+
+    def _built(self) -> Iterator[list[Any]] | None:
+        """Lists of instances, chunk by chunk, for rows of the model's columns alone; None
+        when rows carry related objects or annotations (``__iter__`` builds those)."""
         compiler = self._plan_compiler()
+        info = compiler.klass_info
+        assert info is not None
+        if info["related"] or compiler.annotation_col_map:
+            self._compiler_used = compiler
+            return None
+        return self._build_chunks(compiler, info)
+
+    def _build_chunks(
+        self, compiler: SQLCompiler | CachedCompiler, info: dict[str, Any]
+    ) -> Iterator[list[Any]]:
+        db = self.queryset.db
+        converters = compiler.converters()
+        for chunk in self._chunks(compiler):
+            if chunk:
+                yield build_rows(info, chunk, converters, db)
+
+    def __iter__(self) -> Iterator[Any]:
+        built = self._built()
+        if built is not None:
+            for objs in built:
+                yield from objs
+            return
+        compiler = self._compiler_used
         qs = self.queryset
         db = qs.db
         info = compiler.klass_info
@@ -213,18 +256,6 @@ class ModelIterable(BaseIterable):
         # Bound once: building the state inline saves a call per row (ModelState.__init__).
         new_state = _new_state
         state_class = ModelState
-        if not related and not annotations:
-            converters = compiler.converters()
-            width = len(attnames)
-            for chunk in self._chunks(compiler):
-                if not chunk:
-                    continue
-                if converters:
-                    chunk = _convert_chunk(chunk, converters)
-                unpack = start == 0 and len(chunk[0]) == width
-                build = _constructor(model, attnames, db, start, unpack)
-                yield from _without_gc(build, chunk)
-            return
         rows = _converted(self._rows(compiler), compiler.converters())
         new = model.__new__
         for row in rows:

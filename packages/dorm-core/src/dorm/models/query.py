@@ -187,7 +187,7 @@ class QuerySet(AsyncQuerySetMixin):
 
     def _fetch_all(self) -> None:
         if self._result_cache is None:
-            self._result_cache = list(self._iterable_class(self))
+            self._result_cache = self._iterable_class(self).fetch_list()
         if self._prefetch_related_lookups and not self._prefetch_done:
             from dorm.models.prefetch import prefetch_related_objects
 
