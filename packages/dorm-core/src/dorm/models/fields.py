@@ -42,6 +42,7 @@ __all__ = [
     "TimeField",
     "URLField",
     "UUIDField",
+    "ValidatedAttribute",
     "uuid7",
 ]
 
@@ -86,6 +87,21 @@ class DeferredAttribute:
         return instance.__dict__[attname]
 
 
+class ValidatedAttribute(DeferredAttribute):
+    """Class attribute that converts on assignment: ``obj.x = v`` runs ``field.to_python(v)``.
+
+    A data descriptor, so reads go through ``__get__`` too: a field opts in by setting
+    ``descriptor_class = ValidatedAttribute`` (core's own fields keep the cheaper
+    ``DeferredAttribute``). An invalid value raises the field's ValidationError at the
+    assignment, before anything is stored. Rows loaded from the database and keyword
+    arguments to the model constructor are stored as given; ``full_clean()`` and
+    ``save()`` convert them.
+    """
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.field.attname] = self.field.to_python(value)
+
+
 class Field:
     """Base class of every model field; plugins subclass it for new column types.
 
@@ -101,6 +117,8 @@ class Field:
     #: True for fields that hold a relation (ForeignKey, ManyToManyField, ...).
     is_relation: ClassVar[bool] = False
     many_to_many: ClassVar[bool] = False
+    #: The class attribute each model gets for this field (see ``ValidatedAttribute``).
+    descriptor_class: ClassVar[type[DeferredAttribute]] = DeferredAttribute
     _creation_counter: ClassVar[int] = 0
     _counter_lock = threading.Lock()
 
@@ -196,7 +214,7 @@ class Field:
         self.model = cls
         cls._meta.add_field(self)
         if self.column:
-            setattr(cls, self.attname, DeferredAttribute(self))
+            setattr(cls, self.attname, self.descriptor_class(self))
         if self.choices is not None:
             field = self
 
