@@ -70,6 +70,38 @@ class BrokenTracer:
         raise RuntimeError("this tracer is broken on purpose")
 
 
+def extra_fields_step() -> None:
+    """Two fields of the dorm-fields plugin: MoneyField and ColorField (skipped without it)."""
+    step("dorm-fields: MoneyField and ColorField, validated on assignment")
+    try:
+        from dorm.contrib.extra_fields import ColorField, Money, MoneyField
+    except ImportError:
+        print("   dorm-fields is not installed (pip install dorm-fields)")
+        return
+    from dorm.exceptions import ValidationError
+
+    class Mug(dorm.Model):
+        price = MoneyField(currency="EUR")
+        color = ColorField(default="#000000")
+
+        class Meta:
+            app_label = "tour"
+
+    with SchemaEditor() as editor:
+        editor.create_model(Mug)
+    mug = Mug(price=Money("9.90", "EUR"))
+    mug.color = "#1e90ff"
+    mug.save()
+    loaded = Mug.objects.get(pk=mug.pk)
+    print(f"   saved and loaded: price={loaded.price}, color={loaded.color}")
+    print(f"   price + 0.10 EUR = {loaded.price + Money('0.10', 'EUR')}")
+    for field, bad in (("color", "red"), ("price", Money("5", "USD"))):
+        try:
+            setattr(loaded, field, bad)
+        except ValidationError as exc:
+            print(f"   {field} = {bad!r}: {exc}")
+
+
 def run() -> None:
     step(f"dorm {dorm.__version__}: the plugins this environment has")
     main(["plugins"])
@@ -112,6 +144,8 @@ def run() -> None:
     for name in ("Ada", "Grace"):
         existed, author = Author.objects.exists_or_create(name=name)
         print(f"   exists_or_create(name={name!r}): existed={existed}, pk={author.pk}")
+
+    extra_fields_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     logging.basicConfig(stream=sys.stdout, format="   log %(levelname)s %(name)s: %(message)s")

@@ -111,7 +111,15 @@ def test_plugins_lists_distributions_versions_and_hooks(
         "dorm_register_transforms",
     ]
     assert out[1] == f"    hooks: {', '.join(core_hooks)}"
-    assert out[2:] == ["explosives  (registered at runtime)", "    hooks: dorm_register_commands"]
+    # Installed distributions (the workspace's plugins) come next, runtime plugins last.
+    runtime = out.index("explosives  (registered at runtime)")
+    assert out[runtime:] == [
+        "explosives  (registered at runtime)",
+        "    hooks: dorm_register_commands",
+    ]
+    installed = [line.split()[0] for line in out[2:runtime] if not line.startswith(" ")]
+    workspace = {p.name for p in Path(__file__).resolve().parents[2].glob("packages/*")}
+    assert set(installed) <= workspace
     assert main(["plugins", "--format", "json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["explosives"]["hooks"] == ["dorm_register_commands"]

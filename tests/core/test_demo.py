@@ -25,3 +25,6 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "upserted: [('ada', 9), ('bob', 1), ('cy', 2)]" in out
     assert "exists_or_create(name='Ada'): existed=True, pk=1" in out
     assert "exists_or_create(name='Grace'): existed=False, pk=2" in out
+    assert "saved and loaded: price=9.90 EUR, color=#1E90FF" in out
+    assert "color = 'red': Mug.color: 'red' is not a colour" in out
+    assert "price = Money('5', 'USD'): currency mismatch" in out

@@ -1,0 +1,64 @@
+"""The shared base of the extra fields: validation on assignment and the conversion chain."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from dorm.exceptions import ValidationError
+from dorm.models.fields import Field, ValidatedAttribute
+
+__all__ = ["ExtraField"]
+
+_PACKAGE = "dorm.contrib.extra_fields"
+
+
+class ExtraField(Field):
+    """A field whose ``to_python`` is its whole validation, run on every assignment.
+
+    Subclasses implement ``convert`` (a non-empty input -> the Python value, raising
+    ValidationError) and ``to_db`` (the Python value -> what the driver binds).
+    ``to_python``, ``get_db_prep_value`` and ``from_db_value`` are built from those two.
+    """
+
+    descriptor_class = ValidatedAttribute
+    #: Inputs that mean "no value" and are kept as they are (``validate`` judges them).
+    passthrough: ClassVar[tuple[Any, ...]] = (None, "")
+
+    def convert(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def to_db(self, value: Any) -> Any:
+        return str(value)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value == "" and "" in self.passthrough):
+            return value
+        return self.convert(value)
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = self.to_python(value)
+        if value is None or (isinstance(value, str) and value == ""):
+            return value
+        return self.to_db(value)
+
+    def get_db_prep_value(self, value: Any) -> Any:
+        return self.get_prep_value(value)
+
+    def from_db_value(self, value: Any) -> Any:
+        return self.to_python(value)
+
+    def get_default(self) -> Any:
+        # Instances start with the canonical value (a ZoneInfo, not the string "UTC").
+        return self.to_python(super().get_default())
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        if type(self).__module__.startswith(_PACKAGE + "."):
+            path = f"{_PACKAGE}.{type(self).__qualname__}"  # the public import path
+        return name, path, args, kwargs
+
+    def error(self, value: Any, expected: str) -> ValidationError:
+        """Return the ValidationError for ``value``, naming the field and what was expected."""
+        where = f"{self.model.__name__}.{self.name}" if self.model is not None else self.name
+        where = where or type(self).__name__
+        return ValidationError(f"{where}: {self._display(value)} is not {expected}", code="invalid")
