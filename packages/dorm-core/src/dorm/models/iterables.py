@@ -162,30 +162,91 @@ def build_rows(
     return _without_gc(_constructor(info["model"], attnames, db, start, unpack), rows)
 
 
-def _loaded_state(db: str) -> ModelState:
-    """The state of an instance read from ``db`` (``ModelState(db, adding=False)``)."""
-    state = _new_state(ModelState)
-    state.db = db
-    state.adding = False
-    return state
+_joined: dict[tuple[Any, ...], Callable[[Sequence[Any]], list[Any]]] = {}
+
+
+def _joined_constructor(
+    info: dict[str, Any], annotations: list[tuple[str, int]], db: str
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """A compiled row builder for select_related() and annotated rows: the main instance,
+    its annotations, and each related instance (None when its key column is NULL) cached
+    as ``select_related`` caches them. One per query shape."""
+    key = (_shape_key(info), tuple(annotations), db)
+    found = _joined.get(key)
+    if found is not None:
+        return found
+    namespace: dict[str, Any] = {"new_state": _new_state, "state_class": ModelState, "db": db}
+    lines = [
+        "def build(rows):",
+        "    out = []",
+        "    append = out.append",
+        "    for row in rows:",
+    ]
+    counter = [0]
+
+    def emit(node: dict[str, Any], indent: str, extra: list[tuple[str, int]]) -> str:
+        n = counter[0]
+        counter[0] += 1
+        model = node["model"]
+        namespace[f"model{n}"] = model
+        namespace[f"new{n}"] = model.__new__
+        start = node["start"]
+        # repr(): attribute names are written as string literals, never as code.
+        items = "".join(f"{name!r}: row[{start + i}], " for i, name in enumerate(node["attnames"]))
+        items += "".join(f"{name!r}: row[{index}], " for name, index in extra)
+        obj, state = f"obj{n}", f"state{n}"
+        lines.append(f"{indent}{obj} = new{n}(model{n})")
+        lines.append(f"{indent}{state} = new_state(state_class)")
+        lines.append(f"{indent}{state}.db = db")
+        lines.append(f"{indent}{state}.adding = False")
+        if node["related"]:
+            lines.append(f"{indent}{state}.fields_cache = cache{n} = {{}}")
+        lines.append(f"{indent}{obj}.__dict__ = {{{items}'_state': {state}}}")
+        for child in node["related"]:
+            field = child["field"]
+            lines.append(f"{indent}if row[{child['start'] + child['pk_index']}] is None:")
+            name = field.get_accessor_name() if child["reverse"] else field.name
+            lines.append(f"{indent}    cache{n}[{name!r}] = None")
+            lines.append(f"{indent}else:")
+            inner = indent + "    "
+            c = emit(child, inner, [])
+            lines.append(f"{inner}cache{n}[{name!r}] = {c}")
+            back = None
+            if child["reverse"]:
+                back = field.field.name  # a reverse one-to-one: the child points back
+            elif getattr(field, "one_to_one", False):
+                back = field.remote_field.get_accessor_name()
+            if back is not None:
+                lines.append(f"{inner}{c}._state.fields_cache[{back!r}] = {obj}")
+        return obj
+
+    root = emit(info, "        ", annotations)
+    lines.append(f"        append({root})")
+    lines.append("    return out")
+    exec(compile("\n".join(lines) + "\n", "<dorm joined constructor>", "exec"), namespace)
+    build: Callable[[Sequence[Any]], list[Any]] = namespace["build"]
+    if len(_joined) > 1024:
+        _joined.clear()
+    _joined[key] = build
+    return build
+
+
+def _shape_key(info: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        info["model"],
+        info["attnames"],
+        info["start"],
+        info.get("field"),
+        info.get("reverse"),
+        tuple(_shape_key(child) for child in info["related"]),
+    )
 
 
 _new_state = ModelState.__new__
 
 
-def _build(klass_info: dict[str, Any], row: Sequence[Any], db: str) -> Any:
-    model = klass_info["model"]
-    values = row[klass_info["start"] : klass_info["end"]]
-    obj = model.__new__(model)
-    obj.__dict__.update(zip(klass_info["attnames"], values, strict=True))
-    obj._state = _loaded_state(db)
-    return obj
-
-
 class ModelIterable(BaseIterable):
     """Yield model instances (with select_related objects and annotations attached)."""
-
-    _compiler_used: SQLCompiler | CachedCompiler  # set by _built() when it returns None
 
     def _plan_compiler(self) -> SQLCompiler | CachedCompiler:
         """The plan cache's compiler when the queryset has (or seeds) a plan."""
@@ -206,93 +267,37 @@ class ModelIterable(BaseIterable):
         return compiler
 
     def fetch_list(self) -> list[Any]:
-        built = self._built()
-        if built is None:
-            return list(self)
         result: list[Any] = []
-        for objs in built:
+        for objs in self._built():
             if not result:
                 result = objs  # usually the only chunk: no copy, no per-row yield
             else:
                 result.extend(objs)
         return result
 
-    def _built(self) -> Iterator[list[Any]] | None:
-        """Lists of instances, chunk by chunk, for rows of the model's columns alone; None
-        when rows carry related objects or annotations (``__iter__`` builds those)."""
+    def _built(self) -> Iterator[list[Any]]:
+        """The instances as lists, chunk by chunk, each built by a constructor compiled
+        for the query's shape (plain columns, or joined rows and annotations)."""
         compiler = self._plan_compiler()
         info = compiler.klass_info
         assert info is not None
-        if info["related"] or compiler.annotation_col_map:
-            self._compiler_used = compiler
-            return None
-        return self._build_chunks(compiler, info)
-
-    def _build_chunks(
-        self, compiler: SQLCompiler | CachedCompiler, info: dict[str, Any]
-    ) -> Iterator[list[Any]]:
         db = self.queryset.db
         converters = compiler.converters()
+        annotated = list(compiler.annotation_col_map.items())
+        plain = not info["related"] and not annotated
         for chunk in self._chunks(compiler):
-            if chunk:
+            if not chunk:
+                continue
+            if plain:
                 yield build_rows(info, chunk, converters, db)
+                continue
+            if converters:
+                chunk = _convert_chunk(chunk, converters)
+            yield _without_gc(_joined_constructor(info, annotated, db), chunk)
 
     def __iter__(self) -> Iterator[Any]:
-        built = self._built()
-        if built is not None:
-            for objs in built:
-                yield from objs
-            return
-        compiler = self._compiler_used
-        qs = self.queryset
-        db = qs.db
-        info = compiler.klass_info
-        assert info is not None
-        model = info["model"]
-        attnames = info["attnames"]
-        start, end = info["start"], info["end"]
-        related = info["related"]
-        annotations = list(compiler.annotation_col_map.items())
-        # Bound once: building the state inline saves a call per row (ModelState.__init__).
-        new_state = _new_state
-        state_class = ModelState
-        rows = _converted(self._rows(compiler), compiler.converters())
-        new = model.__new__
-        for row in rows:
-            obj = new(model)
-            obj.__dict__.update(zip(attnames, row[start:end], strict=True))
-            state = new_state(state_class)
-            state.db = db
-            state.adding = False
-            obj._state = state
-            if related:
-                # Created here: the lazy fallback (ModelState.__getattr__) costs more per row.
-                state.fields_cache = {}
-                _attach_related(obj, related, row, db)
-            for name, index in annotations:
-                obj.__dict__[name] = row[index]
-            yield obj
-
-
-def _attach_related(obj: Any, infos: list[dict[str, Any]], row: Sequence[Any], db: str) -> None:
-    for info in infos:
-        field = info["field"]
-        if row[info["start"] + info["pk_index"]] is None:
-            child = None
-        else:
-            child = _build(info, row, db)
-            if info["related"]:
-                _attach_related(child, info["related"], row, db)
-        if info["reverse"]:
-            # A reverse one-to-one: cached under its accessor, and the child points back.
-            obj._state.fields_cache[field.get_accessor_name()] = child
-            if child is not None:
-                child._state.fields_cache[field.field.name] = obj
-            continue
-        obj._state.fields_cache[field.name] = child
-        if child is not None and getattr(field, "one_to_one", False):
-            remote = field.remote_field
-            child._state.fields_cache[remote.get_accessor_name()] = obj
+        for objs in self._built():
+            yield from objs
 
 
 class ValuesIterable(BaseIterable):
