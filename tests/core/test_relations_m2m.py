@@ -664,3 +664,17 @@ def test_m2m_get_or_create_finds_among_the_related_or_creates_and_links(db, shop
     again, created = hyperion.tags.get_or_create(name="space opera")
     assert (again.pk, created) == (new.pk, False)
     assert Tag.objects.filter(name="space opera").count() == 1
+
+
+def test_a_prefetched_reverse_manager_stays_scoped_when_refined(db, shop) -> None:
+    ann, bob = (
+        Writer.objects.filter(name__in=["ann", "bob"]).order_by("name").prefetch_related("books")
+    )
+    with assertNumQueries(0):
+        assert sorted(b.title for b in ann.books.all()) == ["Dune", "Hyperion"]
+    # Refining the prefetched queryset queries again, still within ann's books only.
+    assert [b.title for b in ann.books.filter(title__startswith="D")] == ["Dune"]
+    assert ann.books.get(title="Hyperion").writer_id == ann.pk
+    with pytest.raises(Book.DoesNotExist):
+        ann.books.get(title="Emma")  # bob's book
+    assert ann.books.count() == 2 and bob.books.exclude(title="Emma").count() == 1

@@ -142,11 +142,19 @@ def _reverse_many(
     fetched: list[Any] = []
     ids = [v for v in by_value if v is not None]
     if ids:
-        for sub in _base(fk.model, queryset, db).filter(**{f"{fk.name}__in": ids}):
+        subs = _base(fk.model, queryset, db).filter(**{f"{fk.name}__in": ids})
+        # Rows without select_related carry no relation cache yet: give each a new one
+        # rather than going through ModelState's lazy fallback row by row.
+        fresh = not subs.query.select_related
+        name = fk.name
+        for sub in subs:
             key = sub.__dict__[fk.attname]
             owner = by_value.get(key)
             if owner is not None:
-                sub._state.fields_cache[fk.name] = owner
+                if fresh:
+                    sub._state.fields_cache = {name: owner}
+                else:
+                    sub._state.fields_cache[name] = owner
             groups[key].append(sub)
             fetched.append(sub)
     _assign_many(objs, rel.get_accessor_name(), groups, lambda o: getattr(o, target), to_attr)

@@ -71,11 +71,18 @@ class QuerySet(AsyncQuerySetMixin):
         # SQL the iterable may store in the plan cache.
         self._plan_seed: tuple[Any, dict[str, Any]] | None = None
         self._plan_db: str | None = None
+        # filter(**kwargs) applied only when the query is needed: a prefetched related
+        # manager's queryset is usually just iterated from its result cache.
+        self._deferred_filter: dict[str, Any] | None = None
 
     @property
     def query(self) -> Query:
         if self._query is None:
             self._query = Query(self.model)
+        if self._deferred_filter is not None:
+            kwargs, self._deferred_filter = self._deferred_filter, None
+            self._query = self._query.chain()
+            self._query.add_q(Q(**kwargs))
         if self._pending is not None:
             _plan, _values, kwargs, get_mode = self._pending
             query = self._query.chain()
@@ -641,6 +648,7 @@ class QuerySet(AsyncQuerySetMixin):
             or self._iterable_class is not ModelIterable
             or self._fields is not None
             or self._result_cache is not None
+            or self._deferred_filter is not None
             or type(self)._clone is not QuerySet._clone  # a subclass copies more state
         ):
             return None

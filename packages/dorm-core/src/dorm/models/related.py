@@ -536,11 +536,14 @@ class RelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type
         cache = getattr(self.instance, "_prefetched_objects_cache", {})
         qs: QuerySet = super().get_queryset()
         value = self._check_saved()
-        qs = qs.filter(**{self.field.name: value})
         if self.name in cache:
+            # Served from the prefetched list; the filter is built only if the queryset
+            # is refined (qs.filter(...), qs.query).
+            qs._deferred_filter = {self.field.name: value}
             qs._result_cache = list(cache[self.name])
             qs._prefetch_done = True
-        return qs
+            return qs
+        return qs.filter(**{self.field.name: value})
 
     def _forget_cache(self) -> None:
         """Drop a prefetched list of this relation: it no longer matches the database."""
