@@ -13,10 +13,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from dorm.exceptions import ImproperlyConfigured
 
@@ -60,6 +58,8 @@ def parse_database_url(url: str) -> dict[str, Any]:
     ``sqlite:///app.db`` is the relative path ``app.db``; ``sqlite:////tmp/app.db`` is
     absolute; ``sqlite://`` and ``sqlite:///:memory:`` are an in-memory database.
     """
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
     parts = urlsplit(url)
     engine = _URL_SCHEMES.get(parts.scheme)
     if engine is None:
@@ -94,6 +94,8 @@ def parse_database_url(url: str) -> dict[str, Any]:
 
 
 def _mask_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")
@@ -240,6 +242,8 @@ class Settings:
 def _discover() -> tuple[dict[str, Any], str | None]:
     name = os.environ.get("DORM_SETTINGS")
     if not name:
+        from pathlib import Path
+
         cwd = Path.cwd()
         if (cwd / "settings.py").is_file() or (cwd / "settings").is_dir():
             name = "settings"
@@ -276,6 +280,8 @@ def _upper(module: ModuleType) -> dict[str, Any]:
 
 def _sibling_apps(module: ModuleType) -> list[str]:
     """Packages next to the settings module that hold a models.py (autodiscovery)."""
+    from pathlib import Path
+
     file = getattr(module, "__file__", None)
     if not file:
         return []

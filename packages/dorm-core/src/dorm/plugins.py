@@ -9,14 +9,12 @@ own hooks still register).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
@@ -56,8 +54,7 @@ _COMMAND_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 logger = logging.getLogger("dorm.plugins")
 
 
-@dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):
     """Where a registered plugin came from."""
 
     name: str
@@ -253,6 +250,14 @@ def has_impls(hook_name: str) -> bool:
     return found
 
 
+def isawaitable(value: object) -> bool:
+    """``inspect.isawaitable``, importing inspect (a few ms) only when a hook or receiver
+    returned something, not at ``import dorm``."""
+    import inspect
+
+    return inspect.isawaitable(value)
+
+
 def notify(hook_name: str, **kwargs: Any) -> None:
     """Call the observer hook ``hook_name``; an implementation's exception is logged, not raised.
 
@@ -266,7 +271,7 @@ def notify(hook_name: str, **kwargs: Any) -> None:
     for impl in reversed(impls):  # pluggy's own call order: last registered first
         try:
             result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-            if result is not None and inspect.isawaitable(result):
+            if result is not None and isawaitable(result):
                 from dorm.db.bridge import resolve
 
                 resolve(result, f"the {hook_name} hookimpl of {impl.plugin_name!r}")
@@ -342,8 +347,7 @@ def _check_vendor(owner: str, vendor: object, hook_name: str) -> str:
     return vendor
 
 
-@dataclass(frozen=True)
-class Extensions:
+class Extensions(NamedTuple):
     """Compiler extensions registered by core and plugins, combined once and cached."""
 
     lookups: dict[type, dict[str, type]]

@@ -10,7 +10,6 @@ it is awaited on the event loop; from plain sync code it runs on a private loop.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import weakref
@@ -162,7 +161,7 @@ class Signal:
         responses = []
         for fn in self._live(sender):
             response = fn(signal=self, sender=sender, **named)
-            if response is not None and inspect.isawaitable(response):
+            if response is not None and plugins.isawaitable(response):
                 response = _resolve(response, fn)
             responses.append((fn, response))
         if self.hook_name is not None:
@@ -170,7 +169,7 @@ class Signal:
                 sender=sender, **named
             )
             for result in results or ():
-                if inspect.isawaitable(result):
+                if plugins.isawaitable(result):
                     _resolve(result, f"a {self.hook_name} hookimpl")
         return responses
 
@@ -186,7 +185,7 @@ class Signal:
         for fn in self._live(sender):
             try:
                 response = fn(signal=self, sender=sender, **named)
-                if response is not None and inspect.isawaitable(response):
+                if response is not None and plugins.isawaitable(response):
                     response = _resolve(response, fn)
                 responses.append((fn, response))
             except Exception as exc:

@@ -7,18 +7,15 @@ thread, and per asyncio task for ``aatomic()``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import logging
 import time
-from asyncio import _get_running_loop
 from collections.abc import Callable
 from contextlib import ContextDecorator
 from typing import Any, TypeVar
 
 from dorm import plugins
-from dorm.db.backends.base import ThreadState, _Block
+from dorm.db.backends.base import ThreadState, _Block, _get_running_loop
 from dorm.db.connection import DEFAULT_DB_ALIAS, bridge_local, connections
 from dorm.exceptions import TransactionManagementError
 
@@ -116,7 +113,7 @@ class Atomic(ContextDecorator):
                 # A failing callback must not undo a committed transaction; log and go on.
                 try:
                     result = callback()
-                    if result is not None and inspect.isawaitable(result):
+                    if result is not None and plugins.isawaitable(result):
                         from dorm.db.bridge import resolve
 
                         resolve(result, f"on_commit callback {callback!r}")
@@ -199,6 +196,8 @@ class AsyncAtomic:
         await run_sync(self._atomic.__exit__, exc_type, exc, tb)
 
     def __call__(self, func: F) -> F:
+        import inspect
+
         if not inspect.iscoroutinefunction(func):
             raise TypeError(
                 f"@aatomic() decorates coroutine functions; {func!r} is not one (use @atomic)"
@@ -247,7 +246,7 @@ def on_commit(func: Callable[[], Any], using: str | None = None) -> None:
     state = _state(using)
     if not state.blocks:
         result = func()
-        if result is not None and inspect.isawaitable(result):
+        if result is not None and plugins.isawaitable(result):
             if bridge_local.states is None and _get_running_loop() is not None:
                 # Straight from a coroutine, outside any block: run it as its own task.
                 _schedule(result)
@@ -275,14 +274,16 @@ def get_rollback(using: str | None = None) -> bool:
     return state.blocks[-1].rollback
 
 
-_scheduled: set[asyncio.Future[Any]] = set()
+_scheduled: set[Any] = set()  # asyncio futures
 
 
 def _schedule(awaitable: Any) -> None:
+    import asyncio
+
     task = asyncio.ensure_future(awaitable)
     _scheduled.add(task)
 
-    def done(finished: asyncio.Future[Any]) -> None:
+    def done(finished: Any) -> None:
         _scheduled.discard(finished)
         if not finished.cancelled() and finished.exception() is not None:
             logger.error("on_commit callback raised", exc_info=finished.exception())

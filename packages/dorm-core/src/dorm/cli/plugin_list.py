@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 from dorm import plugins
@@ -28,14 +27,14 @@ class PluginsCommand(Command):
         for info in plugins.plugin_infos():
             if info.distribution == "dorm-core" and info.entry_point is None:
                 if "dorm-core" not in hooks:
-                    infos.append(dataclasses.replace(info, name="dorm-core"))
+                    infos.append(info._replace(name="dorm-core"))
                     hooks["dorm-core"] = []
                 hooks["dorm-core"] = sorted({*hooks["dorm-core"], *plugins.hooks_of(info.name)})
             else:
                 infos.append(info)
                 hooks[info.name] = plugins.hooks_of(info.name)
         if args.format == "json":
-            rows = [{**dataclasses.asdict(info), "hooks": hooks[info.name]} for info in infos]
+            rows = [{**info._asdict(), "hooks": hooks[info.name]} for info in infos]
             print(json.dumps(rows, indent=2))
             return 0
         for info in infos:

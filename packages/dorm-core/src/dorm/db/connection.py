@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from asyncio import _get_running_loop
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -178,7 +177,7 @@ def warmup_pool(alias: str = DEFAULT_DB_ALIAS, target: int | None = None) -> flo
     this opens the calling thread's connection (size 1). A target above MAX_POOL_SIZE
     raises ValueError.
     """
-    from dorm.db.backends.base import _refuse_in_event_loop
+    from dorm.db.backends.base import _get_running_loop, _refuse_in_event_loop
 
     if _get_running_loop() is not None:
         _refuse_in_event_loop("warmup_pool()")

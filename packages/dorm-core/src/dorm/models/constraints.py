@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -22,6 +21,8 @@ def _check_name(kind: str, name: str) -> str:
 
 def default_name(table: str, columns: Sequence[str], suffix: str) -> str:
     """A deterministic name that fits PostgreSQL's 63-character limit."""
+    import hashlib
+
     digest = hashlib.sha1(f"{table}:{','.join(columns)}".encode()).hexdigest()[:8]
     base = f"{table}_{'_'.join(columns)}"[: 63 - len(suffix) - 10]
     return f"{base}_{digest}_{suffix}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import types
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -81,11 +81,21 @@ class BaseManager:
     def from_queryset(cls, queryset_class: type[QuerySet], class_name: str | None = None) -> type:
         """A Manager class whose methods include the custom QuerySet's public methods."""
         attrs: dict[str, Any] = {"_queryset_class": queryset_class}
-        for name, method in inspect.getmembers(queryset_class, predicate=inspect.isfunction):
+        for name, method in _functions(queryset_class):
             if name.startswith("_") or hasattr(cls, name):
                 continue
             attrs[name] = _proxy(name, method)
         return type(class_name or f"{cls.__name__}From{queryset_class.__name__}", (cls,), attrs)
+
+
+def _functions(cls: type) -> list[tuple[str, Any]]:
+    """``inspect.getmembers(cls, inspect.isfunction)`` without importing inspect."""
+    found = []
+    for name in sorted(dir(cls)):
+        value = getattr(cls, name, None)
+        if isinstance(value, types.FunctionType):
+            found.append((name, value))
+    return found
 
 
 def _proxy(name: str, method: Any) -> Any:
@@ -100,7 +110,7 @@ def _proxy(name: str, method: Any) -> Any:
 def _install_proxies() -> None:
     from dorm.models.query import QuerySet
 
-    for name, method in inspect.getmembers(QuerySet, predicate=inspect.isfunction):
+    for name, method in _functions(QuerySet):
         if name.startswith("_") and name not in ("_update", "_insert"):
             continue
         if name in ("all", "as_manager", "resolve_expression") or hasattr(BaseManager, name):

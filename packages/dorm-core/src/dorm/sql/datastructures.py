@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
@@ -17,8 +16,7 @@ INNER = "INNER JOIN"
 LOUTER = "LEFT OUTER JOIN"
 
 
-@dataclass(frozen=True)
-class PathInfo:
+class PathInfo(NamedTuple):
     """One hop across a relation: from one model's table to another's."""
 
     from_opts: Options
@@ -31,8 +29,7 @@ class PathInfo:
     nullable: bool
 
 
-@dataclass
-class JoinInfo:
+class JoinInfo(NamedTuple):
     final_field: Any
     targets: tuple[Field, ...]
     opts: Options

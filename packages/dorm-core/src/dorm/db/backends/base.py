@@ -8,10 +8,8 @@ import os
 import sys
 import threading
 import time
-from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -132,6 +130,14 @@ def _sync_only(operation: str) -> exceptions.SynchronousOnlyOperation:
     )
 
 
+def _get_running_loop() -> Any:
+    """The running event loop of this thread, or None; asyncio is not imported for it
+    (no loop can run before something else imported asyncio), which keeps it out of
+    ``import dorm``."""
+    events = sys.modules.get("asyncio.events")
+    return None if events is None else events._get_running_loop()
+
+
 def _refuse_in_event_loop(operation: str) -> None:
     """Raise SynchronousOnlyOperation unless DORM_ALLOW_ASYNC_UNSAFE=1 (only called when
     ``_get_running_loop()`` found a loop, so the environment is read on that path only)."""
@@ -139,22 +145,40 @@ def _refuse_in_event_loop(operation: str) -> None:
         raise _sync_only(operation)
 
 
-@dataclass
 class _Block:
-    savepoint: str | None
-    durable: bool
-    started: float
-    rollback: bool = False
+    """One open ``atomic()`` block (plain slotted classes here: a dataclass would import
+    inspect, a tenth of ``import dorm``)."""
+
+    __slots__ = ("durable", "rollback", "savepoint", "started")
+
+    def __init__(
+        self, savepoint: str | None, durable: bool, started: float, rollback: bool = False
+    ) -> None:
+        self.savepoint = savepoint
+        self.durable = durable
+        self.started = started
+        self.rollback = rollback
+
+    def __repr__(self) -> str:
+        return (
+            f"_Block(savepoint={self.savepoint!r}, durable={self.durable!r}, "
+            f"rollback={self.rollback!r})"
+        )
 
 
-@dataclass
 class ThreadState:
     """One thread's view of one alias: the held connection and the atomic blocks."""
 
-    conn: Any = None
-    blocks: list[_Block] = field(default_factory=list)
-    on_commit: list[tuple[tuple[str | None, ...], Callable[[], Any]]] = field(default_factory=list)
-    savepoint_counter: int = 0
+    __slots__ = ("blocks", "conn", "on_commit", "savepoint_counter")
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.blocks: list[_Block] = []
+        self.on_commit: list[tuple[tuple[str | None, ...], Callable[[], Any]]] = []
+        self.savepoint_counter = 0
+
+    def __repr__(self) -> str:
+        return f"ThreadState(conn={self.conn!r}, blocks={self.blocks!r})"
 
 
 def _tuples(rows: list[Any]) -> list[tuple[Any, ...]]:
