@@ -169,7 +169,7 @@ class Signal:
                 sender=sender, **named
             )
             for result in results or ():
-                if plugins.isawaitable(result):
+                if result is not None and plugins.isawaitable(result):
                     _resolve(result, f"a {self.hook_name} hookimpl")
         return responses
 
