@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -279,3 +279,23 @@ class SQLiteThreadIO(BridgedMixin):
 
     def _is_broken(self, conn: Any) -> bool:
         return bool(conn.closed)
+
+    def stream(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        chunk_size: int,
+        sensitive: Sequence[int] | None = None,
+    ) -> Iterator[list[Any]]:
+        """Read ``chunk_size`` rows per thread hop from one cursor, never the whole result."""
+        with self.connection() as conn:  # type: ignore[attr-defined]
+            cur = conn.cursor(name="stream")  # a named cursor keeps its rows in SQLite
+            try:
+                self._run(cur, sql, params, sensitive, many=False)  # type: ignore[attr-defined]
+                while True:
+                    rows = cur.fetchmany(chunk_size)
+                    if not rows:
+                        break
+                    yield rows
+            finally:
+                cur.close()
