@@ -194,6 +194,37 @@ def _check_meta(cls: type[Model]) -> None:
                 )
 
 
+def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]], None]:
+    """``init(instance, kwargs)`` setting each concrete field from kwargs or its default,
+    as ``Model.__init__`` does field by field; a relation given by name goes through its
+    descriptor (which checks the instance). Names are written as string literals."""
+    namespace: dict[str, Any] = {"new_state": ModelState.__new__, "state_class": ModelState}
+    lines = [
+        "def init(self, kwargs):",
+        "    state = new_state(state_class)",
+        "    state.db = None",
+        "    state.adding = True",
+        "    d = self.__dict__",
+        "    d['_state'] = state",
+        "    pop = kwargs.pop",
+    ]
+    for i, field in enumerate(fields):
+        namespace[f"default{i}"] = field.get_default
+        name, attname = field.name, field.attname
+        lines.append(f"    if {name!r} in kwargs:")
+        if field.is_relation:
+            lines.append(f"        setattr(self, {name!r}, pop({name!r}))")
+            lines.append(f"    elif {attname!r} in kwargs:")
+            lines.append(f"        d[{attname!r}] = pop({attname!r})")
+        else:
+            lines.append(f"        d[{attname!r}] = pop({name!r})")
+        lines.append("    else:")
+        lines.append(f"        d[{attname!r}] = default{i}()")
+    exec(compile("\n".join(lines) + "\n", "<dorm keyword init>", "exec"), namespace)
+    init: Callable[[Any, dict[str, Any]], None] = namespace["init"]
+    return init
+
+
 class Model(AsyncModelMixin, metaclass=ModelBase):
     """The base class of every model."""
 
@@ -207,6 +238,13 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
         opts = cls._meta
         if opts.abstract:
             raise TypeError(f"{cls.__name__} is abstract and cannot be instantiated")
+        if not args:
+            # The common Model(name=..., ...): a function compiled per model sets every
+            # field, leaving in kwargs only what is not a field (properties, mistakes).
+            opts.keyword_init(self, kwargs)
+            if kwargs:
+                self._leftover_kwargs(kwargs)
+            return
         self._state = ModelState()
         values = self.__dict__
         fields = opts.concrete_fields
@@ -228,6 +266,14 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
                 values[field.attname] = kwargs.pop(field.name)
                 continue
             values[field.attname] = field.get_default()
+        if kwargs:
+            self._leftover_kwargs(kwargs)
+
+    def _leftover_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Apply keyword arguments that are not concrete fields: property setters; refuse
+        many-to-many fields and unknown names."""
+        cls = type(self)
+        opts = cls._meta
         if kwargs:
             for name in list(kwargs):
                 prop = getattr(cls, name, None)

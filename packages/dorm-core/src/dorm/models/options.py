@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -123,7 +123,14 @@ class Options:
         self._expire_cache()
 
     def _expire_cache(self) -> None:
-        for name in ("concrete_fields", "fields", "_forward_map", "_reverse_map", "init_attnames"):
+        for name in (
+            "concrete_fields",
+            "fields",
+            "_forward_map",
+            "_reverse_map",
+            "init_attnames",
+            "keyword_init",
+        ):
             self.__dict__.pop(name, None)
 
     @cached_property
@@ -133,6 +140,13 @@ class Options:
     @cached_property
     def fields(self) -> list[Field]:
         return [*self.local_fields, *self.local_many_to_many]
+
+    @cached_property
+    def keyword_init(self) -> Callable[[Any, dict[str, Any]], None]:
+        """``Model(**kwargs)`` for this model's fields, compiled once (see base.py)."""
+        from dorm.models.base import compile_keyword_init
+
+        return compile_keyword_init(self.concrete_fields)
 
     @cached_property
     def init_attnames(self) -> tuple[str, ...]:
