@@ -309,6 +309,21 @@ class ValuesIterable(BaseIterable):
 
 
 class ValuesListIterable(BaseIterable):
+    def fetch_list(self) -> list[Any]:
+        if self.chunk_size is None and type(self) in (ValuesListIterable, FlatValuesListIterable):
+            compiler = self._compiler()
+            if self.queryset._values_order(compiler) is None and not compiler.converters():
+                # The driver's rows as they are: no generator step per row.
+                rows = compiler.execute()
+                width = compiler.col_count
+                flat = type(self) is FlatValuesListIterable
+                if flat:
+                    return [row[0] for row in rows]
+                if rows and (type(rows[0]) is not tuple or len(rows[0]) != width):
+                    return [tuple(row[:width]) for row in rows]
+                return rows
+        return list(self)
+
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         compiler = self._compiler()
         order = self.queryset._values_order(compiler)

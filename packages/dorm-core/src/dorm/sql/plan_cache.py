@@ -70,12 +70,21 @@ _lock = threading.Lock()
 _entries: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
 # What the entries were built under: (plugin extensions object, patterns version).
 _source: list[Any] = [None, None]
+_clock = [0]  # advances on every store and LRU refresh
 
 
 class Plan:
     """One compiled shape: SQL, the field of each placeholder, row-building info."""
 
-    __slots__ = ("builders", "converters", "fields", "klass_info", "names", "sensitive", "sql")
+    __slots__ = (
+        "converters",
+        "fields",
+        "klass_info",
+        "names",
+        "sensitive",
+        "sql",
+        "stamp",
+    )
 
     def __init__(
         self,
@@ -92,8 +101,7 @@ class Plan:
         self.sensitive = sensitive
         self.klass_info = klass_info
         self.converters = converters
-        # alias -> the row builder, when the rows are the model's columns alone.
-        self.builders: dict[str, Any] = {}
+        self.stamp = 0  # _clock when last stored or moved to the LRU end
 
     def prepare(self, kwargs: dict[str, Any]) -> list[Any]:
         """The values in placeholder order, converted as the lookups would (``to_python``)."""
@@ -241,10 +249,15 @@ def lookup(shape: Any, alias: str, connection: BaseDatabaseWrapper) -> Plan | No
     """The plan stored for ``shape`` on ``alias`` / this connection class, or None."""
     _fresh()
     key = (shape, alias, type(connection))
-    with _lock:
-        plan = _entries.get(key)
-        if plan is not None:
-            _entries.move_to_end(key)
+    # A read needs no lock (a dict lookup is atomic); the LRU order is refreshed only
+    # for entries in the older half, so a hot plan is not moved on every call.
+    plan = _entries.get(key)
+    if plan is not None and plan.stamp < _clock[0] - MAX_ENTRIES // 2:
+        with _lock:
+            if key in _entries:
+                _entries.move_to_end(key)
+                _clock[0] += 1
+                plan.stamp = _clock[0]
     return plan
 
 
@@ -303,6 +316,8 @@ def store(
     plan.converters = compiler.converters()
     key = (shape, alias, type(connection))
     with _lock:
+        _clock[0] += 1
+        plan.stamp = _clock[0]
         _entries[key] = plan
         _entries.move_to_end(key)
         while len(_entries) > MAX_ENTRIES:
