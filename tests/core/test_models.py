@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import dorm
 from dorm import exceptions
 from dorm.db.connection import get_connection
 from dorm.exceptions import ImproperlyConfigured, IntegrityError, ValidationError
+from dorm.models.fields import NOT_PROVIDED
 from dorm.test import assertNumQueries
 
 APP = "t_models"
@@ -41,6 +44,19 @@ class Memo(Stamped):
 
     class Meta(Stamped.Meta):
         db_table = "t_models_custom_memo"
+
+
+class Dated(dorm.Model):
+    when = dorm.DateTimeField(null=True)
+
+    class Meta:
+        abstract = True
+        app_label = APP
+
+
+class Deadline(Dated):
+    class Meta:
+        app_label = APP
 
 
 class Person(dorm.Model):
@@ -280,6 +296,17 @@ def test_abstract_model_cannot_be_instantiated_or_queried(db) -> None:
     with pytest.raises(TypeError, match="Stamped is abstract"):
         Stamped(label="x")
     assert not hasattr(Stamped, "objects")
+
+
+def test_inherited_field_without_default_has_none(db) -> None:
+    # Fields of an abstract parent are deep-copied into each child: the copy must keep
+    # "no default" (the NOT_PROVIDED sentinel), not turn it into an explicit default.
+    assert not Memo._meta.get_field("title").has_default()
+    assert "default" not in Memo._meta.get_field("title").deconstruct()[3]
+    assert not Deadline._meta.get_field("when").has_default()
+    assert Deadline(when=None).when is None
+    assert copy.deepcopy(NOT_PROVIDED) is NOT_PROVIDED
+    assert pickle.loads(pickle.dumps(NOT_PROVIDED)) is NOT_PROVIDED
 
 
 def test_child_exceptions_are_distinct(db) -> None:

@@ -64,6 +64,17 @@ class _NotProvided:
     def __repr__(self) -> str:
         return "NOT_PROVIDED"
 
+    # A singleton compared with ``is``: copies (abstract parents' fields are deep-copied into
+    # each child) must stay the same object, or the copy looks like an explicit default.
+    def __copy__(self) -> _NotProvided:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _NotProvided:
+        return self
+
+    def __reduce__(self) -> str:
+        return "NOT_PROVIDED"
+
 
 NOT_PROVIDED: Any = _NotProvided()
 
