@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench clean
+.PHONY: demo test lint wheels bench bench-tasks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 
 bench: $(BENCH_STAMP)
 	$(PY) bench/run.py --scale $(BENCH_SCALE)
+
+# dorm-tasks against procrastinate and pgqueuer (PostgreSQL only).
+bench-tasks: $(BENCH_STAMP)
+	$(PY) bench/tasks.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

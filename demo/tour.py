@@ -102,6 +102,45 @@ def extra_fields_step() -> None:
             print(f"   {field} = {bad!r}: {exc}")
 
 
+def tasks_step() -> None:
+    """dorm-tasks: enqueue in transactions (one rolled back), then a worker drains the queue."""
+    step("dorm-tasks: enqueue inside a transaction, roll one back, run a worker")
+    try:
+        from dorm.contrib.outbox import OutboxEvent
+        from dorm.contrib.tasks import TaskQueue, task
+    except ImportError:
+        print("   dorm-tasks is not installed (pip install dorm-tasks)")
+        return
+
+    class BackgroundTask(OutboxEvent):
+        class Meta:
+            app_label = "tour"
+            db_table = "background_task"
+
+    with SchemaEditor() as editor:
+        editor.create_model(BackgroundTask)
+    queue = TaskQueue(model=BackgroundTask, channel="tasks")
+
+    @task(queue, name="send-welcome")
+    def send_welcome(author_id: int) -> None:
+        print(f"   worker: welcome mail for {Author.objects.get(pk=author_id)}")
+
+    with transaction.atomic():
+        grace = Author.objects.create(name="Grace Hopper")
+        send_welcome.delay(grace.pk)
+    try:
+        with transaction.atomic():
+            ghost = Author.objects.create(name="Ghost")
+            send_welcome.delay(ghost.pk)
+            raise RuntimeError("signup failed")
+    except RuntimeError:
+        print("   rolled back: the Ghost author and its task")
+    print(f"   queued: {BackgroundTask.objects.filter(status='queued').count()} task(s)")
+    ran = queue.run(once=True)
+    statuses = list(BackgroundTask.objects.values_list("name", "status"))
+    print(f"   worker ran {ran} task(s); queue now: {statuses}")
+
+
 def run() -> None:
     step(f"dorm {dorm.__version__}: the plugins this environment has")
     main(["plugins"])
@@ -146,6 +185,7 @@ def run() -> None:
         print(f"   exists_or_create(name={name!r}): existed={existed}, pk={author.pk}")
 
     extra_fields_step()
+    tasks_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     logging.basicConfig(stream=sys.stdout, format="   log %(levelname)s %(name)s: %(message)s")

@@ -28,3 +28,5 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "saved and loaded: price=9.90 EUR, color=#1E90FF" in out
     assert "color = 'red': Mug.color: 'red' is not a colour" in out
     assert "price = Money('5', 'USD'): currency mismatch" in out
+    assert "worker: welcome mail for Grace Hopper" in out
+    assert "worker ran 1 task(s); queue now: [('send-welcome', 'done')]" in out
