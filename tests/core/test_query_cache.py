@@ -246,3 +246,34 @@ def test_one_row_inserts_reuse_their_statement_and_follow_patterns(rows: list[Wr
     (query,) = _captured(lambda: Writer.objects.create(name="vis", nickname="open-nick"))
     assert "open-nick" in tuple(query["params"])
     assert Writer.objects.get(nickname="secret-nick").name == "hid"
+
+
+def test_count_of_a_cached_filter_reuses_one_count_statement(rows: list[Writer]) -> None:
+    expected = {
+        age: sum(1 for w in Writer.objects.all() if w.age >= age) for age in range(0, 80, 7)
+    }
+    assert plan_cache.size() == 0
+    with CaptureQueriesContext() as ctx:
+        counted = {age: Writer.objects.filter(age__gte=age).count() for age in expected}
+    assert counted == expected
+    assert plan_cache.size() == 1  # the count's shape got a plan, its COUNT learnt on it
+    statements = {q["sql"] for q in ctx.captured_queries}
+    assert len(ctx.captured_queries) == len(expected)  # one statement per count()
+    assert len(statements) == 1 and "COUNT(" in next(iter(statements)).upper()
+    # The same shape iterated afterwards uses the plan's SELECT.
+    assert sorted(w.age for w in Writer.objects.filter(age__gte=30)) == [30, 40]
+    # A value that changes the SQL (None: IS NULL) bypasses the learnt statement.
+    assert Writer.objects.filter(email=None).count() == sum(1 for w in rows if w.email is None)
+
+
+def test_count_of_a_cached_filter_masks_sensitive_values(rows: list[Writer]) -> None:
+    add_sensitive_pattern("email")
+    try:
+        email = next(w.email for w in rows if w.email)
+        with CaptureQueriesContext() as ctx:
+            assert Writer.objects.filter(email=email).count() == 1
+            assert Writer.objects.filter(email=email).count() == 1
+        assert all(email not in repr(q["params"]) for q in ctx.captured_queries)
+        assert all(MASK in repr(q["params"]) for q in ctx.captured_queries)
+    finally:
+        reset_sensitive_patterns()

@@ -246,7 +246,52 @@ class QuerySet(AsyncQuerySetMixin):
     def count(self) -> int:
         if self._result_cache is not None:
             return len(self._result_cache)
-        return self.query.get_count(self.db)
+        pending = self._pending
+        db = self.db
+        connection = connections[db]
+        # filter(**kwargs).count(): the shape's plan (stored now if need be) learns its
+        # COUNT statement once; later counts run it with the new values, building no query.
+        if pending is not None and not pending[3] and db == self._plan_db:
+            plan, values, _kwargs, _get_mode = pending
+            params = plan.params(values, connection)
+        elif pending is None and self._plan_seed is not None:
+            shape, kwargs = self._plan_seed
+            compiler = self.query.get_compiler(db)
+            compiler.setup()
+            stored = plan_cache.store(shape, db, compiler, kwargs)
+            if stored is None:
+                return self.query.get_count(db)
+            plan, params = stored.plan, stored.params
+        else:
+            return self.query.get_count(db)
+        if plan.count_sql is None:
+            return self._learn_count(plan, params, db)
+        row = connection.fetchone(plan.count_sql, params, plan.sensitive)
+        return int(row[0] or 0) if row else 0
+
+    def _learn_count(self, plan: plan_cache.Plan, params: list[Any], db: str) -> int:
+        from dorm.exceptions import EmptyResultSet
+        from dorm.expressions import Count
+        from dorm.sql.aggregates import AggregateCompiler
+
+        query = self.query  # builds the filtered query
+        if query.is_empty_query:
+            return 0
+        compiler = AggregateCompiler(query, db, {"__count": Count("*")})
+        try:
+            statement = compiler.count_statement()
+        except EmptyResultSet:
+            return 0
+        if statement is None:
+            return query.get_count(db)
+        sql, own_params, sensitive = statement
+        same = len(own_params) == len(params) and all(
+            type(a) is type(b) and a == b for a, b in zip(own_params, params, strict=True)
+        )
+        if same and list(sensitive) == list(plan.sensitive):
+            plan.count_sql = sql
+        row = compiler.connection.fetchone(sql, own_params, sensitive)
+        return int(row[0] or 0) if row else 0
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
         """Return the one object matching; DoesNotExist / MultipleObjectsReturned otherwise."""

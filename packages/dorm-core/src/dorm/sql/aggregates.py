@@ -24,6 +24,44 @@ class AggregateCompiler:
         self.connection = connections[using]
         self.aggregates = aggregates
 
+    def count_statement(self) -> tuple[str, list[Any], Any] | None:
+        """``(sql, params, sensitive)`` of a direct ``SELECT COUNT(*) ... WHERE ...``, or
+        None when the count needs a subquery (slices, DISTINCT, GROUP BY, ...).
+
+        :raises EmptyResultSet: the WHERE can match nothing.
+        """
+        query = self.query.clone()
+        if self._needs_subquery(query):
+            return None
+        compiler = self._direct(query)
+        sql, params = compiler.as_sql()
+        return sql, params, compiler.sensitive
+
+    @staticmethod
+    def _needs_subquery(query: Query) -> bool:
+        return (
+            query.is_sliced
+            or query.distinct
+            or query.combinator is not None
+            or query.group_by is not None
+            or any(
+                getattr(a, "contains_aggregate", False) for a in query.annotation_select.values()
+            )
+        )
+
+    def _direct(self, query: Query) -> SQLCompiler:
+        query.select = []
+        query.values_select = ()
+        query.default_cols = False
+        query.select_related = False
+        query.clear_ordering(force=True)
+        query.annotation_select_mask = []
+        for alias, agg in self.aggregates.items():
+            query.add_annotation(agg, alias)
+        query.annotation_select_mask = list(self.aggregates)
+        query.group_by = None
+        return query.get_compiler(connection=self.connection)
+
     def execute(self) -> dict[str, Any]:
         query = self.query.clone()
         needs_subquery = (

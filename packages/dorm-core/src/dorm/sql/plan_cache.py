@@ -84,6 +84,7 @@ class Plan:
         "sensitive",
         "sql",
         "stamp",
+        "count_sql",
     )
 
     def __init__(
@@ -102,6 +103,8 @@ class Plan:
         self.klass_info = klass_info
         self.converters = converters
         self.stamp = 0  # _clock when last stored or moved to the LRU end
+        # SELECT COUNT(*) over the same WHERE, same parameters; learnt by the first count().
+        self.count_sql: str | None = None
 
     def prepare(self, kwargs: dict[str, Any]) -> list[Any]:
         """The values in placeholder order, converted as the lookups would (``to_python``)."""
@@ -114,15 +117,16 @@ class Plan:
         info = self.klass_info
         if info["related"]:
             return None
-        params = [
-            _unmasked(bind(f, v, connection)) for f, v in zip(self.fields, values, strict=True)
-        ]
-        rows = connection.fetchall(self.sql, params, self.sensitive)
+        rows = connection.fetchall(self.sql, self.params(values, connection), self.sensitive)
         if not rows:
             return []
         from dorm.models.iterables import build_rows
 
         return build_rows(info, rows, self.converters, db)
+
+    def params(self, values: list[Any], connection: BaseDatabaseWrapper) -> list[Any]:
+        """The bound parameters for ``values`` (prepared), in placeholder order."""
+        return [_unmasked(bind(f, v, connection)) for f, v in zip(self.fields, values, strict=True)]
 
     def compiler(self, values: list[Any], connection: BaseDatabaseWrapper) -> CachedCompiler:
         params = [
