@@ -64,35 +64,16 @@ class AggregateCompiler:
 
     def execute(self) -> dict[str, Any]:
         query = self.query.clone()
-        needs_subquery = (
-            query.is_sliced
-            or query.distinct
-            or query.combinator is not None
-            or query.group_by is not None
-            or any(
-                getattr(a, "contains_aggregate", False) for a in query.annotation_select.values()
-            )
-        )
-        if not needs_subquery:
-            query.select = []
-            query.values_select = ()
-            query.default_cols = False
-            query.select_related = False
-            query.clear_ordering(force=True)
-            query.annotation_select_mask = []
-            for alias, agg in self.aggregates.items():
-                query.add_annotation(agg, alias)
-            query.annotation_select_mask = list(self.aggregates)
-            query.group_by = None
-            compiler = query.get_compiler(connection=self.connection)
-            try:
-                sql, params = compiler.as_sql()
-            except EmptyResultSet:
-                return self._empty()
-            row = self.connection.fetchone(sql, params, compiler.sensitive)
-            compiler.setup()
-            return self._convert(compiler, row)
-        return self._via_subquery(query)
+        if self._needs_subquery(query):
+            return self._via_subquery(query)
+        compiler = self._direct(query)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return self._empty()
+        row = self.connection.fetchone(sql, params, compiler.sensitive)
+        compiler.setup()
+        return self._convert(compiler, row)
 
     def _empty(self) -> dict[str, Any]:
         return {
