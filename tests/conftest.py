@@ -86,6 +86,8 @@ class PgCluster:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dorm-pg-")))
     port: int = 0
     running: bool = False
+    # True for benchmarks that must pay for durability (fsync, synchronous commit).
+    durable: bool = False
 
     @property
     def datadir(self) -> Path:
@@ -149,9 +151,9 @@ class PgCluster:
             "max_prepared_transactions": "20",
             "max_connections": "200",
             # A throwaway cluster: durability buys nothing and costs test time.
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            "fsync": "on" if self.durable else "off",
+            "synchronous_commit": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
             "timezone": "'UTC'",
         }
         conf = self.datadir / "postgresql.auto.conf"
@@ -350,3 +352,105 @@ def clean_tables(db: Backend, request: pytest.FixtureRequest) -> Iterator[Backen
     qn = conn.ops.quote_name
     for model in reversed(_all_tables(list(getattr(request.module, "MODELS", [])))):
         conn.execute(f"DELETE FROM {qn(model._meta.db_table)}", ())
+
+
+@dataclass
+class IsolatedVenv:
+    """A fresh virtual environment holding only the given distributions (see below)."""
+
+    root: Path
+    python: Path
+    env: dict[str, str]
+    purelib: Path
+
+    def run(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(args), capture_output=True, text=True, env=self.env, cwd=cwd)
+
+
+@pytest.fixture
+def isolated_venv(tmp_path: Path) -> Callable[..., IsolatedVenv]:
+    """``isolated_venv(["dorm-core", "dorm-x"], deps=[...], install=["dorm-core", ...])``:
+    build the workspace packages' wheels, copy ``deps`` (and what they require) from this
+    environment, and pip-install ``install`` from those wheels alone: no network."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    repo = Path(__file__).resolve().parent.parent
+
+    def closure(names: list[str]) -> list[metadata.Distribution]:
+        seen: dict[str, metadata.Distribution] = {}
+        todo = list(names)
+        while todo:
+            dist = metadata.distribution(todo.pop())
+            key = dist.metadata["Name"].lower().replace("_", "-")
+            if key in seen:
+                continue
+            seen[key] = dist
+            for line in dist.requires or []:
+                req = Requirement(line)
+                if req.marker is None or req.marker.evaluate({"extra": ""}):
+                    todo.append(req.name)
+        return list(seen.values())
+
+    def make(packages: list[str], deps: list[str], install: list[str]) -> IsolatedVenv:
+        import sys
+
+        wheels = tmp_path / "wheels"
+        for pkg in packages:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys, hatchling.build as b; b.build_wheel(sys.argv[1])",
+                    str(wheels),
+                ],
+                cwd=repo / "packages" / pkg,
+                check=True,
+                capture_output=True,
+            )
+        root = tmp_path / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+        python = root / "bin" / "python"
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PYTHON", "VIRTUAL_ENV", "DORM_SETTINGS"))
+        }
+        purelib = Path(
+            subprocess.run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout.strip()
+        )
+        for dist in closure(deps):
+            for file in dist.files or []:
+                if str(file).startswith(".."):  # scripts outside site-packages
+                    continue
+                target = purelib / file
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(dist.locate_file(file), target)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(python),
+                "--disable-pip-version-check",
+                "install",
+                "--no-index",
+                "--find-links",
+                str(wheels),
+                *install,
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        return IsolatedVenv(root, python, env, purelib)
+
+    return make

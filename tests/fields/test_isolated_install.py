@@ -6,15 +6,11 @@ test needs no network.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
-from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,77 +52,13 @@ except ImportError:
 """
 
 
-def _closure(names: list[str]) -> list[metadata.Distribution]:
-    """The installed distributions ``names`` need, themselves included (extras ignored)."""
-    seen: dict[str, metadata.Distribution] = {}
-    todo = list(names)
-    while todo:
-        dist = metadata.distribution(todo.pop())
-        key = dist.metadata["Name"].lower().replace("_", "-")
-        if key in seen:
-            continue
-        seen[key] = dist
-        for line in dist.requires or []:
-            req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return list(seen.values())
-
-
-def test_core_and_fields_alone_in_a_fresh_venv(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    for pkg in ("dorm-core", "dorm-fields"):
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys, hatchling.build as b; b.build_wheel(sys.argv[1])",
-                str(wheels),
-            ],
-            cwd=REPO / "packages" / pkg,
-            check=True,
-            capture_output=True,
-        )
-    root = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    python = root / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    purelib = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
-        ).stdout.strip()
+def test_core_and_fields_alone_in_a_fresh_venv(tmp_path: Path, isolated_venv: Any) -> None:
+    venv = isolated_venv(
+        ["dorm-core", "dorm-fields"],
+        deps=["pluggy", "greenlet", "pycountry", "iso4217", "phonenumbers", "jsonschema"],
+        install=["dorm-core", "dorm-fields[jsonschema]"],
     )
-    deps = ["pluggy", "greenlet", "pycountry", "iso4217", "phonenumbers", "jsonschema"]
-    for dist in _closure(deps):
-        for file in dist.files or []:
-            if str(file).startswith(".."):
-                continue
-            target = purelib / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(dist.locate_file(file), target)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "--disable-pip-version-check",
-            "install",
-            "--no-index",
-            "--find-links",
-            str(wheels),
-            "dorm-core",
-            "dorm-fields[jsonschema]",
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
+    python, env, purelib = venv.python, venv.env, venv.purelib
     result = subprocess.run(
         [str(python), "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=tmp_path
     )
