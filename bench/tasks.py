@@ -9,7 +9,9 @@ not installed is skipped). Each measurement gets a fresh database. Scenarios:
   autocommit.
 - ``enqueue_batch``: 5,000 jobs in one call (``delay_many`` / ``batch_defer`` / list enqueue).
 - ``throughput_wN``: a queue pre-filled with 5,000 no-op jobs drained by N worker
-  processes, timed from a common start signal to the last worker's exit.
+  processes, timed from a common start signal to the last worker's exit. Job ``i`` carries
+  the id ``i``; each task appends it to a per-process list that the worker sends back with
+  its end time, and every cell is checked to have run each id 0..4999 exactly once.
 - ``latency_*``: one idle worker; 200 jobs committed 20 ms apart; the time from the
   enqueuer's COMMIT returning to the job starting in the worker (p50 / p99).
 
@@ -44,6 +46,9 @@ LATENCY_GAP = 0.020
 WORKERS = (1, 2, 4)
 ROUNDS = 7
 
+# Ids of the no-op jobs this process has run (the throughput side effect, see throughput()).
+SEEN: list[int] = []
+
 # -- dorm ---------------------------------------------------------------------------------------
 
 _dorm: dict[str, Any] = {}
@@ -67,7 +72,7 @@ def dorm_app() -> dict[str, Any]:
 
     @task(queue, name="noop")
     def noop(i: int) -> None:
-        pass
+        SEEN.append(i)
 
     @task(queue, name="stamp")
     def stamp(i: int) -> None:
@@ -104,7 +109,7 @@ def procrastinate_app(dsn: str) -> tuple[Any, Any, Any, dict[int, float]]:
 
     @app.task(name="noop")
     async def noop(i: int) -> None:
-        pass
+        SEEN.append(i)
 
     @app.task(name="stamp")
     async def stamp(i: int) -> None:
@@ -256,7 +261,10 @@ def worker_main(
     results: Any,
     mode: str,
 ) -> None:
-    """Drain the queue (``mode="drain"``) or stamp LATENCY_JOBS jobs (``listen`` / ``poll``)."""
+    """Drain the queue (``mode="drain"``) or stamp LATENCY_JOBS jobs (``listen`` / ``poll``).
+
+    A draining worker puts ``(end time, ids of the jobs it ran)`` on ``results``.
+    """
     if system == "dorm":
         app = dorm_setup(settings)
         queue = app["queue"]
@@ -269,7 +277,7 @@ def worker_main(
         go.wait()
         if mode == "drain":
             queue.run(once=True, handle_signals=False)
-            results.put(time.time())
+            results.put((time.time(), SEEN))
         else:
             queue.run(max_tasks=LATENCY_JOBS, listen=mode == "listen", handle_signals=False)
             results.put(dict(app["starts"]))
@@ -290,7 +298,7 @@ async def _procrastinate_worker(dsn: str, ready: Any, go: Any, results: Any, mod
         await asyncio.get_running_loop().run_in_executor(None, go.wait)
         if mode == "drain":
             await papp.run_worker_async(wait=False, concurrency=1, install_signal_handlers=False)
-            results.put(time.time())
+            results.put((time.time(), SEEN))
             return
         worker = asyncio.ensure_future(
             papp.run_worker_async(concurrency=1, install_signal_handlers=False)
@@ -316,7 +324,7 @@ async def _pgqueuer_worker(dsn: str, ready: Any, go: Any, results: Any, mode: st
 
     @qm.entrypoint("noop")
     async def noop(job: Any) -> None:
-        pass
+        SEEN.append(int(job.payload))
 
     @qm.entrypoint("stamp")
     async def stamp(job: Any) -> None:
@@ -328,7 +336,7 @@ async def _pgqueuer_worker(dsn: str, ready: Any, go: Any, results: Any, mode: st
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
     if mode == "drain":
         await qm.run(mode=QueueExecutionMode.drain)
-        results.put(time.time())
+        results.put((time.time(), SEEN))
     else:
         await qm.run()
         results.put(dict(starts))
@@ -352,15 +360,49 @@ def _start_workers(
     return procs, go, results
 
 
-def throughput(system: str, dsn: str, settings: dict[str, Any], workers: int) -> float:
+def check_exactly_once(system: str, workers: int, seen: list[list[int]], n: int) -> int:
+    """Assert the workers' ids are exactly {0..n-1}, each once; return how many were checked."""
+    counts: dict[int, int] = {}
+    for ids in seen:
+        for i in ids:
+            counts[i] = counts.get(i, 0) + 1
+    missing = [i for i in range(n) if i not in counts]
+    duplicated = sorted(i for i, c in counts.items() if c > 1 and 0 <= i < n)
+    extra = sorted(i for i in counts if not 0 <= i < n)
+    if missing or duplicated or extra:
+        raise AssertionError(
+            f"exactly-once failed: {system} with {workers} worker(s) ran "
+            f"{sum(counts.values())} jobs for {n} ids; "
+            f"{len(missing)} missing (first: {missing[:10]}), "
+            f"{len(duplicated)} duplicated (first: {[(i, counts[i]) for i in duplicated[:10]]}), "
+            f"{len(extra)} unexpected (first: {extra[:10]})"
+        )
+    return len(counts)
+
+
+def throughput(
+    system: str,
+    dsn: str,
+    settings: dict[str, Any],
+    workers: int,
+    checks: dict[str, int] | None = None,
+) -> float:
+    """Jobs per second; raises AssertionError unless every job ran exactly once.
+
+    ``checks[system]`` gets the number of ids verified to have run once.
+    """
     prefill(system, dsn, settings, JOBS)
     procs, go, results = _start_workers(system, dsn, settings, workers, "drain")
     started = time.time()
     go.set()
-    ends = [results.get(timeout=300) for _ in procs]
+    reports = [results.get(timeout=300) for _ in procs]
     for proc in procs:
         proc.join(30)
-    return JOBS / (max(ends) - started)
+    rate = JOBS / (max(end for end, _ids in reports) - started)
+    once = check_exactly_once(system, workers, [ids for _end, ids in reports], JOBS)
+    if checks is not None:
+        checks[system] = once
+    return rate
 
 
 def latency(system: str, dsn: str, settings: dict[str, Any], mode: str) -> tuple[float, float]:
@@ -434,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     if bindir is None:
         print("PostgreSQL server binaries not found: nothing to measure", file=sys.stderr)
         return 1
-    cluster = PgCluster(bindir)
+    # Durable settings (fsync, synchronous_commit, full_page_writes on): a queue of
+    # record is measured as it runs in production.
+    cluster = PgCluster(bindir, durable=True)
     cluster.start()
     counter = [0]
 
@@ -469,10 +513,16 @@ def main(argv: list[str] | None = None) -> int:
             system: measure(system, lambda d, s, x=system: prefill(x, d, s, JOBS))
             for system in ("dorm", *peers)
         }
+        exactly_once: dict[str, dict[str, int]] = {}
+        report["exactly_once"] = exactly_once
         for workers in WORKERS:
             print(f"end to end, {JOBS} no-op jobs, {workers} worker(s) (jobs/s)", flush=True)
+            checks = exactly_once[f"throughput_w{workers}"] = {}
             res[f"throughput_w{workers}"] = {
-                system: measure(system, lambda d, s, x=system, w=workers: throughput(x, d, s, w))
+                system: measure(
+                    system,
+                    lambda d, s, x=system, w=workers, c=checks: throughput(x, d, s, w, c),
+                )
                 for system in ("dorm", *peers)
             }
         print(f"pickup latency, {LATENCY_JOBS} jobs {LATENCY_GAP * 1000:.0f} ms apart (ms)")
@@ -514,6 +564,16 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"| {scenario} | {system} | {value:,.0f} |")
     for system, (p50, p99) in res.get("latency", {}).items():
         lines.append(f"| pickup latency p50 / p99 (ms) | {system} | {p50:.2f} / {p99:.2f} |")
+    checks = report.get("exactly_once", {})
+    cells = [once for systems in checks.values() for once in systems.values()]
+    if cells:
+        every = all(once == JOBS for once in cells)
+        lines += [
+            "",
+            f"exactly-once: {min(cells)}/{JOBS} ids once"
+            + (", every cell" if every else f" (minimum over {len(cells)} cells)")
+            + f" ({len(cells)} throughput cells: each id 0..{JOBS - 1} ran exactly once)",
+        ]
     if "single_ratio" in report:
         lines += [
             "",
