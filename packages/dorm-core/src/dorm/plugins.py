@@ -71,6 +71,9 @@ _extensions: Extensions | None = None
 # has_impls() answers per plugin manager; cleared by _invalidate() on (un)register, and
 # rebuilt when the manager itself is replaced (tests swap ``_pm`` for a fresh one).
 _impls_cache: tuple[object, dict[str, bool]] = (None, {})
+# hook name -> its implementations in call order, or None when one of them wraps the call;
+# kept beside _impls_cache and cleared with it.
+_plain_impls: tuple[object, dict[str, tuple[Any, ...] | None]] = (None, {})
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -211,9 +214,10 @@ def unregister(plugin: object) -> None:
 
 
 def _invalidate() -> None:
-    global _extensions, _impls_cache
+    global _extensions, _impls_cache, _plain_impls
     _extensions = None
     _impls_cache = (None, {})
+    _plain_impls = (None, {})
 
 
 def plugin_infos() -> list[PluginInfo]:
@@ -256,6 +260,32 @@ def isawaitable(value: object) -> bool:
     import inspect
 
     return inspect.isawaitable(value)
+
+
+def call(hook_name: str, **kwargs: Any) -> list[Any]:
+    """Call the hook ``hook_name`` as pluggy does (last registered first, exceptions
+    propagate, the non-None results in a list), without pluggy's dispatch machinery when
+    no implementation is a wrapper: the signals call this on every save and delete."""
+    global _plain_impls
+    pm = get_plugin_manager()
+    owner, known = _plain_impls
+    if owner is not pm:
+        known = {}
+        _plain_impls = (pm, known)
+    try:
+        impls = known[hook_name]
+    except KeyError:
+        found = getattr(pm.hook, hook_name).get_hookimpls()
+        wraps = any(impl.hookwrapper or getattr(impl, "wrapper", False) for impl in found)
+        impls = known[hook_name] = None if wraps else tuple(reversed(found))
+    if impls is None:
+        return list(getattr(pm.hook, hook_name)(**kwargs))
+    results = []
+    for impl in impls:
+        result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def notify(hook_name: str, **kwargs: Any) -> None:

@@ -165,10 +165,7 @@ class Signal:
                 response = _resolve(response, fn)
             responses.append((fn, response))
         if self.hook_name is not None:
-            results = getattr(plugins.get_plugin_manager().hook, self.hook_name)(
-                sender=sender, **named
-            )
-            for result in results or ():
+            for result in plugins.call(self.hook_name, sender=sender, **named):
                 if result is not None and plugins.isawaitable(result):
                     _resolve(result, f"a {self.hook_name} hookimpl")
         return responses

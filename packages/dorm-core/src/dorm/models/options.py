@@ -130,6 +130,7 @@ class Options:
             "_reverse_map",
             "init_attnames",
             "keyword_init",
+            "insert_fields",
         ):
             self.__dict__.pop(name, None)
 
@@ -147,6 +148,11 @@ class Options:
         from dorm.models.base import compile_keyword_init
 
         return compile_keyword_init(self.concrete_fields)
+
+    @cached_property
+    def insert_fields(self) -> list[Field]:
+        """The columns an INSERT of a new row writes: every concrete field but the pk."""
+        return [f for f in self.concrete_fields if not f.primary_key]
 
     @cached_property
     def init_attnames(self) -> tuple[str, ...]:

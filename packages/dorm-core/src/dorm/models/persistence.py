@@ -112,12 +112,12 @@ def _save_table(
         default = pk_field.get_default() if pk_field.has_default() else None
         if default is not None:
             obj.pk = pk_val = default
-    non_pk = [f for f in opts.concrete_fields if not f.primary_key]
-    if update_fields is not None:
-        non_pk = [f for f in non_pk if f.name in update_fields or f.attname in update_fields]
     # A new object whose pk came from a default is inserted directly (one round trip).
     skip_update = force_insert or (obj._state.adding and pk_field.has_default())
     if pk_val is not None and not skip_update:
+        non_pk = [f for f in opts.concrete_fields if not f.primary_key]
+        if update_fields is not None:
+            non_pk = [f for f in non_pk if f.name in update_fields or f.attname in update_fields]
         values = [(f, f.pre_save(obj, False)) for f in non_pk]
         qs = cls._base_manager.using(using).filter(pk=pk_val)
         rows = qs._update(values) if values else int(qs.exists())
@@ -132,8 +132,10 @@ def _save_table(
             )
     elif force_update:
         raise ValueError(f"{cls.__name__}.save(force_update=True) needs a primary key value")
-    fields = [f for f in opts.concrete_fields if not (f.primary_key and obj.pk is None)]
-    returning = [pk_field] if obj.pk is None else []
+    if obj.pk is None:
+        fields, returning = opts.insert_fields, [pk_field]
+    else:
+        fields, returning = opts.concrete_fields, []
     rows = writes.insert(cls, [obj], fields, db, returning_fields=returning)
     if returning:
         if rows:
