@@ -439,3 +439,48 @@ def test_hook_dorm_queryset_deleted() -> None:
         deleted={"blog.Article": 2},
         using="default",
     )
+
+
+def test_signal_hooks_run_in_pluggy_order_and_wrappers_still_wrap() -> None:
+    """Signal.send calls plain hookimpls itself; a wrapper makes pluggy run the call."""
+    order: list[str] = []
+
+    class First:
+        @hookimpl
+        def dorm_post_delete(self, instance: Any) -> None:
+            order.append("first")
+
+    class Second:
+        @hookimpl
+        def dorm_post_delete(self, instance: Any) -> None:
+            order.append("second")
+
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def dorm_post_delete(self, instance: Any) -> Any:
+            order.append("before")
+            result = yield
+            order.append("after")
+            return result
+
+    class Broken:
+        @hookimpl
+        def dorm_post_delete(self, instance: Any) -> None:
+            raise RuntimeError("hookimpl failed")
+
+    obj = Article()
+    send = lambda: signals.post_delete.send(  # noqa: E731
+        sender=Article, instance=obj, using="default", origin=obj
+    )
+    plugins.register(First(), name="first")
+    plugins.register(Second(), name="second")
+    send()
+    assert order == ["second", "first"]  # last registered first, as pluggy calls them
+    order.clear()
+    plugins.register(Wrapping(), name="wrapping")
+    send()
+    assert order == ["before", "second", "first", "after"]
+    plugins.unregister("wrapping")
+    plugins.register(Broken(), name="broken")
+    with pytest.raises(RuntimeError, match="hookimpl failed"):
+        send()
