@@ -702,3 +702,23 @@ def test_pk_keyword_and_property_setters(db) -> None:
     assert Person.objects.get(id=77).first == "a"
     p.pk = 78
     assert p.id == 78
+
+
+def test_loaded_instances_get_their_state_on_first_use(db: Any) -> None:
+    """Rows built by a query carry only their alias until ``_state`` is read; then it is a
+    ModelState like any other (saved, from that alias), once per instance."""
+    from dorm.models.base import LOADED_FROM, ModelState
+
+    Person.objects.create(first="ann", last="lee", age=30)
+    (loaded,) = Person.objects.filter(first="ann")
+    assert loaded.__dict__.get(LOADED_FROM) == "default"
+    state = loaded._state
+    assert isinstance(state, ModelState) and (state.db, state.adding) == ("default", False)
+    assert loaded._state is state and LOADED_FROM not in loaded.__dict__
+    twin = copy.copy(Person.objects.get(first="ann"))
+    assert twin._state.db == "default" and twin._state is not state
+    revived = pickle.loads(pickle.dumps(Person.objects.get(first="ann")))
+    assert (revived._state.db, revived._state.adding, revived.first) == ("default", False, "ann")
+    loaded.age = 32
+    loaded.save()  # an UPDATE of the loaded row, not a second INSERT
+    assert list(Person.objects.values_list("first", "age")) == [("ann", 32)]

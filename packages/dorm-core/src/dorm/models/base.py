@@ -24,6 +24,12 @@ from dorm.models.twins import AsyncModelMixin
 __all__ = ["Model", "ModelBase", "ModelState"]
 
 
+#: The instance-dict key that stands for ``_state`` on an instance loaded from a query:
+#: ``{LOADED_FROM: "default"}`` means ModelState(db="default", adding=False), made on the
+#: first access to ``_state`` (see _LazyState).
+LOADED_FROM = "_dorm_loaded_from"
+
+
 class ModelState:
     """Per-instance state: the database it came from and whether it is saved yet."""
 
@@ -51,6 +57,22 @@ class ModelState:
         self.db = state["db"]
         self.adding = state["adding"]
         self.fields_cache = {}
+
+
+class _LazyState:
+    """``Model._state`` when an instance has none yet: a loaded row carries only the alias
+    it came from (LOADED_FROM); its ModelState is built here, once, and then stored in the
+    instance dict, which takes precedence over this non-data descriptor from then on."""
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        values = instance.__dict__
+        state = ModelState.__new__(ModelState)
+        state.db = values.pop(LOADED_FROM, None)
+        state.adding = False
+        values["_state"] = state
+        return state
 
 
 def _app_label(module: str) -> str:
@@ -229,6 +251,7 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
     """The base class of every model."""
 
     _meta: ClassVar[Options]
+    _state: ModelState = _LazyState()  # type: ignore[assignment]
     DoesNotExist: ClassVar[type[ObjectDoesNotExist]]
     MultipleObjectsReturned: ClassVar[type[MultipleObjectsReturned]]
     objects: ClassVar[Manager]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dorm.db.connection import connections
-from dorm.models.base import ModelState
+from dorm.models.base import LOADED_FROM, ModelState
 from dorm.sql import plan_cache
 from dorm.sql.compiler import SQLCompiler
 from dorm.sql.plan_cache import CachedCompiler
@@ -128,10 +128,9 @@ def _constructor(
         "    append = out.append\n"
         f"    {head}\n"
         "        obj = new(model)\n"
-        "        state = new_state(state_class)\n"
-        "        state.db = db\n"
-        "        state.adding = False\n"
-        f"        obj.__dict__ = {{{items}'_state': state}}\n"
+        # The instance's ModelState is made on first use from LOADED_FROM (base.py): most
+        # loaded rows never need one, and one object fewer per row is less GC work.
+        f"        obj.__dict__ = {{{items}{LOADED_FROM!r}: db}}\n"
         "        append(obj)\n"
         "    return out\n"
     )
@@ -196,12 +195,14 @@ def _joined_constructor(
         items += "".join(f"{name!r}: row[{index}], " for name, index in extra)
         obj, state = f"obj{n}", f"state{n}"
         lines.append(f"{indent}{obj} = new{n}(model{n})")
-        lines.append(f"{indent}{state} = new_state(state_class)")
-        lines.append(f"{indent}{state}.db = db")
-        lines.append(f"{indent}{state}.adding = False")
         if node["related"]:
+            lines.append(f"{indent}{state} = new_state(state_class)")
+            lines.append(f"{indent}{state}.db = db")
+            lines.append(f"{indent}{state}.adding = False")
             lines.append(f"{indent}{state}.fields_cache = cache{n} = {{}}")
-        lines.append(f"{indent}{obj}.__dict__ = {{{items}'_state': {state}}}")
+            lines.append(f"{indent}{obj}.__dict__ = {{{items}'_state': {state}}}")
+        else:
+            lines.append(f"{indent}{obj}.__dict__ = {{{items}{LOADED_FROM!r}: db}}")
         for child in node["related"]:
             field = child["field"]
             lines.append(f"{indent}if row[{child['start'] + child['pk_index']}] is None:")

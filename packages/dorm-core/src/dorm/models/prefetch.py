@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from dorm.expressions import F
+from dorm.models.base import LOADED_FROM, ModelState
+
+_ABSENT = object()
+_new_state = ModelState.__new__
 
 __all__ = ["prefetch_related_objects"]
 
@@ -143,16 +147,21 @@ def _reverse_many(
     ids = [v for v in by_value if v is not None]
     if ids:
         subs = _base(fk.model, queryset, db).filter(**{f"{fk.name}__in": ids})
-        # Rows without select_related carry no relation cache yet: give each a new one
-        # rather than going through ModelState's lazy fallback row by row.
-        fresh = not subs.query.select_related
         name = fk.name
+        attname = fk.attname
         for sub in subs:
-            key = sub.__dict__[fk.attname]
+            values = sub.__dict__
+            key = values[attname]
             owner = by_value.get(key)
             if owner is not None:
-                if fresh:
-                    sub._state.fields_cache = {name: owner}
+                db = values.pop(LOADED_FROM, _ABSENT)
+                if db is not _ABSENT:
+                    # A row just loaded, with no state yet: make it with its cache at once.
+                    state = _new_state(ModelState)
+                    state.db = db
+                    state.adding = False
+                    state.fields_cache = {name: owner}
+                    values["_state"] = state
                 else:
                     sub._state.fields_cache[name] = owner
             groups[key].append(sub)
