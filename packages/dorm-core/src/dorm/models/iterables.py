@@ -149,6 +149,11 @@ def _constructor(
     return build
 
 
+def row_builder(info: dict[str, Any], db: str) -> Callable[[Sequence[Any]], list[Any]]:
+    """The compiled builder of rows that hold exactly ``info``'s columns, in order."""
+    return _constructor(info["model"], info["attnames"], db, info["start"], True)
+
+
 def build_rows(
     info: dict[str, Any], rows: Sequence[Any], converters: list[tuple[int, Any]], db: str
 ) -> list[Any]:

@@ -85,6 +85,7 @@ class Plan:
         "sql",
         "stamp",
         "count_sql",
+        "builders",
     )
 
     def __init__(
@@ -105,6 +106,8 @@ class Plan:
         self.stamp = 0  # _clock when last stored or moved to the LRU end
         # SELECT COUNT(*) over the same WHERE, same parameters; learnt by the first count().
         self.count_sql: str | None = None
+        # alias -> the compiled builder of rows holding exactly the model's columns.
+        self.builders: dict[str, Callable[[Any], Any]] = {}
 
     def prepare(self, kwargs: dict[str, Any]) -> list[Any]:
         """The values in placeholder order, converted as the lookups would (``to_python``)."""
@@ -120,9 +123,16 @@ class Plan:
         rows = connection.fetchall(self.sql, self.params(values, connection), self.sensitive)
         if not rows:
             return []
-        from dorm.models.iterables import build_rows
+        if len(rows) == 1 and not self.converters:
+            # get(): one row, the builder kept on the plan (no cache key to build).
+            build = self.builders.get(db)
+            if build is not None:
+                return build(rows)  # type: ignore[no-any-return]
+        from dorm.models import iterables
 
-        return build_rows(info, rows, self.converters, db)
+        if not self.converters and len(rows[0]) == len(info["attnames"]):
+            self.builders[db] = iterables.row_builder(info, db)
+        return iterables.build_rows(info, rows, self.converters, db)
 
     def params(self, values: list[Any], connection: BaseDatabaseWrapper) -> list[Any]:
         """The bound parameters for ``values`` (prepared), in placeholder order."""
@@ -197,25 +207,32 @@ def _state(q: Query) -> tuple[Any, ...] | None:
     )
 
 
-_fresh_states: dict[type, Any] = {}
+_fresh_shapes: dict[tuple[Any, ...], Any] = {}
 
 
 def fresh_shape_of(model: Any, kwargs: dict[str, Any], get_mode: bool) -> Any:
-    """``shape_of`` for ``Query(model)``, whose state is the same for every fresh query."""
+    """``shape_of`` for ``Query(model)``, whose state is the same for every fresh query:
+    the shape object itself is kept per (model, keyword names, get mode)."""
     for value in kwargs.values():
         if type(value) not in PLAIN_TYPES:
             return None
+    names = tuple(kwargs)
     try:
-        state = _fresh_states[model]
+        return _fresh_shapes[model, names, get_mode]
     except KeyError:
-        from dorm.sql.query import Query
+        pass
+    from dorm.sql.query import Query
 
-        state = _fresh_states[model] = _state(Query(model))
-    if state is None:
-        return None
-    if get_mode:
-        state = (*state[:1], (), False, 0, 21, *state[5:])
-    return (tuple(kwargs), state)
+    state = _state(Query(model))
+    shape = None
+    if state is not None:
+        if get_mode:
+            state = (*state[:1], (), False, 0, 21, *state[5:])
+        shape = (names, state)
+    if len(_fresh_shapes) > 4096:
+        _fresh_shapes.clear()
+    _fresh_shapes[model, names, get_mode] = shape
+    return shape
 
 
 def shape_of(query: Query, kwargs: dict[str, Any], get_mode: bool) -> Any:
