@@ -472,6 +472,17 @@ class BaseDatabaseWrapper:
         has_hooks = signals.pre_query.has_listeners(self.alias) or signals.post_query.has_listeners(
             self.alias
         )
+        if not (has_hooks or self._captures or logger.isEnabledFor(logging.DEBUG)):
+            # Nothing observes this statement (the common case): no clock, no report.
+            try:
+                if many:
+                    cursor.executemany(sql, params)
+                else:
+                    cursor.execute(sql, params)
+            except Exception as exc:
+                failed = self._failed(exc, blocks, params, sensitive, many)
+                raise failed from _cause(failed, exc)
+            return
         shown: Sequence[object] = ()
         if has_hooks:
             shown = self._shown(params, sensitive, many)
@@ -486,14 +497,7 @@ class BaseDatabaseWrapper:
             else:
                 cursor.execute(sql, params)
         except Exception as exc:
-            if blocks:
-                blocks[-1].rollback = True
-            error = translate_error(exc, () if many else params, sensitive)
-            if many and sensitive:
-                text = str(error)
-                for row in params:
-                    text = mask_message(text, row, sensitive)
-                error = type(error)(text)
+            error = self._failed(exc, blocks, params, sensitive, many)
             raise error from _cause(error, exc)
         finally:
             duration = time.perf_counter() - start
@@ -501,6 +505,25 @@ class BaseDatabaseWrapper:
                 if not has_hooks:
                     shown = self._shown(params, sensitive, many)
                 self._report(cursor, sql, shown, duration, error, has_hooks)
+
+    @staticmethod
+    def _failed(
+        exc: Exception,
+        blocks: list[_Block],
+        params: Sequence[Any],
+        sensitive: Sequence[int] | None,
+        many: bool,
+    ) -> exceptions.DatabaseError:
+        """The dorm error for a failed statement (values masked); dooms the atomic block."""
+        if blocks:
+            blocks[-1].rollback = True
+        error = translate_error(exc, () if many else params, sensitive)
+        if many and sensitive:
+            text = str(error)
+            for row in params:
+                text = mask_message(text, row, sensitive)
+            error = type(error)(text)
+        return error
 
     @staticmethod
     def _shown(
