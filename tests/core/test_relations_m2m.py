@@ -678,3 +678,14 @@ def test_a_prefetched_reverse_manager_stays_scoped_when_refined(db, shop) -> Non
     with pytest.raises(Book.DoesNotExist):
         ann.books.get(title="Emma")  # bob's book
     assert ann.books.count() == 2 and bob.books.exclude(title="Emma").count() == 1
+
+
+def test_prefetched_rows_point_back_to_their_owner_until_the_key_changes(db, shop) -> None:
+    ann, bob = Writer.objects.order_by("name").prefetch_related("books")
+    dune = next(b for b in ann.books.all() if b.title == "Dune")
+    with assertNumQueries(0):
+        assert dune.writer is ann  # the prefetch set the back-reference
+    hyperion = next(b for b in ann.books.all() if b.title == "Hyperion")
+    hyperion.writer_id = bob.pk  # before anything read its state
+    with assertNumQueries(1):
+        assert hyperion.writer.name == "bob"  # the stale back-reference was dropped

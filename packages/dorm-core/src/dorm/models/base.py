@@ -28,6 +28,9 @@ __all__ = ["Model", "ModelBase", "ModelState"]
 #: ``{LOADED_FROM: "default"}`` means ModelState(db="default", adding=False), made on the
 #: first access to ``_state`` (see _LazyState).
 LOADED_FROM = "_dorm_loaded_from"
+#: Beside LOADED_FROM: the relation cache a prefetch gave the row before it had a state;
+#: it becomes the state's ``fields_cache``.
+LOADED_CACHE = "_dorm_loaded_cache"
 
 
 class ModelState:
@@ -71,6 +74,9 @@ class _LazyState:
         state = ModelState.__new__(ModelState)
         state.db = values.pop(LOADED_FROM, None)
         state.adding = False
+        cache = values.pop(LOADED_CACHE, None)
+        if cache is not None:
+            state.fields_cache = cache
         values["_state"] = state
         return state
 

@@ -7,10 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dorm.expressions import F
-from dorm.models.base import LOADED_FROM, ModelState
-
-_ABSENT = object()
-_new_state = ModelState.__new__
+from dorm.models.base import LOADED_CACHE, LOADED_FROM
 
 __all__ = ["prefetch_related_objects"]
 
@@ -154,14 +151,14 @@ def _reverse_many(
             key = values[attname]
             owner = by_value.get(key)
             if owner is not None:
-                db = values.pop(LOADED_FROM, _ABSENT)
-                if db is not _ABSENT:
-                    # A row just loaded, with no state yet: make it with its cache at once.
-                    state = _new_state(ModelState)
-                    state.db = db
-                    state.adding = False
-                    state.fields_cache = {name: owner}
-                    values["_state"] = state
+                if LOADED_FROM in values:
+                    # A row just loaded, with no state yet: leave the back-reference for the
+                    # state to take over when (if ever) it is made.
+                    pending = values.get(LOADED_CACHE)
+                    if pending is None:
+                        values[LOADED_CACHE] = {name: owner}
+                    else:
+                        pending[name] = owner
                 else:
                     sub._state.fields_cache[name] = owner
             groups[key].append(sub)

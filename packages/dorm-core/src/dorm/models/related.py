@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import transaction
 from dorm.exceptions import FieldError
+from dorm.models.base import LOADED_CACHE
 from dorm.models.fields import Field
 from dorm.models.twins import AsyncRelatedManagerMixin
 from dorm.sql.datastructures import PathInfo
@@ -251,6 +252,8 @@ class ForeignKeyIdDescriptor:
     def __set__(self, instance: Any, value: Any) -> None:
         field = self.field
         instance.__dict__[field.attname] = value
+        if LOADED_CACHE in instance.__dict__:
+            instance._state  # noqa: B018 - takes over a prefetch's pending relation cache
         cached = instance.__dict__.get("_state")
         if cached is not None:
             obj = cached.fields_cache.get(field.name)
