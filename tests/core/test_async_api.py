@@ -745,3 +745,36 @@ def test_slow_sqlite_statement_does_not_block_the_loop(db) -> None:
     assert elapsed > 0.1, f"the statement was too fast ({elapsed:.3f}s) to prove anything"
     # A blocked loop would tick at most once; a free one ticks about every 5 ms.
     assert ticks >= max(5, int(elapsed / 0.005 * 0.3)), (ticks, elapsed)
+
+
+def test_a_sync_receiver_sent_with_asend_uses_cursors_without_blocking(db) -> None:
+    """Sync code run by the async API (here a receiver, through ``asend``) may use the
+    DB-API cursor: execute, fetch and iterate, all awaited on the loop."""
+    from dorm import signals
+    from dorm.db.connection import get_connection
+
+    Author.objects.bulk_create([Author(name=f"c{i}", age=i) for i in range(5)])
+    seen: list[Any] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        conn = get_connection()
+        table = conn.ops.quote_name(Author._meta.db_table)
+        ph = conn.ops.placeholder
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT age FROM {table} WHERE age >= {ph} ORDER BY age", [2])
+            seen.append([row for row in cur])
+            cur.execute(f"SELECT count(*) FROM {table}")
+            seen.append(cur.fetchone())
+
+    signals.pre_delete.connect(receiver, sender=Author, weak=False)
+    try:
+        obj = Author.objects.get(name="c0")
+        run(
+            lambda: signals.pre_delete.asend(
+                sender=Author, instance=obj, using="default", origin=obj
+            )
+        )
+    finally:
+        signals.pre_delete.disconnect(receiver, sender=Author)
+    assert seen == [[(2,), (3,), (4,)], (5,)]
+    assert all(type(row) is tuple for row in [*seen[0], seen[1]])

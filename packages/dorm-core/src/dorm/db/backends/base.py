@@ -222,7 +222,8 @@ class CursorWrapper:
         return self.cursor.description
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        return iter(self.cursor)
+        for row in self.cursor:
+            yield row if type(row) is tuple else tuple(row)
 
 
 class BaseOperations:

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dorm.db.backends.base import BaseDatabaseWrapper
@@ -259,6 +259,13 @@ class _Cursor:
         except Exception as exc:
             raise _driver_error(exc) from exc
         return records  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            rows = self.fetchmany(self.itersize)
+            if not rows:
+                return
+            yield from rows
 
     def close(self) -> None:
         self._rows = []

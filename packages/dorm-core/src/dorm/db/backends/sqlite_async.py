@@ -124,6 +124,13 @@ class _ThreadCursor:
         rows, self._rows = self._rows[:size], self._rows[size:]
         return rows
 
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            rows = self.fetchmany(2000)
+            if not rows:
+                return
+            yield from rows
+
     def close(self) -> None:
         cur, self._cur = self._cur, None
         self._rows = []
