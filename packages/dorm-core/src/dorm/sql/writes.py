@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dorm.db.utils import patterns_version
@@ -142,6 +142,45 @@ def _unnestable(column: list[Any]) -> bool:
     return True
 
 
+_row_value_functions: dict[tuple[Any, ...], Callable[[Sequence[Any]], list[Any]]] = {}
+
+
+def _row_values(
+    fields: Sequence[Field], adapters: Sequence[Callable[[Any], Any] | None]
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """A function flattening objects into INSERT parameters: for each object and field,
+    ``adapter(field.get_db_prep_value(field.pre_save(obj, True)))``, compiled once per
+    field list so that no per-value loop bookkeeping runs."""
+    key = (*fields, *adapters)
+    found = _row_value_functions.get(key)
+    if found is not None:
+        return found
+    namespace: dict[str, Any] = {}
+    terms = []
+    for i, (field, adapter) in enumerate(zip(fields, adapters, strict=True)):
+        namespace[f"pre{i}"] = field.pre_save
+        namespace[f"prep{i}"] = field.get_db_prep_value
+        term = f"prep{i}(pre{i}(obj, True))"
+        if adapter is not None:
+            namespace[f"adapt{i}"] = adapter
+            term = f"adapt{i}({term})"
+        terms.append(term)
+    source = (
+        "def row_values(objs):\n"
+        "    out = []\n"
+        "    extend = out.extend\n"
+        "    for obj in objs:\n"
+        f"        extend(({', '.join(terms)}{',' if len(terms) == 1 else ''}))\n"
+        "    return out\n"
+    )
+    exec(compile(source, "<dorm insert values>", "exec"), namespace)
+    built: Callable[[Sequence[Any]], list[Any]] = namespace["row_values"]
+    if len(_row_value_functions) > 1024:
+        _row_value_functions.clear()
+    _row_value_functions[key] = built
+    return built
+
+
 def _insert_rows(
     model: type[Model],
     objs: Sequence[Model],
@@ -168,19 +207,12 @@ def _insert_rows(
     tail = _conflict_tail(qn, on_conflict, unique_fields, update_fields, returning)
     result: list[tuple[Any, ...]] = []
     n = len(fields)
+    row_values = _row_values(fields, adapters)
+    masked = [i for i in range(n) if sensitive_cols[i]]
     for start in range(0, len(objs), size):
         batch = objs[start : start + size]
-        params: list[Any] = []
-        sensitive: list[int] = []
-        for obj in batch:
-            for i, field in enumerate(fields):
-                value = field.get_db_prep_value(field.pre_save(obj, True))
-                adapter = adapters[i]
-                if adapter is not None:
-                    value = adapter(value)
-                if sensitive_cols[i]:
-                    sensitive.append(len(params))
-                params.append(value)
+        params = row_values(batch)
+        sensitive = [r * n + i for r in range(len(batch)) for i in masked] if masked else []
         if n:
             row = f"({', '.join([ph] * n)})"
             sql = f"INSERT INTO {table} ({cols}) VALUES {', '.join([row] * len(batch))}{tail}"
