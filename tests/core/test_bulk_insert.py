@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,39 @@ def test_a_failing_row_writes_nothing(db) -> None:
         Item.objects.bulk_create([Item(sku="new"), Item(sku="taken")])
     assert "sku" in str(info.value) or "unique" in str(info.value).lower()
     assert list(Item.objects.values_list("sku", flat=True)) == ["taken"]
+
+
+class IntArrayField(dorm.Field):
+    """A PostgreSQL integer[] column: its values are lists, which unnest would flatten."""
+
+    def db_type(self, connection: Any) -> str:
+        return "integer[]"
+
+    def get_internal_type(self) -> str:
+        return "IntArrayField"
+
+
+class Series(dorm.Model):
+    points = IntArrayField()
+
+    class Meta:
+        app_label = "t_bulk_insert"
+
+
+def test_array_values_keep_multi_row_values_on_postgresql(db) -> None:
+    if db.vendor != "postgresql":
+        pytest.skip("integer[] is a PostgreSQL column type")
+    from dorm.migrations.schema import SchemaEditor
+
+    with SchemaEditor() as editor:
+        editor.create_model(Series)
+    try:
+        with CaptureQueriesContext() as ctx:
+            made = Series.objects.bulk_create([Series(points=[1, 2]), Series(points=[3])])
+        assert [s.pk is not None for s in made] == [True, True]
+        assert sorted(Series.objects.values_list("points", flat=True)) == [[1, 2], [3]]
+        inserts = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("INSERT")]
+        assert len(inserts) == 1 and "unnest(" not in inserts[0]
+    finally:
+        with SchemaEditor() as editor:
+            editor.delete_model(Series)

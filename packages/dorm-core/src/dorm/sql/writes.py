@@ -35,11 +35,6 @@ def insert(
     """INSERT ``objs`` in multi-row batches; return the RETURNING rows (one per object)."""
     if len(objs) == 1 and fields and on_conflict is None:
         return _insert_one(model, objs[0], fields, connection, returning_fields)
-    ops = connection.ops
-    qn = ops.quote_name
-    table = qn(model._meta.db_table)
-    ph = ops.placeholder
-    returning = returning_fields if connection.supports_returning else ()
     if not fields and connection.vendor == "sqlite" and len(objs) > 1:
         rows: list[tuple[Any, ...]] = []
         for obj in objs:
@@ -56,59 +51,63 @@ def insert(
                 )
             )
         return rows
+    args = (model, fields, connection, returning_fields, on_conflict, unique_fields, update_fields)
+    if fields and len(objs) > 1 and connection.vendor == "postgresql":
+        return _insert_unnest(objs, batch_size, *args)
+    return _insert_rows(objs, batch_size, None, *args)
+
+
+def _insert_unnest(
+    objs: Sequence[Model],
+    batch_size: int | None,
+    model: type[Model],
+    fields: Sequence[Field],
+    connection: BaseDatabaseWrapper,
+    returning_fields: Sequence[Field],
+    on_conflict: str | None,
+    unique_fields: Sequence[Field],
+    update_fields: Sequence[Field],
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL: one array parameter per column, unnested by the server. The statement
+    text does not depend on the row count, there is no limit of 65535 parameters, and it
+    is about three times faster than multi-row VALUES for large batches."""
+    ops = connection.ops
+    qn = ops.quote_name
+    returning = returning_fields if connection.supports_returning else ()
     cols = ", ".join(qn(f.column) for f in fields)
-    adapters = [ops.adapter_for(f) for f in fields]
-    sensitive_cols = [f.sensitive for f in fields]
+    arrays = ", ".join(f"{ops.placeholder}::{f.db_type(connection)}[]" for f in fields)
     tail = _conflict_tail(qn, on_conflict, unique_fields, update_fields, returning)
-    result: list[tuple[Any, ...]] = []
+    sql = f"INSERT INTO {qn(model._meta.db_table)} ({cols}) SELECT * FROM unnest({arrays}){tail}"
+    row_values = _row_values(fields, ops)
     n = len(fields)
-    if n and len(objs) > 1 and connection.vendor == "postgresql":
-        # One array parameter per column, unnested by the server: no row-count-dependent
-        # statement text, no limit of 65535 parameters, and about three times faster
-        # than multi-row VALUES for large batches (the parser sees n parameters, not n*rows).
-        step = batch_size or len(objs)
-        arrays = ", ".join(f"{ph}::{f.db_type(connection)}[]" for f in fields)
-        sql = f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays}){tail}"
-        sensitive = [i for i in range(n) if sensitive_cols[i]]
-        for start in range(0, len(objs), step):
-            columns: list[list[Any]] = [[] for _ in range(n)]
-            for obj in objs[start : start + step]:
-                for i, field in enumerate(fields):
-                    value = field.get_db_prep_value(field.pre_save(obj, True))
-                    adapter = adapters[i]
-                    columns[i].append(value if adapter is None else adapter(value))
-            if not all(_unnestable(column) for column in columns):
-                # An array (or other composite) value would be flattened by unnest.
-                result.extend(
-                    _insert_rows(
-                        model,
-                        objs[start : start + step],
-                        fields,
-                        connection,
-                        returning_fields,
-                        on_conflict,
-                        unique_fields,
-                        update_fields,
-                        batch_size,
-                    )
+    sensitive = [i for i, f in enumerate(fields) if f.sensitive]
+    step = batch_size or len(objs)
+    result: list[tuple[Any, ...]] = []
+    for start in range(0, len(objs), step):
+        batch = objs[start : start + step]
+        flat = row_values(batch)
+        columns = [flat[i::n] for i in range(n)]
+        if not all(_unnestable(column) for column in columns):
+            # An array (or other composite) value would be flattened by unnest.
+            result.extend(
+                _insert_rows(
+                    batch,
+                    batch_size,
+                    flat,
+                    model,
+                    fields,
+                    connection,
+                    returning_fields,
+                    on_conflict,
+                    unique_fields,
+                    update_fields,
                 )
-                continue
-            if returning:
-                result.extend(connection.fetchall(sql, columns, sensitive))
-            else:
-                connection.execute(sql, columns, sensitive)
-        return result
-    return _insert_rows(
-        model,
-        objs,
-        fields,
-        connection,
-        returning_fields,
-        on_conflict,
-        unique_fields,
-        update_fields,
-        batch_size,
-    )
+            )
+        elif returning:
+            result.extend(connection.fetchall(sql, columns, sensitive))
+        else:
+            connection.execute(sql, columns, sensitive)
+    return result
 
 
 def _conflict_tail(
@@ -145,16 +144,16 @@ def _unnestable(column: list[Any]) -> bool:
 _row_value_functions: dict[tuple[Any, ...], Callable[[Sequence[Any]], list[Any]]] = {}
 
 
-def _row_values(
-    fields: Sequence[Field], adapters: Sequence[Callable[[Any], Any] | None]
-) -> Callable[[Sequence[Any]], list[Any]]:
+def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], list[Any]]:
     """A function flattening objects into INSERT parameters: for each object and field,
-    ``adapter(field.get_db_prep_value(field.pre_save(obj, True)))``, compiled once per
-    field list so that no per-value loop bookkeeping runs."""
-    key = (*fields, *adapters)
+    ``adapter(field.get_db_prep_value(field.pre_save(obj, True)))`` with the backend's
+    adapter, compiled once per field list and backend so that no per-value loop
+    bookkeeping runs."""
+    key = (type(ops), *fields)
     found = _row_value_functions.get(key)
     if found is not None:
         return found
+    adapters = [ops.adapter_for(f) for f in fields]
     namespace: dict[str, Any] = {}
     terms = []
     for i, (field, adapter) in enumerate(zip(fields, adapters, strict=True)):
@@ -182,17 +181,19 @@ def _row_values(
 
 
 def _insert_rows(
-    model: type[Model],
     objs: Sequence[Model],
+    batch_size: int | None,
+    prepared: list[Any] | None,
+    model: type[Model],
     fields: Sequence[Field],
     connection: BaseDatabaseWrapper,
     returning_fields: Sequence[Field],
     on_conflict: str | None,
     unique_fields: Sequence[Field],
     update_fields: Sequence[Field],
-    batch_size: int | None,
 ) -> list[tuple[Any, ...]]:
-    """Multi-row ``INSERT ... VALUES`` batches (SQLite, and values unnest cannot carry)."""
+    """Multi-row ``INSERT ... VALUES`` batches (SQLite, and values unnest cannot carry);
+    ``prepared`` holds the objects' parameters when already computed (flat, row by row)."""
     ops = connection.ops
     qn = ops.quote_name
     table = qn(model._meta.db_table)
@@ -202,16 +203,14 @@ def _insert_rows(
     if batch_size:
         size = min(size, batch_size)
     cols = ", ".join(qn(f.column) for f in fields)
-    adapters = [ops.adapter_for(f) for f in fields]
-    sensitive_cols = [f.sensitive for f in fields]
     tail = _conflict_tail(qn, on_conflict, unique_fields, update_fields, returning)
     result: list[tuple[Any, ...]] = []
     n = len(fields)
-    row_values = _row_values(fields, adapters)
-    masked = [i for i in range(n) if sensitive_cols[i]]
+    row_values = _row_values(fields, ops)
+    masked = [i for i, f in enumerate(fields) if f.sensitive]
     for start in range(0, len(objs), size):
         batch = objs[start : start + size]
-        params = row_values(batch)
+        params = row_values(batch) if prepared is None else prepared[start * n : (start + size) * n]
         sensitive = [r * n + i for r in range(len(batch)) for i in masked] if masked else []
         if n:
             row = f"({', '.join([ph] * n)})"
@@ -219,8 +218,8 @@ def _insert_rows(
         elif connection.vendor == "postgresql" and len(batch) > 1:
             pk = model._meta.pk
             assert pk is not None
-            values = ", ".join(["(DEFAULT)"] * len(batch))
-            sql = f"INSERT INTO {table} ({qn(pk.column)}) VALUES {values}{tail}"
+            defaults = ", ".join(["(DEFAULT)"] * len(batch))
+            sql = f"INSERT INTO {table} ({qn(pk.column)}) VALUES {defaults}{tail}"
         else:
             sql = f"INSERT INTO {table} DEFAULT VALUES{tail}"
         if returning:
