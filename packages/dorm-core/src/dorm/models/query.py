@@ -297,14 +297,14 @@ class QuerySet(AsyncQuerySetMixin):
         """Return the one object matching; DoesNotExist / MultipleObjectsReturned otherwise."""
         shape = None if args or not kwargs else self._plan_shape(kwargs, get_mode=True)
         results: list[Any] | None = None
-        if shape is not None:
+        planned = None if shape is None else self._planned(shape, kwargs)
+        if planned is not None:
+            db, plan, values = planned
             if not self._prefetch_related_lookups:
                 # The common case: rows from the cached plan, built without a clone.
-                results = self._get_from_plan(shape, kwargs)
+                results = plan.objects(values, connections[db], db)
             if results is None:
-                pending = self._from_plan(shape, kwargs, get_mode=True)
-                if pending is not None:
-                    results = list(pending)
+                results = list(self._pending_clone(plan, values, kwargs, True, db))
         if results is None:
             qs = self.filter(*args, **kwargs) if (args or kwargs) else self._chain()
             if not qs.query.is_sliced:
@@ -701,21 +701,11 @@ class QuerySet(AsyncQuerySetMixin):
             return plan_cache.fresh_shape_of(self.model, kwargs, get_mode)
         return plan_cache.shape_of(self._query, kwargs, get_mode)
 
-    def _get_from_plan(self, shape: Any, kwargs: dict[str, Any]) -> list[Any] | None:
-        """``get(**kwargs)``'s rows as instances straight from a cached plan (no clone, no
-        iterable), or None when there is no plan or it does not apply."""
-        db = self.db
-        connection = connections[db]
-        plan = plan_cache.lookup(shape, db, connection)
-        if plan is None:
-            return None
-        values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
-        if any(v is None for v in values):
-            return None  # exact(None) renders IS NULL: not this plan's SQL
-        return plan.objects(values, connection, db)
-
-    def _from_plan(self, shape: Any, kwargs: dict[str, Any], get_mode: bool) -> QuerySet | None:
-        """A clone filtered by a cached plan (the WHERE is built only if someone asks)."""
+    def _planned(
+        self, shape: Any, kwargs: dict[str, Any]
+    ) -> tuple[str, plan_cache.Plan, list[Any]] | None:
+        """``(alias, plan, prepared values)`` when a cached plan serves ``filter(**kwargs)``
+        on this queryset's alias, else None."""
         db = self.db
         plan = plan_cache.lookup(shape, db, connections[db])
         if plan is None:
@@ -723,6 +713,24 @@ class QuerySet(AsyncQuerySetMixin):
         values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
         if any(v is None for v in values):
             return None  # exact(None) renders IS NULL: not this plan's SQL
+        return db, plan, values
+
+    def _from_plan(self, shape: Any, kwargs: dict[str, Any], get_mode: bool) -> QuerySet | None:
+        """A clone filtered by a cached plan (the WHERE is built only if someone asks)."""
+        planned = self._planned(shape, kwargs)
+        if planned is None:
+            return None
+        db, plan, values = planned
+        return self._pending_clone(plan, values, kwargs, get_mode, db)
+
+    def _pending_clone(
+        self,
+        plan: plan_cache.Plan,
+        values: list[Any],
+        kwargs: dict[str, Any],
+        get_mode: bool,
+        db: str,
+    ) -> QuerySet:
         clone = type(self)(self.model, self._query, self._db, self._hints)
         clone._for_write = self._for_write
         clone._prefetch_related_lookups = self._prefetch_related_lookups
