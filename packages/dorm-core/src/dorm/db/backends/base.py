@@ -393,9 +393,9 @@ class BaseDatabaseWrapper:
     def close(self) -> None:
         """Close every connection of this alias (pools included)."""
 
-    def _connection_created(self, conn: Any) -> None:
+    def _connection_created(self, conn: Any, is_async: bool = False) -> None:
         plugins.get_plugin_manager().hook.dorm_connection_created(
-            alias=self.alias, vendor=self.vendor, connection=conn, is_async=False
+            alias=self.alias, vendor=self.vendor, connection=conn, is_async=is_async
         )
 
     def warmup(self, target: int) -> int:

@@ -395,14 +395,7 @@ class AsyncpgIO(BridgedMixin):
         await conn.set_type_codec(
             "uuid", encoder=str, decoder=uuid.UUID, schema="pg_catalog", format="text"
         )
-        self._connection_created_async(conn)
-
-    def _connection_created_async(self, conn: Any) -> None:
-        from dorm import plugins
-
-        plugins.get_plugin_manager().hook.dorm_connection_created(
-            alias=self.alias, vendor=self.vendor, connection=conn, is_async=True
-        )
+        self._connection_created(conn, is_async=True)  # type: ignore[attr-defined]
 
     @staticmethod
     async def _reset(conn: Any) -> None:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dorm import plugins
 from dorm.db.backends.base import BaseDatabaseWrapper, BaseOperations
 
 if TYPE_CHECKING:
@@ -221,9 +220,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.create_function("REGEXP", 2, _regexp, deterministic=True)
-        plugins.get_plugin_manager().hook.dorm_connection_created(
-            alias=self.alias, vendor=self.vendor, connection=conn, is_async=is_async
-        )
+        self._connection_created(conn, is_async)
         return conn
 
     def _acquire(self) -> Any:
