@@ -278,6 +278,25 @@ class Backend:
     settings: dict[str, Any]
     pg: PgDatabase | None = None
 
+    def count_rows(self, table: str) -> int:
+        """Count a table's rows through a connection dorm does not manage: it sees only
+        what other transactions have committed."""
+        if self.vendor == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.settings["NAME"], timeout=5)
+            try:
+                return int(conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
+            finally:
+                conn.close()
+        import psycopg
+
+        assert self.pg is not None
+        with psycopg.connect(self.pg.dsn, autocommit=True) as conn:
+            row = conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
+            assert row is not None
+            return int(row[0])
+
 
 @pytest.fixture(scope="module")
 def sqlite_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:

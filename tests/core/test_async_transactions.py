@@ -39,21 +39,7 @@ def names() -> list[str]:
 
 def count_elsewhere(db: Any) -> int:
     """Count Account rows through a connection dorm does not manage (sees commits only)."""
-    table = Account._meta.db_table
-    if db.vendor == "sqlite":
-        import sqlite3
-
-        conn = sqlite3.connect(db.settings["NAME"], timeout=5)
-        try:
-            return int(conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
-        finally:
-            conn.close()
-    import psycopg
-
-    with psycopg.connect(db.pg.dsn, autocommit=True) as conn:
-        row = conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
-        assert row is not None
-        return int(row[0])
+    return int(db.count_rows(Account._meta.db_table))
 
 
 class Boom(Exception):
