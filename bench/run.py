@@ -5,10 +5,20 @@
 its own subprocess (``python bench/run.py --orm django --vendor sqlite`` prints JSON), on
 its own database (a SQLite file, or a PostgreSQL database on one throwaway cluster started
 by the parent process and passed down in ``DORM_BENCH_DB``). Inside that process every
-scenario runs the ORM and the raw driver (sqlite3 / psycopg) interleaved, several times,
-and reports the median of the paired ratios orm / raw (lower is better; 1.0 = the driver's
-own speed). PostgreSQL is measured only when the server binaries are found. A peer that is
-not installed is skipped.
+scenario runs the ORM and the raw driver (sqlite3 / psycopg) interleaved, several times
+(ORM first on even repeats, raw first on odd ones), and reports the median of the paired
+ratios orm / raw (lower is better; 1.0 = the driver's own speed). PostgreSQL is measured
+only when the server binaries are found. A peer that is not installed is skipped.
+
+Data (``seed``, written by the raw driver): 500 authors with exactly 10 books each, one
+filler author after them that owns any book beyond those 5000 (when the scale's ``rows``
+is larger) and every book ``bulk_insert`` adds, 20 tags, and 3 tags on each of the first
+500 books. Scenarios: ``insert_one`` (n single-row inserts), ``bulk_insert`` (rows books in
+one call), ``get_by_pk`` (n lookups), ``filter_iterate`` and ``values_list`` (rows books),
+``select_related`` (rows / 2 books with their author), ``prefetch_related`` (the first 500
+authors by id with their 5000 books), ``m2m_prefetch`` (the first 500 books by id with
+their 1500 tags), ``count_filter`` (n counts), ``update_filter`` (5 UPDATE statements on
+about rows / 2 books each) and ``async_filter_iterate`` (below).
 
 Async: each child process has one long-lived event loop (``peers.run``) that hosts every
 async pool and connection for its whole life; an ``async def`` scenario is timed inside a
@@ -45,7 +55,7 @@ sys.path.insert(1, str(REPO / "tests"))
 from peers import Ctx, Scenarios, close_loop, run  # noqa: E402
 
 SCALES = {
-    "small": {"n": 300, "rows": 2000, "repeats": 3},
+    "small": {"n": 300, "rows": 2000, "repeats": 5},
     "full": {"n": 2000, "rows": 10000, "repeats": 7},
 }
 ORMS = ["dorm", "django", "sqlalchemy", "peewee", "tortoise"]
@@ -123,7 +133,7 @@ class Raw:
 
 
 def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
-    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
+    n, rows, half, ids, filler_id = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.filler_id
     book_cols = '"id", "title", "pages", "author_id"'
 
     def insert_one() -> None:
@@ -133,7 +143,7 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
     def bulk_insert() -> None:
         raw.many(
             'INSERT INTO "bench_book" ("title", "pages", "author_id") VALUES (?, ?, ?)',
-            [(f"r{i}", i, author_ids[i % len(author_ids)]) for i in range(rows)],
+            [(f"r{i}", i, filler_id) for i in range(rows)],
         )
 
     def get_by_pk() -> None:
@@ -154,17 +164,29 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
         )
 
     def prefetch_related() -> None:
-        authors = raw.all('SELECT "id", "name" FROM "bench_author" LIMIT 50')
+        authors = raw.all('SELECT "id", "name" FROM "bench_author" ORDER BY "id" LIMIT 500')
         keys = [a[0] for a in authors]
         marks = ", ".join(["?"] * len(keys))
         raw.all(f'SELECT {book_cols} FROM "bench_book" WHERE "author_id" IN ({marks})', tuple(keys))
+
+    def m2m_prefetch() -> None:
+        books = raw.all(f'SELECT {book_cols} FROM "bench_book" ORDER BY "id" LIMIT 500')
+        keys = [b[0] for b in books]
+        marks = ", ".join(["?"] * len(keys))
+        raw.all(
+            'SELECT t."id", t."name", bt."book_id" FROM "bench_tag" t '
+            'JOIN "bench_book_tags" bt ON bt."tag_id" = t."id" '
+            f'WHERE bt."book_id" IN ({marks})',
+            tuple(keys),
+        )
 
     def count_filter() -> None:
         for i in range(n):
             raw.all('SELECT COUNT(*) FROM "bench_book" WHERE "pages" >= ?', (i,))
 
     def update_filter() -> None:
-        raw.run('UPDATE "bench_book" SET "pages" = "pages" + 0 WHERE "pages" < ?', (half,))
+        for threshold in range(half, half - 5, -1):
+            raw.run('UPDATE "bench_book" SET "pages" = "pages" + 0 WHERE "pages" < ?', (threshold,))
 
     async def async_filter_iterate() -> None:
         # Mirrors filter_iterate: the driver's own rows (asyncpg Records), nothing built.
@@ -178,6 +200,7 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
         "values_list": values_list,
         "select_related": select_related,
         "prefetch_related": prefetch_related,
+        "m2m_prefetch": m2m_prefetch,
         "count_filter": count_filter,
         "update_filter": update_filter,
     }
@@ -186,22 +209,39 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
     return found
 
 
+AUTHORS = 500  # prefetch_related reads them all, BOOKS_PER_AUTHOR books each
+BOOKS_PER_AUTHOR = 10
+TAGGED = 500  # m2m_prefetch reads the first TAGGED books, 3 tags each
+
+
 def seed(raw: Raw, scale: dict[str, int]) -> Ctx:
-    """The same data for every ORM, written by the raw driver into the ORM's own tables."""
+    """The same data for every ORM, written by the raw driver into the ORM's own tables.
+
+    500 authors with exactly 10 books each (book i belongs to author i % 500), then one
+    filler author (the largest id) that owns the books beyond those 5000 when the scale's
+    ``rows`` asks for more, and every book ``bulk_insert`` adds. The first 500 books get 3
+    distinct tags each out of 20.
+    """
     raw.many(
-        'INSERT INTO "bench_author" ("name") VALUES (?)', [(f"author-{i}",) for i in range(500)]
+        'INSERT INTO "bench_author" ("name") VALUES (?)',
+        [(f"author-{i}",) for i in range(AUTHORS)],
     )
-    raw.many('INSERT INTO "bench_tag" ("name") VALUES (?)', [(f"tag-{i}",) for i in range(20)])
     author_ids = [r[0] for r in raw.all('SELECT "id" FROM "bench_author" ORDER BY "id"')]
+    raw.run('INSERT INTO "bench_author" ("name") VALUES (?)', ("filler",))
+    filler_id = raw.all('SELECT MAX("id") FROM "bench_author"')[0][0]
+    raw.many('INSERT INTO "bench_tag" ("name") VALUES (?)', [(f"tag-{i}",) for i in range(20)])
     tag_ids = [r[0] for r in raw.all('SELECT "id" FROM "bench_tag" ORDER BY "id"')]
+    owned = AUTHORS * BOOKS_PER_AUTHOR
     raw.many(
         'INSERT INTO "bench_book" ("title", "pages", "author_id") VALUES (?, ?, ?)',
-        [(f"book-{i}", i, author_ids[i % len(author_ids)]) for i in range(scale["rows"])],
+        [(f"book-{i}", i, author_ids[i % AUTHORS]) for i in range(owned)]
+        + [(f"book-{i}", i, filler_id) for i in range(owned, scale["rows"])],
     )
     book_ids = [r[0] for r in raw.all('SELECT "id" FROM "bench_book" ORDER BY "id"')]
+    assert len(book_ids) >= scale["rows"]  # LIMIT rows returns rows rows
     raw.many(
         'INSERT INTO "bench_book_tags" ("book_id", "tag_id") VALUES (?, ?)',
-        [(pk, tag_ids[(pk + k) % 20]) for pk in book_ids[:200] for k in (0, 7)],
+        [(pk, tag_ids[(pk + k) % 20]) for pk in book_ids[:TAGGED] for k in (0, 7, 13)],
     )
     return Ctx(
         vendor=raw.vendor,
@@ -209,6 +249,7 @@ def seed(raw: Raw, scale: dict[str, int]) -> Ctx:
         rows=scale["rows"],
         ids=book_ids[: scale["n"]],
         author_ids=author_ids,
+        filler_id=filler_id,
     )
 
 
@@ -242,8 +283,12 @@ def measure(
             raw_fn = raw_fns[name]
             timed(orm_fn), timed(raw_fn)  # warm up caches and prepared statements
             ratios, orm_times, raw_times = [], [], []
-            for _ in range(scale["repeats"]):
-                o, r = timed(orm_fn), timed(raw_fn)
+            for i in range(scale["repeats"]):
+                # Alternate which side runs first, so neither always gets the warmer cache.
+                if i % 2 == 0:
+                    o, r = timed(orm_fn), timed(raw_fn)
+                else:
+                    r, o = timed(raw_fn), timed(orm_fn)
                 orm_times.append(o)
                 raw_times.append(r)
                 ratios.append(o / r)

@@ -4,6 +4,14 @@ Every adapter builds the same schema (tables ``bench_author``, ``bench_tag``, ``
 and ``bench_book_tags``; indexes on ``bench_book.title``, ``bench_book.pages`` and the
 foreign key) so that the raw driver's SQL runs unchanged against each ORM's database.
 
+``scenarios(ctx)`` returns the callables by name, in the harness's order: ``insert_one``,
+``bulk_insert`` (its new books all go to the filler author ``ctx.filler_id``, so the first
+500 authors keep exactly 10 books each), ``get_by_pk``, ``filter_iterate``, ``values_list``,
+``select_related``, ``prefetch_related`` (the first 500 authors by id with their books),
+``m2m_prefetch`` (the first 500 books by id with their 3 tags each), ``count_filter``,
+``update_filter`` (5 UPDATE statements per call) and, on PostgreSQL for the async-capable
+ORMs, ``async_filter_iterate``.
+
 A scenario is a callable taking no argument: a plain function, or an ``async def`` that the
 harness runs on the process's single event loop (``run``), which also hosts every async
 pool and connection (dorm's asyncpg pool, Tortoise, raw asyncpg) for the whole process.
@@ -60,7 +68,8 @@ class Ctx:
     n: int
     rows: int
     ids: list[int]
-    author_ids: list[int]
+    author_ids: list[int]  # the first 500 authors, 10 seeded books each
+    filler_id: int  # the author after them: seeded books beyond 5000, and bulk_insert's
 
     @property
     def half(self) -> int:

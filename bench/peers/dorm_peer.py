@@ -44,7 +44,7 @@ def setup(vendor: str, settings: dict[str, Any]) -> None:
 
 
 def scenarios(ctx: Ctx) -> Scenarios:
-    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
+    n, rows, half, ids, filler_id = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.filler_id
 
     def insert_one() -> None:
         for i in range(n):
@@ -52,10 +52,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
 
     def bulk_insert() -> None:
         Book.objects.bulk_create(
-            [
-                Book(title=f"b{i}", pages=i, author_id=author_ids[i % len(author_ids)])
-                for i in range(rows)
-            ]
+            [Book(title=f"b{i}", pages=i, author_id=filler_id) for i in range(rows)]
         )
 
     def get_by_pk() -> None:
@@ -73,15 +70,20 @@ def scenarios(ctx: Ctx) -> Scenarios:
             _ = b.author.name
 
     def prefetch_related() -> None:
-        for a in Author.objects.prefetch_related("books")[:50]:
+        for a in Author.objects.order_by("id").prefetch_related("books")[:500]:
             _ = len(a.books.all())
+
+    def m2m_prefetch() -> None:
+        for b in Book.objects.order_by("id").prefetch_related("tags")[:500]:
+            _ = [t.name for t in b.tags.all()]
 
     def count_filter() -> None:
         for i in range(n):
             Book.objects.filter(pages__gte=i).count()
 
     def update_filter() -> None:
-        Book.objects.filter(pages__lt=half).update(pages=dorm.F("pages") + 0)
+        for threshold in range(half, half - 5, -1):
+            Book.objects.filter(pages__lt=threshold).update(pages=dorm.F("pages") + 0)
 
     async def async_filter_iterate() -> None:
         [b async for b in Book.objects.all()[:rows]]
@@ -94,6 +96,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         "values_list": values_list,
         "select_related": select_related,
         "prefetch_related": prefetch_related,
+        "m2m_prefetch": m2m_prefetch,
         "count_filter": count_filter,
         "update_filter": update_filter,
     }

@@ -44,7 +44,7 @@ class Book(Base):
 
 
 class BookTags(Base):
-    book = pw.ForeignKeyField(Book)
+    book = pw.ForeignKeyField(Book, backref="tag_links")
     tag = pw.ForeignKeyField(Tag)
 
     class Meta:
@@ -75,14 +75,14 @@ def setup(vendor: str, settings: dict[str, Any]) -> None:
 
 
 def scenarios(ctx: Ctx) -> Scenarios:
-    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
+    n, rows, half, ids, filler_id = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.filler_id
 
     def insert_one() -> None:
         for i in range(n):
             Author.create(name=f"one-{i}")
 
     def bulk_insert() -> None:
-        data = [(f"b{i}", i, author_ids[i % len(author_ids)]) for i in range(rows)]
+        data = [(f"b{i}", i, filler_id) for i in range(rows)]
         fields = [Book.title, Book.pages, Book.author]
         with db.atomic():
             for batch in pw.chunked(data, 1000):
@@ -103,15 +103,22 @@ def scenarios(ctx: Ctx) -> Scenarios:
             _ = b.author.name
 
     def prefetch_related() -> None:
-        for a in pw.prefetch(Author.select().limit(50), Book):
+        for a in pw.prefetch(Author.select().order_by(Author.id).limit(500), Book):
             _ = len(a.books)
+
+    def m2m_prefetch() -> None:
+        # peewee prefetches a many-to-many through its through model: books, then their
+        # links, then the links' tags (``Book.tags`` itself is always a fresh query).
+        for b in pw.prefetch(Book.select().order_by(Book.id).limit(500), BookTags, Tag):
+            _ = [link.tag.name for link in b.tag_links]
 
     def count_filter() -> None:
         for i in range(n):
             Book.select().where(Book.pages >= i).count()
 
     def update_filter() -> None:
-        Book.update(pages=Book.pages + 0).where(Book.pages < half).execute()
+        for threshold in range(half, half - 5, -1):
+            Book.update(pages=Book.pages + 0).where(Book.pages < threshold).execute()
 
     return {
         "insert_one": insert_one,
@@ -121,6 +128,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         "values_list": values_list,
         "select_related": select_related,
         "prefetch_related": prefetch_related,
+        "m2m_prefetch": m2m_prefetch,
         "count_filter": count_filter,
         "update_filter": update_filter,
     }

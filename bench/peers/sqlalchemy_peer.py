@@ -101,7 +101,7 @@ def setup(vendor: str, settings: dict[str, Any]) -> None:
 def scenarios(ctx: Ctx) -> Scenarios:
     assert engine is not None
     eng = engine
-    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
+    n, rows, half, ids, filler_id = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.filler_id
 
     def insert_one() -> None:
         with Session(eng) as s:
@@ -113,10 +113,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         with Session(eng) as s:
             s.execute(
                 insert(Book),
-                [
-                    {"title": f"b{i}", "pages": i, "author_id": author_ids[i % len(author_ids)]}
-                    for i in range(rows)
-                ],
+                [{"title": f"b{i}", "pages": i, "author_id": filler_id} for i in range(rows)],
             )
             s.commit()
 
@@ -140,8 +137,15 @@ def scenarios(ctx: Ctx) -> Scenarios:
 
     def prefetch_related() -> None:
         with Session(eng) as s:
-            for a in s.scalars(select(Author).options(selectinload(Author.books)).limit(50)):
+            query = select(Author).options(selectinload(Author.books)).order_by(Author.id)
+            for a in s.scalars(query.limit(500)):
                 _ = len(a.books)
+
+    def m2m_prefetch() -> None:
+        with Session(eng) as s:
+            query = select(Book).options(selectinload(Book.tags)).order_by(Book.id)
+            for b in s.scalars(query.limit(500)):
+                _ = [t.name for t in b.tags]
 
     def count_filter() -> None:
         with Session(eng) as s:
@@ -150,7 +154,8 @@ def scenarios(ctx: Ctx) -> Scenarios:
 
     def update_filter() -> None:
         with Session(eng) as s:
-            s.execute(update(Book).where(Book.pages < half).values(pages=Book.pages + 0))
+            for threshold in range(half, half - 5, -1):
+                s.execute(update(Book).where(Book.pages < threshold).values(pages=Book.pages + 0))
             s.commit()
 
     async def async_filter_iterate() -> None:
@@ -166,6 +171,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         "values_list": values_list,
         "select_related": select_related,
         "prefetch_related": prefetch_related,
+        "m2m_prefetch": m2m_prefetch,
         "count_filter": count_filter,
         "update_filter": update_filter,
     }

@@ -97,7 +97,7 @@ def setup(vendor: str, settings: dict[str, Any]) -> None:
 
 
 def scenarios(ctx: Ctx) -> Scenarios:
-    n, rows, half, ids, author_ids = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.author_ids
+    n, rows, half, ids, filler_id = ctx.n, ctx.rows, ctx.half, ctx.ids, ctx.filler_id
 
     async def insert_one() -> None:
         for i in range(n):
@@ -106,10 +106,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
     async def bulk_insert() -> None:
         async with in_transaction():
             await Book.bulk_create(
-                [
-                    Book(title=f"b{i}", pages=i, author_id=author_ids[i % len(author_ids)])
-                    for i in range(rows)
-                ],
+                [Book(title=f"b{i}", pages=i, author_id=filler_id) for i in range(rows)],
                 batch_size=1000,
             )
 
@@ -128,15 +125,20 @@ def scenarios(ctx: Ctx) -> Scenarios:
             _ = b.author.name
 
     async def prefetch_related() -> None:
-        for a in await Author.all().limit(50).prefetch_related("books"):
+        for a in await Author.all().order_by("id").limit(500).prefetch_related("books"):
             _ = len(a.books)
+
+    async def m2m_prefetch() -> None:
+        for b in await Book.all().order_by("id").limit(500).prefetch_related("tags"):
+            _ = [t.name for t in b.tags]
 
     async def count_filter() -> None:
         for i in range(n):
             await Book.filter(pages__gte=i).count()
 
     async def update_filter() -> None:
-        await Book.filter(pages__lt=half).update(pages=F("pages") + 0)
+        for threshold in range(half, half - 5, -1):
+            await Book.filter(pages__lt=threshold).update(pages=F("pages") + 0)
 
     async def async_filter_iterate() -> None:
         [b async for b in Book.all().limit(rows)]
@@ -149,6 +151,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         "values_list": values_list,
         "select_related": select_related,
         "prefetch_related": prefetch_related,
+        "m2m_prefetch": m2m_prefetch,
         "count_filter": count_filter,
         "update_filter": update_filter,
     }
