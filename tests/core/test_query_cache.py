@@ -277,3 +277,52 @@ def test_count_of_a_cached_filter_masks_sensitive_values(rows: list[Writer]) -> 
         assert all(MASK in repr(q["params"]) for q in ctx.captured_queries)
     finally:
         reset_sensitive_patterns()
+
+
+class _Adults(dorm.Manager):
+    def get_queryset(self) -> Any:
+        return super().get_queryset().filter(age__gte=30)
+
+
+class _Shouting(dorm.QuerySet):
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        obj = super().get(*args, **kwargs)
+        obj.name = obj.name.upper()
+        return obj
+
+    def create(self, **kwargs: Any) -> Any:
+        kwargs["nickname"] = "made-by-create"
+        return super().create(**kwargs)
+
+
+class Reader(dorm.Model):
+    name = dorm.CharField(max_length=50)
+    age = dorm.IntegerField(default=30)
+    nickname = dorm.CharField(max_length=50, default="")
+
+    objects = dorm.Manager()
+    adults = _Adults()
+    loud = dorm.Manager.from_queryset(_Shouting)()
+
+    class Meta:
+        app_label = "t_plan"
+
+
+MODELS.append(Reader)
+
+
+def test_managers_with_their_own_queryset_keep_it_for_get_and_create(rows: Any) -> None:
+    young = Reader.objects.create(name="kid", age=10)
+    old = Reader.objects.create(name="sage", age=70)
+    # The plain manager's plan for get(pk=...) is cached first; the others must not use it.
+    assert Reader.objects.get(pk=young.pk).name == "kid"
+    assert Reader.objects.get(pk=young.pk).name == "kid"
+    with pytest.raises(Reader.DoesNotExist, match=r"pk=\d+"):
+        Reader.adults.get(pk=young.pk)
+    assert Reader.adults.get(pk=old.pk).name == "sage"
+    assert Reader.loud.get(pk=old.pk).name == "SAGE"
+    made = Reader.loud.create(name="new", age=40)
+    assert Reader.objects.get(pk=made.pk).nickname == "made-by-create"
+    with pytest.raises(Reader.MultipleObjectsReturned, match="returned 2"):
+        Reader.adults.get(age__gte=40)
+    assert Reader.objects.using("default").get(name="kid").pk == young.pk

@@ -223,3 +223,11 @@ queryset_deleted = Signal("dorm_queryset_deleted")
 #: Sent with ``sender=<alias>``; ``params`` are masked. Receivers only observe.
 pre_query = Signal("dorm_pre_query", observer=True)
 post_query = Signal("dorm_post_query", observer=True)
+
+
+def queries_observed(alias: str) -> bool:
+    """True when ``pre_query`` or ``post_query`` would reach a receiver or plugin hook for
+    a statement on ``alias`` (checked before every statement: one call, not two)."""
+    if pre_query._receivers or post_query._receivers:
+        return pre_query.has_listeners(alias) or post_query.has_listeners(alias)
+    return plugins.has_impls("dorm_pre_query") or plugins.has_impls("dorm_post_query")

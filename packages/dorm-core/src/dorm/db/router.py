@@ -23,9 +23,8 @@ class ConnectionRouter:
         self._cache: tuple[Any, Any, int, list[Any]] | None = None
 
     def _routers(self) -> list[Any]:
-        from dorm.conf import settings
-
         cache = self._cache
+        settings = _settings()
         # configure() replaces the values dict, so its identity says "settings unchanged".
         if cache is not None and cache[0] is settings._values and cache[2] == len(cache[1]):
             return cache[3]
@@ -72,4 +71,15 @@ class ConnectionRouter:
         return self._route("db_for_write", model, hints)
 
 
+def _settings() -> Any:
+    """``dorm.conf.settings``, imported on first use (dorm.conf imports this package)."""
+    global _settings_object
+    if _settings_object is None:
+        from dorm.conf import settings
+
+        _settings_object = settings
+    return _settings_object
+
+
+_settings_object: Any = None
 router = ConnectionRouter()

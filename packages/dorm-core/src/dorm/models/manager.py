@@ -65,10 +65,8 @@ class BaseManager:
         return self._db or router.db_for_read(self.model, **self._hints)
 
     def get_queryset(self) -> QuerySet:
-        from dorm.models.query import QuerySet
-
-        qs_class = self._queryset_class or QuerySet
-        return qs_class(model=self.model, using=self._db, hints=self._hints)
+        qs_class = self._queryset_class or _default_queryset[0]
+        return qs_class(self.model, None, self._db, self._hints)
 
     def all(self) -> QuerySet:
         return self.get_queryset()
@@ -86,6 +84,10 @@ class BaseManager:
                 continue
             attrs[name] = _proxy(name, method)
         return type(class_name or f"{cls.__name__}From{queryset_class.__name__}", (cls,), attrs)
+
+
+#: dorm.models.query.QuerySet, set when that module installs the proxies (it imports this one).
+_default_queryset: list[Any] = [None]
 
 
 def _functions(cls: type) -> list[tuple[str, Any]]:
@@ -107,13 +109,21 @@ def _proxy(name: str, method: Any) -> Any:
     return manager_method
 
 
-def _install_proxies() -> None:
+def _install_proxies(**direct: Any) -> None:
+    """Proxy QuerySet's public methods onto Manager; ``direct`` gives a method's own
+    Manager implementation (a fast path that falls back to the QuerySet's)."""
     from dorm.models.query import QuerySet
 
+    _default_queryset[0] = QuerySet
     for name, method in _functions(QuerySet):
         if name.startswith("_") and name not in ("_update", "_insert"):
             continue
         if name in ("all", "as_manager", "resolve_expression") or hasattr(BaseManager, name):
+            continue
+        if name in direct:
+            direct[name].__name__ = name
+            direct[name].__doc__ = method.__doc__
+            setattr(Manager, name, direct[name])
             continue
         setattr(Manager, name, _proxy(name, method))
 

@@ -39,11 +39,52 @@ MAX_GET_RESULTS = 21
 REPR_OUTPUT_SIZE = 20
 
 
+def _one(model: type[Model], results: list[Any], kwargs: dict[str, Any]) -> Any:
+    """get()'s answer from its rows: the one object, or DoesNotExist /
+    MultipleObjectsReturned naming the lookups (sensitive values masked)."""
+    count = len(results)
+    if count == 1:
+        return results[0]
+    described = ", ".join(
+        f"{k}={MASK!r}" if _is_sensitive_lookup(model, k) else f"{k}={v!r}"
+        for k, v in kwargs.items()
+    )
+    if not count:
+        raise model.DoesNotExist(
+            f"{model.__name__} matching query does not exist"
+            + (f" ({described})" if described else "")
+        )
+    raise model.MultipleObjectsReturned(
+        f"get() returned more than one {model.__name__} -- it returned "
+        f"{'more than ' if count == MAX_GET_RESULTS else ''}{count}"
+        + (f" ({described})" if described else "")
+    )
+
+
 # -- the QuerySet ----------------------------------------------------------------------------
 
 
 class QuerySet(AsyncQuerySetMixin):
     """A lazy database lookup for a set of objects of one model."""
+
+    # The state a new QuerySet starts with, as class attributes: an instance sets only what
+    # differs (a related manager makes one on every ``author.books.all()``).
+    _result_cache: list[Any] | None = None
+    _for_write = False
+    _prefetch_related_lookups: tuple[Any, ...] = ()
+    _prefetch_done = False
+    _iterable_class: type[BaseIterable] = ModelIterable
+    _fields: tuple[str, ...] | None = None
+    # filter(**kwargs) served by a cached plan: (plan, prepared values, kwargs, get
+    # mode); ``_query`` is then the unfiltered base, built into the real one on access.
+    _pending: tuple[plan_cache.Plan, list[Any], dict[str, Any], bool] | None = None
+    # (shape, kwargs) when this queryset is a plain filter(**kwargs) whose compiled
+    # SQL the iterable may store in the plan cache.
+    _plan_seed: tuple[Any, dict[str, Any]] | None = None
+    _plan_db: str | None = None
+    # filter(**kwargs) applied only when the query is needed: a prefetched related
+    # manager's queryset is usually just iterated from its result cache.
+    _deferred_filter: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -58,22 +99,6 @@ class QuerySet(AsyncQuerySetMixin):
         # None stands for a fresh Query(model), built on first use: Model.objects.get()
         # served by the plan cache never needs one.
         self._query = query
-        self._result_cache: list[Any] | None = None
-        self._for_write = False
-        self._prefetch_related_lookups: tuple[Any, ...] = ()
-        self._prefetch_done = False
-        self._iterable_class: type[BaseIterable] = ModelIterable
-        self._fields: tuple[str, ...] | None = None
-        # filter(**kwargs) served by a cached plan: (plan, prepared values, kwargs, get
-        # mode); ``_query`` is then the unfiltered base, built into the real one on access.
-        self._pending: tuple[plan_cache.Plan, list[Any], dict[str, Any], bool] | None = None
-        # (shape, kwargs) when this queryset is a plain filter(**kwargs) whose compiled
-        # SQL the iterable may store in the plan cache.
-        self._plan_seed: tuple[Any, dict[str, Any]] | None = None
-        self._plan_db: str | None = None
-        # filter(**kwargs) applied only when the query is needed: a prefetched related
-        # manager's queryset is usually just iterated from its result cache.
-        self._deferred_filter: dict[str, Any] | None = None
 
     @property
     def query(self) -> Query:
@@ -297,14 +322,17 @@ class QuerySet(AsyncQuerySetMixin):
         """Return the one object matching; DoesNotExist / MultipleObjectsReturned otherwise."""
         shape = None if args or not kwargs else self._plan_shape(kwargs, get_mode=True)
         results: list[Any] | None = None
-        planned = None if shape is None else self._planned(shape, kwargs)
-        if planned is not None:
-            db, plan, values = planned
-            if not self._prefetch_related_lookups:
-                # The common case: rows from the cached plan, built without a clone.
-                results = plan.objects(values, connections[db], db)
-            if results is None:
-                results = list(self._pending_clone(plan, values, kwargs, True, db))
+        if shape is not None and not self._prefetch_related_lookups:
+            # The common case: rows from the cached plan, built without a clone.
+            results = _planned_get(self.db, shape, kwargs)
+        if results is None and shape is not None:
+            planned = self._planned(shape, kwargs)
+            if planned is not None:
+                db, plan, values = planned
+                if not self._prefetch_related_lookups:
+                    results = plan.objects(values, connections[db], db)
+                if results is None:
+                    results = list(self._pending_clone(plan, values, kwargs, True, db))
         if results is None:
             qs = self.filter(*args, **kwargs) if (args or kwargs) else self._chain()
             if not qs.query.is_sliced:
@@ -313,24 +341,8 @@ class QuerySet(AsyncQuerySetMixin):
             if shape is not None:
                 qs._plan_seed = (shape, kwargs)
             results = list(qs)
-        count = len(results)
         assert self.model is not None
-        if count == 1:
-            return results[0]
-        described = ", ".join(
-            f"{k}={MASK!r}" if _is_sensitive_lookup(self.model, k) else f"{k}={v!r}"
-            for k, v in kwargs.items()
-        )
-        if not count:
-            raise self.model.DoesNotExist(
-                f"{self.model.__name__} matching query does not exist"
-                + (f" ({described})" if described else "")
-            )
-        raise self.model.MultipleObjectsReturned(
-            f"get() returned more than one {self.model.__name__} -- it returned "
-            f"{'more than ' if count == MAX_GET_RESULTS else ''}{count}"
-            + (f" ({described})" if described else "")
-        )
+        return _one(self.model, results, kwargs)
 
     def create(self, **kwargs: Any) -> Any:
         assert self.model is not None
@@ -1053,6 +1065,55 @@ def _where_as_q(qs: QuerySet) -> Q:
     return Q(pk__in=qs.values("pk"))
 
 
-from dorm.models.manager import _install_proxies  # noqa: E402
+def _planned_get(db: str, shape: Any, kwargs: dict[str, Any]) -> list[Any] | None:
+    """get()'s rows from a cached plan, or None when no plan serves ``kwargs`` directly."""
+    connection = connections[db]
+    plan = plan_cache.lookup(shape, db, connection)
+    if plan is None:
+        return None
+    return plan.get_objects(kwargs, connection, db)
 
-_install_proxies()
+
+_plain_managers: dict[type, bool] = {}
+
+
+def _is_plain(manager: Any) -> bool:
+    """True when ``manager.get_queryset()`` is a plain ``QuerySet(model)``: its get() and
+    create() can skip building that queryset."""
+    kind = type(manager)
+    plain = _plain_managers.get(kind)
+    if plain is None:
+        qs_class = manager._queryset_class or QuerySet
+        plain = _plain_managers[kind] = kind.get_queryset is BaseManager.get_queryset and all(
+            getattr(qs_class, name) is getattr(QuerySet, name)
+            for name in ("__init__", "get", "create", "_clone", "db")
+        )
+    return plain
+
+
+def _manager_get(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
+    """``Model.objects.get(**kwargs)``: a cached plan is used without a QuerySet."""
+    if not args and kwargs and _is_plain(self):
+        shape = plan_cache.fresh_shape_of(self.model, kwargs, True)
+        if shape is not None:
+            db = self._db or router.db_for_read(self.model, **self._hints)
+            results = _planned_get(db, shape, kwargs)
+            if results is not None:
+                return _one(self.model, results, kwargs)
+    return self.get_queryset().get(*args, **kwargs)
+
+
+def _manager_create(self: BaseManager, **kwargs: Any) -> Any:
+    """``Model.objects.create(**kwargs)``."""
+    if not _is_plain(self):
+        return self.get_queryset().create(**kwargs)
+    model = self.model
+    obj = model(**kwargs)
+    obj.save(force_insert=True, using=self._db or router.db_for_write(model, **self._hints))
+    return obj
+
+
+_manager_get.__doc__ = QuerySet.get.__doc__
+from dorm.models.manager import BaseManager, _install_proxies  # noqa: E402
+
+_install_proxies(get=_manager_get, create=_manager_create)

@@ -86,6 +86,7 @@ class Plan:
         "stamp",
         "count_sql",
         "builders",
+        "binder",
     )
 
     def __init__(
@@ -108,6 +109,8 @@ class Plan:
         self.count_sql: str | None = None
         # alias -> the compiled builder of rows holding exactly the model's columns.
         self.builders: dict[str, Callable[[Any], Any]] = {}
+        # (connection, compiled kwargs -> bound parameters), made on first get_objects().
+        self.binder: tuple[Any, Callable[[dict[str, Any]], list[Any] | None]] | None = None
 
     def prepare(self, kwargs: dict[str, Any]) -> list[Any]:
         """The values in placeholder order, converted as the lookups would (``to_python``)."""
@@ -117,10 +120,28 @@ class Plan:
         self, values: list[Any], connection: BaseDatabaseWrapper, db: str
     ) -> list[Any] | None:
         """Run the plan and build its instances, or None when rows carry related objects."""
-        info = self.klass_info
-        if info["related"]:
+        if self.klass_info["related"]:
             return None
         rows = connection.fetchall(self.sql, self.params(values, connection), self.sensitive)
+        return self._built(rows, db)
+
+    def get_objects(
+        self, kwargs: dict[str, Any], connection: BaseDatabaseWrapper, db: str
+    ) -> list[Any] | None:
+        """``objects()`` straight from the keyword values (prepared and bound by one function
+        compiled for this plan); None when the plan cannot serve them."""
+        if self.klass_info["related"]:
+            return None
+        binder = self.binder
+        if binder is None or binder[0] is not connection:
+            binder = self.binder = (connection, _compile_binder(self, connection))
+        params = binder[1](kwargs)
+        if params is None:
+            return None
+        return self._built(connection.fetchall(self.sql, params, self.sensitive), db)
+
+    def _built(self, rows: list[Any], db: str) -> list[Any]:
+        info = self.klass_info
         if not rows:
             return []
         if len(rows) == 1 and not self.converters:
@@ -143,6 +164,33 @@ class Plan:
             _unmasked(bind(f, v, connection)) for f, v in zip(self.fields, values, strict=True)
         ]
         return CachedCompiler(self, params, connection)
+
+
+def _compile_binder(
+    plan: Plan, connection: BaseDatabaseWrapper
+) -> Callable[[dict[str, Any]], list[Any] | None]:
+    """One function doing ``params(prepare(kwargs))`` for ``plan`` on ``connection``:
+    ``to_python``, ``get_db_prep_value`` and the vendor adapter of each placeholder's field
+    called directly; None when a value prepares to None (exact(None) is IS NULL)."""
+    namespace: dict[str, Any] = {}
+    lines = ["def bind(kwargs):"]
+    out = []
+    for i, (field, name) in enumerate(zip(plan.fields, plan.names, strict=True)):
+        namespace[f"name{i}"] = name
+        namespace[f"to_python{i}"] = field.to_python
+        namespace[f"prep{i}"] = field.get_db_prep_value
+        lines.append(f"    v{i} = to_python{i}(kwargs[name{i}])")
+        lines.append(f"    if v{i} is None:")
+        lines.append("        return None")
+        value = f"prep{i}(v{i})"
+        adapter = connection.ops.adapter_for(field)
+        if adapter is not None:
+            namespace[f"adapt{i}"] = adapter
+            value = f"adapt{i}({value})"
+        out.append(value)
+    lines.append(f"    return [{', '.join(out)}]")
+    exec(compile("\n".join(lines), "<dorm plan binder>", "exec"), namespace)
+    return namespace["bind"]  # type: ignore[no-any-return]
 
 
 def _unmasked(value: Any) -> Any:

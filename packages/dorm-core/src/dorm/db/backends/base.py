@@ -70,10 +70,11 @@ def _describe(frame: FrameType) -> tuple[str, str] | None:
 
     name: str = frame.f_code.co_name
     this = frame.f_locals.get("self")
-    if name == "manager_method" and this is not None:  # a QuerySet method proxied on a manager
+    if (name == "manager_method" or name.startswith("_manager_")) and this is not None:
+        # A QuerySet method proxied on a manager, or a manager's own get() / create().
         model = getattr(getattr(this, "model", None), "__name__", "Model")
         prefix = f"{model}.{getattr(this, 'name', 'objects')}"
-        method = frame.f_locals.get("name", "get")
+        method = frame.f_locals.get("name", "get") if name == "manager_method" else name[9:]
         return f"{prefix}.{method}()", f"`await {prefix}.a{method}()`"
     if name == "__get__" and type(this).__name__ == "ForwardManyToOneDescriptor":
         instance = frame.f_locals.get("instance")
@@ -470,9 +471,7 @@ class BaseDatabaseWrapper:
                 f"statements can run until the end of the atomic() block (wrap the statement "
                 f"that may fail in its own atomic() to recover from its error)"
             )
-        has_hooks = signals.pre_query.has_listeners(self.alias) or signals.post_query.has_listeners(
-            self.alias
-        )
+        has_hooks = signals.queries_observed(self.alias)
         if not (has_hooks or self._captures or logger.isEnabledFor(logging.DEBUG)):
             # Nothing observes this statement (the common case): no clock, no report.
             try:
@@ -675,9 +674,12 @@ class BaseDatabaseWrapper:
     def _once(
         self, conn: Any, sql: str, params: Sequence[Any], sensitive: Sequence[int] | None, mode: str
     ) -> Any:
-        cur = self._new_cursor(conn)
         try:
-            self._run(cur, sql, params, sensitive, many=False)
+            cur = conn.cursor()
+        except Exception as exc:
+            raise translate_error(exc) from exc
+        try:
+            self._run(cur, sql, params, sensitive, False)
             try:
                 if mode == "all":
                     return cur.fetchall()
