@@ -689,3 +689,16 @@ def test_prefetched_rows_point_back_to_their_owner_until_the_key_changes(db, sho
     hyperion.writer_id = bob.pk  # before anything read its state
     with assertNumQueries(1):
         assert hyperion.writer.name == "bob"  # the stale back-reference was dropped
+
+
+def test_rows_of_one_owner_do_not_share_their_relation_cache(db, shop) -> None:
+    ann, bob = Writer.objects.order_by("name").prefetch_related("books")
+    dune, hyperion = sorted(ann.books.all(), key=lambda b: b.title)
+    dune.writer = bob  # changes dune's cache only
+    dune._state.fields_cache["extra"] = "x"
+    with assertNumQueries(0):
+        assert dune.writer is bob
+        assert hyperion.writer is ann
+    assert "extra" not in hyperion._state.fields_cache
+    hyperion.save()
+    assert Book.objects.get(pk=hyperion.pk).writer_id == ann.pk

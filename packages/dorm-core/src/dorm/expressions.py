@@ -72,6 +72,18 @@ def bind(field: Field | None, value: Any, connection: BaseDatabaseWrapper) -> An
     return Masked(value) if field.sensitive else value
 
 
+def bind_many(field: Field, values: Sequence[Any], connection: BaseDatabaseWrapper) -> list[Any]:
+    """``[bind(field, v, connection) for v in values]``, the field's hooks looked up once."""
+    prep = field.get_db_prep_value
+    bound = [prep(v) for v in values]
+    adapter = connection.ops.adapter_for(field)
+    if adapter is not None:
+        bound = [adapter(v) for v in bound]
+    if field.sensitive:
+        return [Masked(v) for v in bound]
+    return bound
+
+
 class Combinable:
     """Arithmetic and boolean operators shared by F and every expression."""
 

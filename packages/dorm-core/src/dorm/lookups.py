@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dorm.exceptions import EmptyResultSet, FieldError
-from dorm.expressions import SQL, Expression, Masked, bind
+from dorm.expressions import SQL, Expression, Masked, bind, bind_many
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
@@ -229,13 +229,17 @@ class In(Lookup):
             raise TypeError(f"the 'in' lookup needs an iterable of values, got {shown}")
         values = [v for v in value if v is not None]
         if field is not None:
-            values = [field.to_python(v) for v in values]
+            to_python = field.to_python
+            values = [to_python(v) for v in values]
         # Duplicates only lengthen the statement.
-        seen: list[Any] = []
-        for v in values:
-            if v not in seen:
-                seen.append(v)
-        return seen
+        try:
+            return list(dict.fromkeys(values))
+        except TypeError:  # an unhashable value (a list for an array column, a dict)
+            seen: list[Any] = []
+            for v in values:
+                if v not in seen:
+                    seen.append(v)
+            return seen
 
     def process_rhs(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         if hasattr(self.rhs, "as_sql"):
@@ -244,10 +248,11 @@ class In(Lookup):
         if not self.rhs:
             raise EmptyResultSet
         ph = connection.ops.placeholder
-        return (
-            f"({', '.join([ph] * len(self.rhs))})",
-            [self.bind_value(v, connection) for v in self.rhs],
-        )
+        marks = f"({', '.join([ph] * len(self.rhs))})"
+        field = self.lhs_field
+        if field is not None and type(self).bind_value is Lookup.bind_value:
+            return marks, bind_many(field, self.rhs, connection)
+        return marks, [self.bind_value(v, connection) for v in self.rhs]
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         lhs_sql, lhs_params = self.process_lhs(compiler, connection)

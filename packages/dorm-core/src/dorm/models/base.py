@@ -28,8 +28,8 @@ __all__ = ["Model", "ModelBase", "ModelState"]
 #: ``{LOADED_FROM: "default"}`` means ModelState(db="default", adding=False), made on the
 #: first access to ``_state`` (see _LazyState).
 LOADED_FROM = "_dorm_loaded_from"
-#: Beside LOADED_FROM: the relation cache a prefetch gave the row before it had a state;
-#: it becomes the state's ``fields_cache``.
+#: Beside LOADED_FROM: the relation cache a prefetch gave the row before it had a state
+#: (a dict, or one ``(name, object)`` pair); it becomes the state's ``fields_cache``.
 LOADED_CACHE = "_dorm_loaded_cache"
 
 
@@ -76,7 +76,9 @@ class _LazyState:
         state.adding = False
         cache = values.pop(LOADED_CACHE, None)
         if cache is not None:
-            state.fields_cache = cache
+            # A prefetch's back-reference: a (name, object) pair shared by the rows of one
+            # owner, or a dict of its own.
+            state.fields_cache = {cache[0]: cache[1]} if type(cache) is tuple else cache
         values["_state"] = state
         return state
 

@@ -228,27 +228,56 @@ class ManyToManyDescriptor:
         )
 
 
+_sides_cache: dict[tuple[ManyToManyField, bool], tuple[Any, ...]] = {}
+
+
+def _sides(field: ManyToManyField, reverse: bool) -> tuple[Any, ...]:
+    """(model, name, query_name, through, source FK, target FK) of one side of ``field``,
+    worked out once per side (a manager is made on every ``obj.tags`` access)."""
+    found = _sides_cache.get((field, reverse))
+    if found is not None and found[3] is field.through:
+        return found
+    source, target = field._through_fields()
+    if reverse:
+        found = (
+            field.model,
+            field.remote_field.get_accessor_name(),
+            field.name,
+            field.through,
+            target,
+            source,
+        )
+    else:
+        found = (
+            field.related_model,
+            field.name,
+            field.remote_field.query_name,
+            field.through,
+            source,
+            target,
+        )
+    _sides_cache[field, reverse] = found
+    return found
+
+
 class ManyRelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type: ignore[misc]
     """``book.tags`` / ``tag.book_set``: add, remove, set, clear over the through table."""
 
     def __init__(self, instance: Any, field: ManyToManyField, reverse: bool) -> None:
-        super().__init__()
+        # Made on every ``book.tags`` access: BaseManager's attributes are set here
+        # directly (no creation counter: a related manager is not a class attribute).
+        self._hints: dict[str, Any] = {}
         self.instance = instance
         self.field = field
         self.reverse = reverse
-        source, target = field._through_fields()
-        if reverse:
-            source, target = target, source
-            self.model = field.model
-            self.name = field.remote_field.get_accessor_name()
-            self.query_name = field.name
-        else:
-            self.model = field.related_model
-            self.name = field.name
-            self.query_name = field.remote_field.query_name
-        self.through = field.through
-        self.source_field = source
-        self.target_field = target
+        (
+            self.model,
+            self.name,
+            self.query_name,
+            self.through,
+            self.source_field,
+            self.target_field,
+        ) = _sides(field, reverse)
         self._db = instance._state.db
         if instance.pk is None:
             raise ValueError(
@@ -262,11 +291,15 @@ class ManyRelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # 
 
     def get_queryset(self) -> QuerySet:
         cache = getattr(self.instance, "_prefetched_objects_cache", {})
-        qs: QuerySet = super().get_queryset().filter(**{self.query_name: self.instance.pk})
+        qs: QuerySet = super().get_queryset()
         if self.name in cache:
+            # Served from the prefetched list; the filter is built only if the queryset
+            # is refined (qs.filter(...), qs.query).
+            qs._deferred_filter = {self.query_name: self.instance.pk}
             qs._result_cache = list(cache[self.name])
             qs._prefetch_done = True
-        return qs
+            return qs
+        return qs.filter(**{self.query_name: self.instance.pk})
 
     def _target_ids(self, objs: Iterable[Any]) -> list[Any]:
         ids: list[Any] = []

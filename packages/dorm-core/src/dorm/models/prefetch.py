@@ -138,7 +138,8 @@ def _reverse_many(
 ) -> list[Any]:
     fk = rel.field
     target = fk.target_field.attname
-    by_value = {getattr(o, target): o for o in objs}
+    keys = [getattr(o, target) for o in objs]
+    by_value = dict(zip(keys, objs, strict=True))
     groups: dict[Any, list[Any]] = defaultdict(list)
     fetched: list[Any] = []
     ids = [v for v in by_value if v is not None]
@@ -146,25 +147,31 @@ def _reverse_many(
         subs = _base(fk.model, queryset, db).filter(**{f"{fk.name}__in": ids})
         name = fk.name
         attname = fk.attname
-        for sub in subs:
+        # One (relation name, owner) pair per owner, shared by its rows: a row loaded just
+        # now has no state yet, and its state takes the pair over when (if ever) it is made.
+        pairs = {key: (name, owner) for key, owner in by_value.items()}
+        fetched = list(subs)
+        for sub in fetched:
             values = sub.__dict__
             key = values[attname]
-            owner = by_value.get(key)
-            if owner is not None:
-                if LOADED_FROM in values:
-                    # A row just loaded, with no state yet: leave the back-reference for the
-                    # state to take over when (if ever) it is made.
+            pair = pairs.get(key)
+            if pair is not None:
+                if LOADED_FROM not in values:
+                    sub._state.fields_cache[name] = pair[1]
+                else:
                     pending = values.get(LOADED_CACHE)
                     if pending is None:
-                        values[LOADED_CACHE] = {name: owner}
+                        values[LOADED_CACHE] = pair
                     else:
-                        pending[name] = owner
-                else:
-                    sub._state.fields_cache[name] = owner
+                        values[LOADED_CACHE] = {**_as_cache(pending), name: pair[1]}
             groups[key].append(sub)
-            fetched.append(sub)
-    _assign_many(objs, rel.get_accessor_name(), groups, lambda o: getattr(o, target), to_attr)
+    _assign_many(objs, keys, rel.get_accessor_name(), groups, to_attr)
     return fetched
+
+
+def _as_cache(pending: Any) -> dict[str, Any]:
+    """A pending relation cache (a shared ``(name, object)`` pair, or a dict) as a dict."""
+    return {pending[0]: pending[1]} if type(pending) is tuple else dict(pending)
 
 
 def _many_to_many(
@@ -177,29 +184,31 @@ def _many_to_many(
     else:
         related_model, query_name = field.related_model, field.remote_field.query_name
         cache_name = field.name
-    ids = [o.pk for o in objs if o.pk is not None]
+    pk_name = type(objs[0])._meta.pk.attname
+    keys = [o.__dict__.get(pk_name) for o in objs]
+    ids = [k for k in keys if k is not None]
     groups: dict[Any, list[Any]] = defaultdict(list)
     fetched: list[Any] = []
     if ids:
         qs = _base(related_model, queryset, db).filter(**{f"{query_name}__in": ids})
         qs = qs.annotate(_dorm_prefetch_owner=F(query_name))
-        for sub in qs:
-            owner = sub.__dict__.pop("_dorm_prefetch_owner")
-            groups[owner].append(sub)
-            fetched.append(sub)
-    _assign_many(objs, cache_name, groups, lambda o: o.pk, to_attr)
+        fetched = list(qs)
+        for sub in fetched:
+            groups[sub.__dict__.pop("_dorm_prefetch_owner")].append(sub)
+    _assign_many(objs, keys, cache_name, groups, to_attr)
     return fetched
 
 
 def _assign_many(
     objs: Sequence[Any],
+    keys: list[Any],
     cache_name: str,
     groups: dict[Any, list[Any]],
-    key: Any,
     to_attr: str | None,
 ) -> None:
-    for obj in objs:
-        items = groups.get(key(obj), [])
+    """Give each object (whose key is at the same index of ``keys``) its group."""
+    for obj, key in zip(objs, keys, strict=True):
+        items = groups.get(key, ())
         if to_attr:
             setattr(obj, to_attr, list(items))
         else:

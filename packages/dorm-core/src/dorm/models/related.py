@@ -518,7 +518,9 @@ class RelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type
     """The objects of ``rel.field.model`` whose foreign key points at ``instance``."""
 
     def __init__(self, instance: Any, rel: ManyToOneRel) -> None:
-        super().__init__()
+        # Made on every ``author.books`` access: BaseManager's attributes are set here
+        # directly (no creation counter: a related manager is not a class attribute).
+        self._hints: dict[str, Any] = {}
         self.instance = instance
         self.rel = rel
         self.field = rel.field

@@ -19,6 +19,9 @@ from dorm.lookups import Exact, IsNull, Lookup
 from dorm.sql.datastructures import INNER, LOUTER, BaseTable, Join, JoinInfo, PathInfo
 from dorm.sql.where import AND, OR, WhereNode
 
+#: Value types that resolve to themselves in a lookup (a list of them needs no walk).
+_SCALARS = frozenset({int, str, float, bool, bytes, type(None)})
+
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
     from dorm.models.base import Model
@@ -418,6 +421,8 @@ class Query:
                 raise ValueError(f"{value!r} is unsaved and cannot be used in a query")
             return value.pk
         if isinstance(value, (list, tuple)):
+            if all(type(v) in _SCALARS for v in value):  # the common case: nothing to resolve
+                return type(value)(value)
             return type(value)(self.resolve_lookup_value(v, can_reuse, allow_joins) for v in value)
         return value
 
