@@ -70,7 +70,7 @@ _infos: dict[str, PluginInfo] = {}
 _extensions: Extensions | None = None
 # has_impls() answers per plugin manager; cleared by _invalidate() on (un)register, and
 # rebuilt when the manager itself is replaced (tests swap ``_pm`` for a fresh one).
-_impls_cache: tuple[object, dict[str, bool]] = (None, {})
+_impls_cache: tuple[object, dict[tuple[str, ...], bool]] = (None, {})
 # hook name -> its implementations in call order, or None when one of them wraps the call;
 # kept beside _impls_cache and cleared with it.
 _plain_impls: tuple[object, dict[str, tuple[Any, ...] | None]] = (None, {})
@@ -238,19 +238,26 @@ def hooks_of(name: str) -> list[str]:
     return sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
 
 
-def has_impls(hook_name: str) -> bool:
-    """Return True when at least one plugin implements ``hook_name`` (cheap; for hot paths)."""
+def has_impls(*hook_names: str) -> bool:
+    """Return True when a plugin implements one of ``hook_names`` (cheap; for hot paths)."""
     global _impls_cache
+    owner, known = _impls_cache
+    if owner is _pm and owner is not None:
+        found = known.get(hook_names)
+        if found is not None:
+            return found  # the hot path: the manager unchanged and the answer known
     pm = get_plugin_manager()
     owner, known = _impls_cache
     if owner is not pm:
         known = {}
         _impls_cache = (pm, known)
-    found = known.get(hook_name)
+    found = known.get(hook_names)
     if found is None:
         # pluggy rebuilds its impl list on every call; the answer only changes on
         # (un)register, so it is remembered until then.
-        found = known[hook_name] = bool(getattr(pm.hook, hook_name).get_hookimpls())
+        found = known[hook_names] = any(
+            getattr(pm.hook, name).get_hookimpls() for name in hook_names
+        )
     return found
 
 

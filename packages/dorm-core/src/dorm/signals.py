@@ -159,7 +159,7 @@ class Signal:
         if self.observer:
             return self._send_observed(sender, named)
         responses = []
-        for fn in self._live(sender):
+        for fn in self._live(sender) if self._receivers else ():
             response = fn(signal=self, sender=sender, **named)
             if response is not None and plugins.isawaitable(response):
                 response = _resolve(response, fn)
@@ -230,4 +230,4 @@ def queries_observed(alias: str) -> bool:
     a statement on ``alias`` (checked before every statement: one call, not two)."""
     if pre_query._receivers or post_query._receivers:
         return pre_query.has_listeners(alias) or post_query.has_listeners(alias)
-    return plugins.has_impls("dorm_pre_query") or plugins.has_impls("dorm_post_query")
+    return plugins.has_impls("dorm_pre_query", "dorm_post_query")

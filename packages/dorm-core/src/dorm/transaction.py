@@ -302,6 +302,12 @@ class mark_for_rollback_on_error:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None:
-            state = _state(self.using)
-            if state.blocks:
-                state.blocks[-1].rollback = True
+            _mark_rollback(self.using)
+
+
+def _mark_rollback(using: str | None) -> None:
+    """What ``mark_for_rollback_on_error`` does when its block raised: inside ``atomic()``
+    the innermost block is marked for rollback (for hot paths: no context manager)."""
+    state = _state(using)
+    if state.blocks:
+        state.blocks[-1].rollback = True

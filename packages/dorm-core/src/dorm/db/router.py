@@ -68,6 +68,8 @@ class ConnectionRouter:
         return self._route("db_for_read", model, hints)
 
     def db_for_write(self, model: type, **hints: Any) -> str:
+        if not hints and not self._routers():
+            return DEFAULT_DB_ALIAS  # the common case: no routers, nothing to ask
         return self._route("db_for_write", model, hints)
 
 

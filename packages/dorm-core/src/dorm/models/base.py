@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -81,6 +82,14 @@ class _LazyState:
             state.fields_cache = {cache[0]: cache[1]} if type(cache) is tuple else cache
         values["_state"] = state
         return state
+
+
+def _persistence() -> Any:
+    """``dorm.models.persistence`` (it imports this module, so it is looked up on use)."""
+    module = sys.modules.get("dorm.models.persistence")
+    if module is None:
+        from dorm.models import persistence as module
+    return module
 
 
 def _app_label(module: str) -> str:
@@ -392,25 +401,19 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
         :raises ValueError: ``update_fields`` names a field the model does not have, or a
             related object assigned to a foreign key is unsaved.
         """
-        from dorm.models import persistence
-
-        persistence.save(self, force_insert, force_update, using, update_fields)
+        _persistence().save(self, force_insert, force_update, using, update_fields)
 
     save.alters_data = True  # type: ignore[attr-defined]
 
     def delete(self, using: str | None = None) -> tuple[int, dict[str, int]]:
         """Delete this object and what cascades from it; return (total, per model)."""
-        from dorm.models import persistence
-
-        return persistence.delete(self, using)
+        return _persistence().delete(self, using)
 
     def refresh_from_db(
         self, using: str | None = None, fields: Iterable[str] | None = None
     ) -> None:
         """Reload field values from the database (all, or only ``fields``)."""
-        from dorm.models import persistence
-
-        persistence.refresh(self, using, fields)
+        _persistence().refresh(self, using, fields)
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -434,9 +437,7 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
         """Hook for model-wide validation; raise ValidationError."""
 
     def validate_unique(self, exclude: Iterable[str] | None = None) -> None:
-        from dorm.models import persistence
-
-        persistence.validate_unique(self, set(exclude or ()))
+        _persistence().validate_unique(self, set(exclude or ()))
 
     def validate_constraints(self, exclude: Iterable[str] | None = None) -> None:
         """Check ``Meta.constraints`` against this instance's values, as Django 4.1+ does.

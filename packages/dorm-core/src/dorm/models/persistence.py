@@ -79,8 +79,11 @@ def save(
     db = connections[using]
     pk_field = opts.pk
     assert pk_field is not None
-    with transaction.mark_for_rollback_on_error(using):
+    try:
         created = _save_table(obj, db, using, force_insert, force_update, names)
+    except BaseException:
+        transaction._mark_rollback(using)  # inside atomic(): the block is doomed
+        raise
     obj._state.db = using
     obj._state.adding = False
     if signals.post_save.has_listeners(cls):
@@ -107,7 +110,7 @@ def _save_table(
     opts = cls._meta
     pk_field = opts.pk
     assert pk_field is not None
-    pk_val = obj.pk
+    pk_val = obj.__dict__.get(pk_field.attname)
     if pk_val is None:
         default = pk_field.get_default() if pk_field.has_default() else None
         if default is not None:
@@ -132,11 +135,14 @@ def _save_table(
             )
     elif force_update:
         raise ValueError(f"{cls.__name__}.save(force_update=True) needs a primary key value")
-    if obj.pk is None:
-        fields, returning = opts.insert_fields, [pk_field]
+    if obj.__dict__.get(pk_field.attname) is None:
+        fields, returning = opts.insert_fields, (pk_field,)
     else:
-        fields, returning = opts.concrete_fields, []
-    rows = writes.insert(cls, [obj], fields, db, returning_fields=returning)
+        fields, returning = opts.concrete_fields, ()
+    if fields:
+        rows = writes.insert_one(cls, obj, fields, db, returning)
+    else:
+        rows = writes.insert(cls, [obj], fields, db, returning_fields=returning)
     if returning:
         if rows:
             obj.__dict__[pk_field.attname] = pk_field.to_python(rows[0][0])

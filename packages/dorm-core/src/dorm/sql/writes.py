@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from dorm.models.fields import Field
     from dorm.sql.query import Query
 
-__all__ = ["delete_sql", "insert", "update_sql"]
+__all__ = ["delete_sql", "insert", "insert_one", "update_sql"]
 
 
 def insert(
@@ -34,7 +34,7 @@ def insert(
 ) -> list[tuple[Any, ...]]:
     """INSERT ``objs`` in multi-row batches; return the RETURNING rows (one per object)."""
     if len(objs) == 1 and fields and on_conflict is None:
-        return _insert_one(model, objs[0], fields, connection, returning_fields)
+        return insert_one(model, objs[0], fields, connection, returning_fields)
     if not fields and connection.vendor == "sqlite" and len(objs) > 1:
         rows: list[tuple[Any, ...]] = []
         for obj in objs:
@@ -231,18 +231,20 @@ def _insert_rows(
 
 # (model, fields, returning, ops, patterns version) -> (sql, adapters, sensitive flags):
 # save() and create() insert one row on the same columns again and again.
-_one_row: dict[tuple[Any, ...], tuple[str, list[Any], list[bool]]] = {}
+_one_row: dict[tuple[Any, ...], tuple[str, Callable[[Sequence[Any]], list[Any]], list[int]]] = {}
 _ONE_ROW_MAX = 512
 
 
-def _insert_one(
+def insert_one(
     model: type[Model],
     obj: Model,
     fields: Sequence[Field],
     connection: BaseDatabaseWrapper,
     returning_fields: Sequence[Field],
 ) -> list[tuple[Any, ...]]:
-    """``insert()`` of one object on a non-empty field list, its statement cached."""
+    """``insert()`` of one object on a non-empty field list (``save()`` of a new row): its
+    statement and parameter function are cached per model, field list, RETURNING columns
+    and backend."""
     ops = connection.ops
     returning = returning_fields if connection.supports_returning else ()
     key = (model, tuple(fields), tuple(returning), ops, patterns_version())
@@ -254,23 +256,16 @@ def _insert_one(
         sql = f"INSERT INTO {qn(model._meta.db_table)} ({cols}) VALUES ({marks})"
         if returning:
             sql += " RETURNING " + ", ".join(qn(f.column) for f in returning)
-        entry = (sql, [ops.adapter_for(f) for f in fields], [f.sensitive for f in fields])
+        sensitive = [i for i, f in enumerate(fields) if f.sensitive]
+        entry = (sql, _row_values(fields, ops), sensitive)
         if len(_one_row) >= _ONE_ROW_MAX:
             _one_row.clear()
         _one_row[key] = entry
-    sql, adapters, sensitive_cols = entry
-    params: list[Any] = []
-    sensitive: list[int] = []
-    for i, field in enumerate(fields):
-        value = field.get_db_prep_value(field.pre_save(obj, True))
-        adapter = adapters[i]
-        if adapter is not None:
-            value = adapter(value)
-        if sensitive_cols[i]:
-            sensitive.append(i)
-        params.append(value)
+    sql, row_values, sensitive = entry
+    params = row_values((obj,))
     if returning:
-        return connection.fetchall(sql, params, sensitive)
+        row = connection.fetchone(sql, params, sensitive)
+        return [] if row is None else [row]
     connection.execute(sql, params, sensitive)
     return []
 

@@ -605,12 +605,12 @@ class BaseDatabaseWrapper:
     ) -> Any:
         state = self.state
         if state.conn is not None:
-            return self._once(state.conn, sql, params, sensitive, mode)
+            return self._once(state.conn, sql, params, sensitive, mode, state)
         if _get_running_loop() is not None and self.guards_event_loop:
             _refuse_in_event_loop(f"a database query ({sql[:40]}{'...' if len(sql) > 40 else ''})")
         conn = self._acquire()
         try:
-            result = self._once(conn, sql, params, sensitive, mode)
+            result = self._once(conn, sql, params, sensitive, mode, state)
         except exceptions.DatabaseError as exc:
             broken = self._is_broken(conn)
             self._discard(conn) if broken else self._release(conn)
@@ -623,7 +623,7 @@ class BaseDatabaseWrapper:
             )
             conn = self._acquire()
             try:
-                result = self._once(conn, sql, params, sensitive, mode)
+                result = self._once(conn, sql, params, sensitive, mode, state)
             except BaseException:
                 self._discard(conn) if self._is_broken(conn) else self._release(conn)
                 raise
@@ -672,14 +672,34 @@ class BaseDatabaseWrapper:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(
-        self, conn: Any, sql: str, params: Sequence[Any], sensitive: Sequence[int] | None, mode: str
+        self,
+        conn: Any,
+        sql: str,
+        params: Sequence[Any],
+        sensitive: Sequence[int] | None,
+        mode: str,
+        state: ThreadState,
     ) -> Any:
         try:
             cur = conn.cursor()
         except Exception as exc:
             raise translate_error(exc) from exc
         try:
-            self._run(cur, sql, params, sensitive, False)
+            blocks = state.blocks
+            if (
+                (blocks and blocks[-1].rollback)
+                or self._captures
+                or signals.queries_observed(self.alias)
+                or logger.isEnabledFor(logging.DEBUG)
+            ):
+                self._run(cur, sql, params, sensitive, False)  # checks, hooks, log, capture
+            else:
+                # Nothing observes this statement (the common case): _run's quiet path.
+                try:
+                    cur.execute(sql, params)
+                except Exception as exc:
+                    failed = self._failed(exc, blocks, params, sensitive, False)
+                    raise failed from _cause(failed, exc)
             try:
                 if mode == "all":
                     return cur.fetchall()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
-import weakref
 from typing import Any
 
 from dorm.exceptions import FieldDoesNotExist, FieldError
@@ -61,12 +59,13 @@ def autoslug(source: str) -> AutoSlug:
     return AutoSlug(source)
 
 
-_fields_cache: weakref.WeakKeyDictionary[type, list[tuple[Any, str]]] = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
+#: The class attribute caching a model's autoslug fields (read on every save of every model
+#: while the plugin is installed, so a plain attribute rather than a weak mapping).
+_CACHE_ATTR = "_dorm_autoslug_fields"
 
 
 def _autoslug_fields(model: type) -> list[tuple[Any, str]]:
-    found = _fields_cache.get(model)
+    found: list[tuple[Any, str]] | None = model.__dict__.get(_CACHE_ATTR)
     if found is None:
         meta = getattr(model, "_meta", None)
         fields = meta.concrete_fields if meta is not None else []
@@ -75,14 +74,14 @@ def _autoslug_fields(model: type) -> list[tuple[Any, str]]:
             for f in fields
             if isinstance(f, SlugField) and isinstance(f.default, AutoSlug)
         ]
-        with _cache_lock:
-            _fields_cache[model] = found
+        setattr(model, _CACHE_ATTR, found)
     return found
 
 
 def fill_autoslugs(model: type, instance: Any, using: str) -> None:
     """Set every empty autoslug field of ``instance`` (called from ``dorm_pre_save``)."""
-    for field, source in _autoslug_fields(model):
+    found = model.__dict__.get(_CACHE_ATTR)
+    for field, source in found if found is not None else _autoslug_fields(model):
         if instance.__dict__.get(field.attname):
             continue
         try:
