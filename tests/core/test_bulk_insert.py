@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import dorm
-from dorm.exceptions import IntegrityError
+from dorm.exceptions import IntegrityError, ValidationError
 from dorm.test import CaptureQueriesContext
 
 
@@ -28,7 +28,23 @@ class Item(dorm.Model):
         app_label = "t_bulk_insert"
 
 
-MODELS = [Item]
+class Shout(dorm.CharField):
+    """Stored upper-cased: a subclass's own conversion, which compiled paths must call."""
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        return value.upper() if isinstance(value, str) else value
+
+
+class Note(dorm.Model):
+    text = Shout(max_length=20)
+    item = dorm.ForeignKey(Item, on_delete=dorm.CASCADE, null=True)
+
+    class Meta:
+        app_label = "t_bulk_insert"
+
+
+MODELS = [Item, Note]
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
 WHEN = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -131,3 +147,19 @@ def test_array_values_keep_multi_row_values_on_postgresql(db) -> None:
     finally:
         with SchemaEditor() as editor:
             editor.delete_model(Series)
+
+
+def test_a_subclass_conversion_runs_in_every_compiled_path(db) -> None:
+    item = Item.objects.create(sku="x", qty=True)  # a bool is converted, not passed as is
+    assert Item.objects.values_list("qty", flat=True).get(pk=item.pk) == 1
+    Note.objects.create(text="one", item=item)
+    Note.objects.bulk_create([Note(text="two", item_id=item.pk), Note(text="three")])
+    assert sorted(Note.objects.values_list("text", flat=True)) == ["ONE", "THREE", "TWO"]
+    # get() and __in bind through the same conversion: lower-case values find the rows.
+    assert Note.objects.get(text="two").item_id == item.pk
+    assert Note.objects.get(text="two").text == "TWO"
+    assert Note.objects.filter(text__in=["one", "three", "one"]).count() == 2
+    assert Note.objects.filter(item__in=[item, item.pk]).count() == 2
+    with pytest.raises(ValidationError, match="qty"):
+        Item.objects.create(sku="y", qty="many")
+    assert not Item.objects.filter(sku="y").exists()

@@ -75,7 +75,8 @@ def bind(field: Field | None, value: Any, connection: BaseDatabaseWrapper) -> An
 def bind_many(field: Field, values: Sequence[Any], connection: BaseDatabaseWrapper) -> list[Any]:
     """``[bind(field, v, connection) for v in values]``, the field's hooks looked up once."""
     prep = field.get_db_prep_value
-    bound = [prep(v) for v in values]
+    same = field._identity_types()
+    bound = [v if type(v) in same else prep(v) for v in values]
     adapter = connection.ops.adapter_for(field)
     if adapter is not None:
         bound = [adapter(v) for v in bound]

@@ -230,7 +230,8 @@ class In(Lookup):
         values = [v for v in value if v is not None]
         if field is not None:
             to_python = field.to_python
-            values = [to_python(v) for v in values]
+            same = field._identity_types()
+            values = [v if type(v) in same else to_python(v) for v in values]
         # Duplicates only lengthen the statement.
         try:
             return list(dict.fromkeys(values))

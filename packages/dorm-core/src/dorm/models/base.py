@@ -17,7 +17,7 @@ from dorm.exceptions import (
     ObjectDoesNotExist,
     ValidationError,
 )
-from dorm.models.fields import BigAutoField
+from dorm.models.fields import NOT_PROVIDED, BigAutoField, Field
 from dorm.models.manager import Manager
 from dorm.models.options import Options
 from dorm.models.twins import AsyncModelMixin
@@ -233,6 +233,15 @@ def _check_meta(cls: type[Model]) -> None:
                 )
 
 
+def _fixed_default(field: Any) -> Any:
+    """The immutable value ``field.get_default()`` always returns when the field has no
+    default of its own (None, or the type's empty value), else NOT_PROVIDED."""
+    if type(field).get_default is not Field.get_default or field.has_default():
+        return NOT_PROVIDED
+    value = None if field.null else field.empty_default
+    return value if type(value) in (type(None), str, bytes, int) else NOT_PROVIDED
+
+
 def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]], None]:
     """``init(instance, kwargs)`` setting each concrete field from kwargs or its default,
     as ``Model.__init__`` does field by field; a relation given by name goes through its
@@ -249,6 +258,9 @@ def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]
     ]
     for i, field in enumerate(fields):
         namespace[f"default{i}"] = field.get_default
+        fixed = _fixed_default(field)
+        if fixed is not NOT_PROVIDED:
+            namespace[f"default{i}"] = fixed
         name, attname = field.name, field.attname
         lines.append(f"    if {name!r} in kwargs:")
         if field.is_relation:
@@ -258,7 +270,8 @@ def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]
         else:
             lines.append(f"        d[{attname!r}] = pop({name!r})")
         lines.append("    else:")
-        lines.append(f"        d[{attname!r}] = default{i}()")
+        call = "" if fixed is not NOT_PROVIDED else "()"
+        lines.append(f"        d[{attname!r}] = default{i}{call}")
     exec(compile("\n".join(lines) + "\n", "<dorm keyword init>", "exec"), namespace)
     init: Callable[[Any, dict[str, Any]], None] = namespace["init"]
     return init

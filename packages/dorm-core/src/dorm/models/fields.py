@@ -277,6 +277,24 @@ class Field:
         """Return ``value`` ready for the backend (called for every bound value)."""
         return self.get_prep_value(value)
 
+    #: Exact value types that ``to_python()`` and ``get_db_prep_value()`` return unchanged,
+    #: as the class that sets this attribute converts them (see ``_identity_types``).
+    _prep_identity: ClassVar[tuple[type, ...]] = ()
+
+    def _identity_types(self) -> tuple[type, ...]:
+        """The exact types whose values need no ``get_db_prep_value()`` call (compiled
+        parameter builders skip it for them): those the declaring class lists, unless a
+        subclass changed the conversion methods."""
+        cls = type(self)
+        owner = next(k for k in cls.__mro__ if "_prep_identity" in k.__dict__)
+        if (
+            cls.get_db_prep_value is Field.get_db_prep_value
+            and cls.get_prep_value is owner.get_prep_value  # type: ignore[attr-defined]
+            and cls.to_python is owner.to_python  # type: ignore[attr-defined]
+        ):
+            return owner._prep_identity  # type: ignore[attr-defined,no-any-return]
+        return ()
+
     def from_db_value(self, value: Any) -> Any:
         """Return the Python value for what the backend's converter produced."""
         return value
@@ -423,6 +441,7 @@ class Field:
 class IntegerField(Field):
     internal_type = "IntegerField"
     _range: ClassVar[tuple[int, int]] = (-(2**31), 2**31 - 1)
+    _prep_identity = (int,)
 
     def to_python(self, value: Any) -> Any:
         if value is None:
@@ -634,6 +653,7 @@ class BooleanField(Field):
 class CharField(Field):
     internal_type = "CharField"
     empty_default = ""
+    _prep_identity = (str,)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -666,6 +686,7 @@ class CharField(Field):
 class TextField(Field):
     internal_type = "TextField"
     empty_default = ""
+    _prep_identity = (str,)
 
     def to_python(self, value: Any) -> Any:
         if value is None or isinstance(value, str):

@@ -179,10 +179,23 @@ def _compile_binder(
         namespace[f"name{i}"] = name
         namespace[f"to_python{i}"] = field.to_python
         namespace[f"prep{i}"] = field.get_db_prep_value
-        lines.append(f"    v{i} = to_python{i}(kwargs[name{i}])")
-        lines.append(f"    if v{i} is None:")
-        lines.append("        return None")
-        value = f"prep{i}(v{i})"
+        identity = field._identity_types()
+        lines.append(f"    v{i} = kwargs[name{i}]")
+        if identity:
+            # A value of a type the field passes through unchanged is not None and needs
+            # neither to_python nor get_db_prep_value.
+            namespace[f"same{i}"] = identity
+            lines.append(f"    if type(v{i}) not in same{i}:")
+            lines.append(f"        v{i} = to_python{i}(v{i})")
+            lines.append(f"        if v{i} is None:")
+            lines.append("            return None")
+            lines.append(f"        v{i} = prep{i}(v{i})")
+        else:
+            lines.append(f"    v{i} = to_python{i}(v{i})")
+            lines.append(f"    if v{i} is None:")
+            lines.append("        return None")
+            lines.append(f"    v{i} = prep{i}(v{i})")
+        value = f"v{i}"
         adapter = connection.ops.adapter_for(field)
         if adapter is not None:
             namespace[f"adapt{i}"] = adapter

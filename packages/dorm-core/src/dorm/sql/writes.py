@@ -148,28 +148,48 @@ def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], 
     """A function flattening objects into INSERT parameters: for each object and field,
     ``adapter(field.get_db_prep_value(field.pre_save(obj, True)))`` with the backend's
     adapter, compiled once per field list and backend so that no per-value loop
-    bookkeeping runs."""
+    bookkeeping runs. The base ``pre_save`` is read from the instance dict, and a value
+    of a type the field passes through unchanged skips ``get_db_prep_value``."""
     key = (type(ops), *fields)
     found = _row_value_functions.get(key)
     if found is not None:
         return found
+    from dorm.models.fields import Field as BaseField
+
     adapters = [ops.adapter_for(f) for f in fields]
     namespace: dict[str, Any] = {}
+    body = []
     terms = []
     for i, (field, adapter) in enumerate(zip(fields, adapters, strict=True)):
         namespace[f"pre{i}"] = field.pre_save
         namespace[f"prep{i}"] = field.get_db_prep_value
-        term = f"prep{i}(pre{i}(obj, True))"
+        if type(field).pre_save is BaseField.pre_save:
+            # The base pre_save reads the instance dict (a deferred column is loaded).
+            attname = field.attname
+            body.append(f"v{i} = d[{attname!r}] if {attname!r} in d else pre{i}(obj, True)")
+        else:
+            body.append(f"v{i} = pre{i}(obj, True)")
+        identity = field._identity_types()
+        if identity:
+            namespace[f"same{i}"] = identity
+            body.append(f"if type(v{i}) not in same{i}:")
+            body.append(f"    v{i} = prep{i}(v{i})")
+        else:
+            body.append(f"v{i} = prep{i}(v{i})")
+        term = f"v{i}"
         if adapter is not None:
             namespace[f"adapt{i}"] = adapter
             term = f"adapt{i}({term})"
         terms.append(term)
+    # repr() makes each attribute name a string literal: nothing of it is executed.
     source = (
         "def row_values(objs):\n"
         "    out = []\n"
         "    extend = out.extend\n"
         "    for obj in objs:\n"
-        f"        extend(({', '.join(terms)}{',' if len(terms) == 1 else ''}))\n"
+        "        d = obj.__dict__\n"
+        + "".join(f"        {line}\n" for line in body)
+        + f"        extend(({', '.join(terms)}{',' if len(terms) == 1 else ''}))\n"
         "    return out\n"
     )
     exec(compile(source, "<dorm insert values>", "exec"), namespace)
