@@ -420,7 +420,7 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
 
     def delete(self, using: str | None = None) -> tuple[int, dict[str, int]]:
         """Delete this object and what cascades from it; return (total, per model)."""
-        return _persistence().delete(self, using)
+        return _persistence().delete(self, using)  # type: ignore[no-any-return]
 
     def refresh_from_db(
         self, using: str | None = None, fields: Iterable[str] | None = None

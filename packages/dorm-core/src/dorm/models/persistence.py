@@ -13,6 +13,7 @@ from dorm.sql import writes
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
+    from dorm.models.fields import Field
 
 __all__ = ["delete", "refresh", "save", "validate_unique"]
 
@@ -135,10 +136,11 @@ def _save_table(
             )
     elif force_update:
         raise ValueError(f"{cls.__name__}.save(force_update=True) needs a primary key value")
+    returning: tuple[Field, ...] = ()
     if obj.__dict__.get(pk_field.attname) is None:
         fields, returning = opts.insert_fields, (pk_field,)
     else:
-        fields, returning = opts.concrete_fields, ()
+        fields = opts.concrete_fields
     if fields:
         rows = writes.insert_one(cls, obj, fields, db, returning)
     else:

@@ -379,7 +379,7 @@ class ForeignKey(Field):
     def _identity_types(self) -> tuple[type, ...]:
         if type(self).get_db_prep_value is not ForeignKey.get_db_prep_value:
             return ()
-        return self.target_field._identity_types()  # type: ignore[no-any-return]
+        return self.target_field._identity_types()
 
     def get_lookup(self, name: str) -> type | None:
         return self.target_field.get_lookup(name)
