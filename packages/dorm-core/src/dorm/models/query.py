@@ -1093,13 +1093,20 @@ def _is_plain(manager: Any) -> bool:
 
 def _manager_get(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
     """``Model.objects.get(**kwargs)``: a cached plan is used without a QuerySet."""
-    if not args and kwargs and _is_plain(self):
-        shape = plan_cache.fresh_shape_of(self.model, kwargs, True)
+    plain = _plain_managers.get(type(self))
+    if plain is None:
+        plain = _is_plain(self)
+    if plain and kwargs and not args:
+        model = self.model
+        shape = plan_cache.fresh_shape_of(model, kwargs, True)
         if shape is not None:
-            db = self._db or router.db_for_read(self.model, **self._hints)
-            results = _planned_get(db, shape, kwargs)
-            if results is not None:
-                return _one(self.model, results, kwargs)
+            db = self._db or router.db_for_read(model, **self._hints)
+            connection = connections[db]
+            plan = plan_cache.lookup(shape, db, connection)
+            if plan is not None:
+                results = plan.get_objects(kwargs, connection, db)
+                if results is not None:
+                    return results[0] if len(results) == 1 else _one(model, results, kwargs)
     return self.get_queryset().get(*args, **kwargs)
 
 

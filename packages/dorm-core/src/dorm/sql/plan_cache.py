@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from dorm import plugins
+from dorm.db import utils as db_utils
 from dorm.db.utils import patterns_version
 from dorm.expressions import Col, Masked, bind
 from dorm.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
@@ -138,7 +139,12 @@ class Plan:
         params = binder[1](kwargs)
         if params is None:
             return None
-        return self._built(connection.fetchall(self.sql, params, self.sensitive), db)
+        rows = connection.fetchall(self.sql, params, self.sensitive)
+        if len(rows) == 1 and not self.converters:
+            build = self.builders.get(db)
+            if build is not None:
+                return build(rows)  # type: ignore[no-any-return]
+        return self._built(rows, db)
 
     def _built(self, rows: list[Any], db: str) -> list[Any]:
         info = self.klass_info
@@ -329,7 +335,8 @@ def _fresh() -> None:
 
 def lookup(shape: Any, alias: str, connection: BaseDatabaseWrapper) -> Plan | None:
     """The plan stored for ``shape`` on ``alias`` / this connection class, or None."""
-    _fresh()
+    if _source[0] is not plugins._extensions or _source[1] != db_utils._version:
+        _fresh()
     key = (shape, alias, type(connection))
     # A read needs no lock (a dict lookup is atomic); the LRU order is refreshed only
     # for entries in the older half, so a hot plan is not moved on every call.
