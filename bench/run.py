@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import inspect
 import json
@@ -257,7 +258,13 @@ def seed(raw: Raw, scale: dict[str, int]) -> Ctx:
 
 
 def timed(fn: Callable[[], Any]) -> float:
-    """Seconds one call takes; an ``async def`` is awaited (and timed) on the process's loop."""
+    """Seconds one call takes; an ``async def`` is awaited (and timed) on the process's loop.
+
+    A full collection runs first, untimed, so that every call starts with the cyclic GC in
+    the same state: the collections a call's own allocations trigger are timed, not the
+    leftovers of whatever ran before it.
+    """
+    gc.collect()
     if inspect.iscoroutinefunction(fn):
         return run(atimed(fn))
     start = time.perf_counter()

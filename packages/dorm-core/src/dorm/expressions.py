@@ -85,6 +85,10 @@ def bind_many(field: Field, values: Sequence[Any], connection: BaseDatabaseWrapp
     return bound
 
 
+#: Expression class -> True when a plain ``__dict__`` copy copies it (see ``copy()``).
+_dict_only: dict[type, bool] = {}
+
+
 class Combinable:
     """Arithmetic and boolean operators shared by F and every expression."""
 
@@ -202,7 +206,22 @@ class Expression(Combinable):
         return field.get_transform(name) if field is not None else None
 
     def copy(self) -> Any:
-        return copy.copy(self)
+        """A shallow copy (``copy.copy`` without its reduce machinery when the class keeps
+        its state in ``__dict__`` only, as every dorm expression does)."""
+        cls = type(self)
+        plain = _dict_only.get(cls)
+        if plain is None:
+            plain = _dict_only[cls] = (
+                all("__slots__" not in k.__dict__ for k in cls.__mro__[:-1])
+                and getattr(cls, "__copy__", None) is None
+                and cls.__reduce_ex__ is object.__reduce_ex__
+                and cls.__getstate__ is object.__getstate__  # type: ignore[misc]
+            )
+        if not plain:
+            return copy.copy(self)
+        obj = object.__new__(cls)
+        obj.__dict__.update(self.__dict__)
+        return obj
 
     def resolve_expression(
         self,
