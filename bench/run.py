@@ -53,7 +53,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(REPO / "tests"))
 
-from peers import Ctx, Scenarios, close_loop, run  # noqa: E402
+from peers import BULK_PAGES, Ctx, Scenarios, close_loop, run  # noqa: E402
 
 SCALES = {
     "small": {"n": 300, "rows": 2000, "repeats": 5},
@@ -147,7 +147,7 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
     def bulk_insert() -> None:
         raw.many(
             'INSERT INTO "bench_book" ("title", "pages", "author_id") VALUES (?, ?, ?)',
-            [(f"r{i}", i, filler_id) for i in range(rows)],
+            [(f"r{i}", BULK_PAGES + i, filler_id) for i in range(rows)],
         )
 
     def get_by_pk() -> None:

@@ -62,6 +62,12 @@ def close_loop() -> None:
     _loop = None
 
 
+#: ``bulk_insert`` numbers its books' pages from here: its rows never fall in the range
+#: ``update_filter`` rewrites, so every ORM's updates touch the same seeded rows however
+#: many bulk inserts ran before.
+BULK_PAGES = 1_000_000
+
+
 @dataclass
 class Ctx:
     vendor: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peers import Ctx, Scenarios
+from peers import BULK_PAGES, Ctx, Scenarios
 
 
 def setup(vendor: str, settings: dict[str, Any]) -> None:
@@ -54,7 +54,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
 
     def bulk_insert() -> None:
         Book.objects.bulk_create(
-            [Book(title=f"b{i}", pages=i, author_id=filler_id) for i in range(rows)]
+            [Book(title=f"b{i}", pages=BULK_PAGES + i, author_id=filler_id) for i in range(rows)]
         )
 
     def get_by_pk() -> None:

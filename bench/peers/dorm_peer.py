@@ -7,7 +7,7 @@ from typing import Any
 import dorm
 from dorm.db.connection import awarmup_pool, reset_connections
 from dorm.migrations.schema import SchemaEditor
-from peers import Ctx, Scenarios, close_loop, run
+from peers import BULK_PAGES, Ctx, Scenarios, close_loop, run
 
 
 class Author(dorm.Model):
@@ -52,7 +52,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
 
     def bulk_insert() -> None:
         Book.objects.bulk_create(
-            [Book(title=f"b{i}", pages=i, author_id=filler_id) for i in range(rows)]
+            [Book(title=f"b{i}", pages=BULK_PAGES + i, author_id=filler_id) for i in range(rows)]
         )
 
     def get_by_pk() -> None:

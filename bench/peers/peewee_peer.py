@@ -6,7 +6,7 @@ from typing import Any
 
 import peewee as pw
 
-from peers import Ctx, Scenarios
+from peers import BULK_PAGES, Ctx, Scenarios
 
 db = pw.DatabaseProxy()
 
@@ -82,7 +82,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
             Author.create(name=f"one-{i}")
 
     def bulk_insert() -> None:
-        data = [(f"b{i}", i, filler_id) for i in range(rows)]
+        data = [(f"b{i}", BULK_PAGES + i, filler_id) for i in range(rows)]
         fields = [Book.title, Book.pages, Book.author]
         with db.atomic():
             for batch in pw.chunked(data, 1000):

@@ -34,7 +34,7 @@ from sqlalchemy.orm import (
     selectinload,
 )
 
-from peers import Ctx, Scenarios, run
+from peers import BULK_PAGES, Ctx, Scenarios, run
 
 
 class Base(DeclarativeBase):
@@ -113,7 +113,10 @@ def scenarios(ctx: Ctx) -> Scenarios:
         with Session(eng) as s:
             s.execute(
                 insert(Book),
-                [{"title": f"b{i}", "pages": i, "author_id": filler_id} for i in range(rows)],
+                [
+                    {"title": f"b{i}", "pages": BULK_PAGES + i, "author_id": filler_id}
+                    for i in range(rows)
+                ],
             )
             s.commit()
 

@@ -15,7 +15,7 @@ from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from peers import Ctx, Scenarios, run
+from peers import BULK_PAGES, Ctx, Scenarios, run
 
 
 class Author(Model):
@@ -106,7 +106,10 @@ def scenarios(ctx: Ctx) -> Scenarios:
     async def bulk_insert() -> None:
         async with in_transaction():
             await Book.bulk_create(
-                [Book(title=f"b{i}", pages=i, author_id=filler_id) for i in range(rows)],
+                [
+                    Book(title=f"b{i}", pages=BULK_PAGES + i, author_id=filler_id)
+                    for i in range(rows)
+                ],
                 batch_size=1000,
             )
 
