@@ -274,3 +274,93 @@ def test_checkout_beyond_max_pool_size_times_out(pool5) -> None:
     assert 0.4 <= waited < 3
     assert names == ["n0"] * 5
     assert count == 3
+
+
+# --- the PostgreSQL pool's checkout and return --------------------------------------------------
+
+
+def _terminate_backend(db: Any, pid: int) -> None:
+    import psycopg
+
+    with psycopg.connect(db.pg.dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_the_most_recently_used_connection_serves_the_next_statement(pool5) -> None:
+    postgres_only(pool5)
+
+    async def main() -> tuple[set[int], list[int], int]:
+        conn = get_async_connection()
+        # Three at once: the pool grows to three connections on three server processes.
+        burst = await asyncio.gather(
+            *(conn.fetchone("SELECT pg_backend_pid(), pg_sleep(0.05)") for _ in range(3))
+        )
+        one_by_one = [(await conn.fetchone("SELECT pg_backend_pid()"))[0] for _ in range(5)]
+        return {row[0] for row in burst}, one_by_one, await conn.pool_size()
+
+    burst, one_by_one, size = run(main)
+    assert len(burst) == 3 and size == 3
+    assert len(set(one_by_one)) == 1 and one_by_one[0] in burst
+
+
+def test_a_connection_killed_on_the_server_is_replaced(pool5) -> None:
+    postgres_only(pool5)
+
+    async def main() -> tuple[int, int, Any, int]:
+        conn = get_async_connection()
+        (first,) = await conn.fetchone("SELECT pg_backend_pid()")
+        await asyncio.to_thread(_terminate_backend, pool5, first)
+        await asyncio.sleep(0.1)
+        (second,) = await conn.fetchone("SELECT pg_backend_pid()")  # retried on a new one
+        row = await conn.fetchone("SELECT 41 + 1")
+        return first, second, row, await conn.pool_size()
+
+    first, second, row, size = run(main)
+    assert first != second and row == (42,)
+    assert size == 1
+
+
+def _idle_in_transaction(db: Any) -> int:
+    import psycopg
+
+    with psycopg.connect(db.pg.dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%%'"
+        ).fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_a_task_cancelled_inside_aatomic_leaves_nothing_and_a_clean_connection(pool5) -> None:
+    postgres_only(pool5)
+
+    async def writer() -> None:
+        async with dorm.transaction.aatomic():
+            await Item.objects.acreate(name="half-done")
+            await get_async_connection().fetchone("SELECT pg_sleep(10)")
+
+    async def main() -> tuple[int, int, int, int]:
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        idle_in_tx = await asyncio.to_thread(_idle_in_transaction, pool5)
+        # The connection went back rolled back: a write now is committed at once.
+        await Item.objects.acreate(name="after")
+        size = await get_async_connection().pool_size()
+        return (
+            idle_in_tx,
+            await Item.objects.acount(),
+            size,
+            len(
+                await asyncio.to_thread(
+                    lambda: list(Item.objects.values_list("name", flat=True))  # another connection
+                )
+            ),
+        )
+
+    idle_in_tx, count, size, seen_elsewhere = run(main)
+    assert idle_in_tx == 0
+    assert count == 1 and seen_elsewhere == 1 and 1 <= size <= 5
+    assert list(Item.objects.values_list("name", flat=True)) == ["after"]

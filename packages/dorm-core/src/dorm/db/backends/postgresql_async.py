@@ -1,4 +1,4 @@
-"""PostgreSQL for the async API: asyncpg and its pool, one pool per event loop.
+"""PostgreSQL for the async API: asyncpg connections, one pool per event loop.
 
 The SQL is the sync backend's, written for psycopg (``%s``, ``%%``); it is translated to
 asyncpg's ``$1`` placeholders once per statement text and parameter types. psycopg sends
@@ -13,14 +13,17 @@ UTC). Rows reach users as tuples.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import decimal
+import functools
 import ipaddress
 import itertools
 import json
 import logging
 import re
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -305,13 +308,11 @@ def _text_cast(
 class _Connection:
     """One asyncpg connection checked out of a pool, shaped like a psycopg connection."""
 
-    __slots__ = ("pool", "proxy", "raw")
+    __slots__ = ("pool", "raw")
 
-    def __init__(self, pool: Any, proxy: Any) -> None:
+    def __init__(self, pool: _Pool, raw: Any) -> None:
         self.pool = pool
-        self.proxy = proxy
-        # The pool's proxy forwards every attribute; the connection itself saves a hop.
-        self.raw = getattr(proxy, "_con", None) or proxy
+        self.raw = raw
 
     def cursor(self, name: str | None = None) -> _Cursor:
         return _Cursor(self, named=name is not None)
@@ -323,6 +324,164 @@ class _Connection:
     @property
     def broken(self) -> bool:
         return self.closed
+
+
+class _Pool:
+    """Up to MAX_POOL_SIZE asyncpg connections of one event loop, the most recently used
+    handed out first (its server backend has the warmest caches and prepared statements).
+
+    asyncpg's own Pool gives a connection back through a shielded task and, by default,
+    a reset query: two more event-loop iterations, or a round trip, for every statement
+    dorm runs outside a transaction. Here checkout and return take no iteration when a
+    connection is idle and nothing needs undoing: a connection left in a transaction (a
+    cancelled task) is rolled back and a closed one dropped, a new one opening on demand.
+    A statement cancelled mid-flight is cancelled on the server by asyncpg, whose next
+    operation on that connection waits for the cancellation to finish.
+    """
+
+    def __init__(self, alias: str, settings: dict[str, Any], connect: Any) -> None:
+        self.alias = alias
+        self.min_size = int(settings["MIN_POOL_SIZE"])
+        self.max_size = int(settings["MAX_POOL_SIZE"])
+        self.timeout = float(settings["POOL_TIMEOUT"])
+        self._connect = connect  # a coroutine function: a new, initialized connection
+        self.idle: list[Any] = []
+        self.size = 0  # open connections, idle or checked out (and ones being opened)
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.closing = False
+        self._drained: asyncio.Event | None = None
+        self._opening: set[asyncio.Task[Any]] = set()
+
+    async def open(self) -> None:
+        for _ in range(self.min_size):
+            self.size += 1
+            try:
+                conn = await self._connect()
+            except BaseException:
+                self.size -= 1
+                raise
+            self.idle.append(conn)
+
+    def take(self) -> Any:
+        """An idle connection, or None (no waiting, no I/O)."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.is_closed():
+                return conn
+            self.size -= 1
+        return None
+
+    async def acquire(self) -> Any:
+        if self.closing:
+            raise OperationalError(f"the async pool of {self.alias!r} is closing")
+        conn = self.take()
+        if conn is not None:
+            return conn
+        if self.size < self.max_size:
+            self.size += 1
+            try:
+                return await self._connect()
+            except BaseException:
+                self.size -= 1
+                self._gone()
+                raise
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, self.timeout)
+        except TimeoutError as exc:
+            raise OperationalError(
+                f"no connection to {self.alias!r} within POOL_TIMEOUT={self.timeout:g}s "
+                f"(MAX_POOL_SIZE={self.max_size}, all in use or the server is unreachable)"
+            ) from exc
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.put(waiter.result())  # handed over just as the wait was cancelled
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(waiter)
+
+    def put(self, conn: Any) -> bool:
+        """Give ``conn`` back; False when it must first be rolled back (``restore``)."""
+        if conn.is_closed():
+            self.drop(conn)
+            return True
+        if conn.is_in_transaction():
+            return False
+        if self.closing:
+            self.drop(conn)
+            return True
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return True
+        self.idle.append(conn)
+        return True
+
+    async def restore(self, conn: Any) -> None:
+        """Roll back what a cancelled task left open, then give the connection back."""
+        try:
+            await conn.execute("ROLLBACK")
+        except BaseException:
+            self.drop(conn)
+            raise
+        self.put(conn)
+
+    def drop(self, conn: Any) -> None:
+        """Close a checked-out connection for good (broken, interrupted, or closing)."""
+        if not conn.is_closed():
+            conn.terminate()
+        self.size -= 1
+        self._gone()
+
+    def _gone(self) -> None:
+        # A waiter may now open a connection of its own in the freed slot.
+        while self.waiters and self.size < self.max_size:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                self.size += 1
+                task = asyncio.get_running_loop().create_task(self._connect())
+                self._opening.add(task)  # asyncio holds tasks weakly
+                task.add_done_callback(functools.partial(self._handed, waiter))
+                return
+        if self.closing and self.size == 0 and self._drained is not None:
+            self._drained.set()
+
+    def _handed(self, waiter: asyncio.Future[Any], done: asyncio.Task[Any]) -> None:
+        self._opening.discard(done)
+        if done.cancelled() or done.exception() is not None:
+            self.size -= 1
+            if not waiter.done():
+                waiter.set_exception(done.exception() or asyncio.CancelledError())
+            return
+        conn = done.result()
+        if waiter.done():
+            self.put(conn)
+        else:
+            waiter.set_result(conn)
+
+    async def close(self) -> None:
+        """Close idle connections now and checked-out ones as they come back."""
+        self.closing = True
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            self.size -= 1
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
+        if self.size > 0:
+            self._drained = asyncio.Event()
+            await self._drained.wait()
+
+    def terminate(self) -> None:
+        """Close every idle connection abruptly (checked-out ones close when returned)."""
+        self.closing = True
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            self.size -= 1
+            conn.terminate()
 
 
 def connect_kwargs(settings_dict: dict[str, Any]) -> dict[str, Any]:
@@ -397,25 +556,26 @@ class AsyncpgIO(BridgedMixin):
         )
         self._connection_created(conn, is_async=True)  # type: ignore[attr-defined]
 
-    @staticmethod
-    async def _reset(conn: Any) -> None:
-        # Given back outside a transaction as dorm always does, a connection needs no
-        # RESET ALL round trip; one left in a transaction (a cancelled task) is rolled back.
-        if conn.is_in_transaction():
-            await conn.execute("ROLLBACK")
-
-    async def _open_pool(self, loop: asyncio.AbstractEventLoop) -> Any:
-        s = self.settings_dict
+    async def _new_connection_async(self) -> Any:
         try:
-            return await self._asyncpg.create_pool(
-                min_size=int(s["MIN_POOL_SIZE"]),
-                max_size=int(s["MAX_POOL_SIZE"]),
-                init=self._init_connection,
-                reset=self._reset,
-                **connect_kwargs(s),
-            )
+            conn = await self._asyncpg.connect(**connect_kwargs(self.settings_dict))
         except (TimeoutError, OSError, self._asyncpg.PostgresError) as exc:
             raise OperationalError(f"cannot connect to {self.alias!r} (asyncpg): {exc}") from exc
+        try:
+            await self._init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    async def _open_pool(self, loop: asyncio.AbstractEventLoop) -> Any:
+        pool = _Pool(self.alias, self.settings_dict, self._new_connection_async)
+        try:
+            await pool.open()
+        except BaseException:
+            pool.terminate()
+            raise
+        return pool
 
     async def _close_pool(self, pool: Any) -> None:
         await pool.close()
@@ -424,33 +584,21 @@ class AsyncpgIO(BridgedMixin):
         pool.terminate()
 
     def _pool_size(self, pool: Any) -> int:
-        return int(pool.get_size())
+        return int(pool.size)
 
     def _acquire(self) -> Any:
         pool = self._loop_pool()
-        # With an idle connection at hand the checkout cannot wait: no timeout, which
-        # spares asyncpg a timer and a task on both checkout and release.
-        timeout = None if pool.get_idle_size() else float(self.settings_dict["POOL_TIMEOUT"])
-        try:
-            proxy = await_(pool.acquire(timeout=timeout))
-        except TimeoutError as exc:
-            s = self.settings_dict
-            raise OperationalError(
-                f"no connection to {self.alias!r} within POOL_TIMEOUT={s['POOL_TIMEOUT']}s "
-                f"(MAX_POOL_SIZE={s['MAX_POOL_SIZE']}, all in use or the server is "
-                f"unreachable)"
-            ) from exc
-        except (OSError, self._asyncpg.PostgresError) as exc:
-            raise OperationalError(f"cannot connect to {self.alias!r} (asyncpg): {exc}") from exc
-        return _Connection(pool, proxy)
+        raw = pool.take()  # an idle connection: no await, no greenlet switch
+        if raw is None:
+            raw = await_(pool.acquire())
+        return _Connection(pool, raw)
 
     def _release(self, conn: Any) -> None:
-        await_(conn.pool.release(conn.proxy))
+        if not conn.pool.put(conn.raw):
+            await_(conn.pool.restore(conn.raw))
 
     def _discard(self, conn: Any) -> None:
-        if not conn.raw.is_closed():
-            conn.raw.terminate()
-        await_(conn.pool.release(conn.proxy))
+        conn.pool.drop(conn.raw)
 
     def _retryable(self, conn: Any, exc: BaseException) -> bool:
         state = getattr(exc, "sqlstate", None)
