@@ -215,7 +215,7 @@ class Expression(Combinable):
                 all("__slots__" not in k.__dict__ for k in cls.__mro__[:-1])
                 and getattr(cls, "__copy__", None) is None
                 and cls.__reduce_ex__ is object.__reduce_ex__
-                and cls.__getstate__ is object.__getstate__  # type: ignore[misc]
+                and cls.__getstate__ is object.__getstate__
             )
         if not plain:
             return copy.copy(self)
