@@ -279,6 +279,47 @@ def test_count_of_a_cached_filter_masks_sensitive_values(rows: list[Writer]) -> 
         reset_sensitive_patterns()
 
 
+def test_update_of_a_cached_filter_compiles_its_statement_once(rows: list[Writer]) -> None:
+    F = dorm.F
+    with CaptureQueriesContext() as ctx:
+        assert Writer.objects.filter(age__gte=30).update(age=F("age") + 1) == 2
+        assert Writer.objects.filter(age__gte=41).update(age=F("age") + 10) == 1
+        assert Writer.objects.filter(age__lt=25).update(age=F("age") * 2) == 1
+        assert Writer.objects.filter(age__gte=100).update(age=F("age") + 1) == 0
+        assert Writer.objects.filter(age__gte=40).update(nickname="old") == 2
+        assert Writer.objects.filter(age__gte=41).update(nickname="older") == 1
+    ages = dict(Writer.objects.values_list("name", "age"))
+    assert ages == {"ann": 40, "bob": 31, "cy": 51}
+    assert sorted(Writer.objects.values_list("nickname", flat=True)) == ["b2", "old", "older"]
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert sqls[0] == sqls[1] == sqls[3] and sqls[0] != sqls[2]  # * is another statement
+    assert [tuple(q["params"]) for q in ctx.captured_queries[:2]] == [(1, 30), (10, 41)]
+    # The same shape with a value that changes the SQL goes the long way, correctly.
+    assert Writer.objects.filter(age__gte=40).update(email=None) == 2
+    assert Writer.objects.filter(email=None).count() == 3
+    with pytest.raises(ValidationError):
+        Writer.objects.filter(age__gte=0).update(age="many")
+    assert dict(Writer.objects.values_list("name", "age")) == ages
+
+
+def test_update_of_a_cached_filter_masks_sensitive_values(rows: list[Writer]) -> None:
+    add_sensitive_pattern("email")
+    try:
+        with CaptureQueriesContext() as ctx:
+            for n in range(3):
+                Writer.objects.filter(age__gte=30).update(email=f"secret{n}@x.io")
+        assert len({q["sql"] for q in ctx.captured_queries}) == 1
+        assert all("secret" not in repr(q["params"]) for q in ctx.captured_queries)
+        assert all(MASK in repr(q["params"]) for q in ctx.captured_queries)
+        assert sorted(filter(None, Writer.objects.values_list("email", flat=True))) == [
+            "ann@x.io",
+            "secret2@x.io",
+            "secret2@x.io",
+        ]
+    finally:
+        reset_sensitive_patterns()
+
+
 class _Adults(dorm.Manager):
     def get_queryset(self) -> Any:
         return super().get_queryset().filter(age__gte=30)

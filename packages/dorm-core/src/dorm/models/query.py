@@ -227,6 +227,13 @@ class QuerySet(AsyncQuerySetMixin):
             self._prefetch_done = True
 
     def _not_sliced(self, method: str) -> None:
+        pending = self._pending
+        if pending is not None:
+            # A plan-served filter: sliced only in get() mode; its query stays unbuilt.
+            base = self._query
+            if pending[3] or (base is not None and base.is_sliced):
+                raise TypeError(f"cannot call {method}() once a slice has been taken")
+            return
         if self.query.is_sliced:
             raise TypeError(f"cannot call {method}() once a slice has been taken")
 
@@ -659,8 +666,33 @@ class QuerySet(AsyncQuerySetMixin):
 
     def _update(self, values: Sequence[tuple[Field, Any]]) -> int:
         db = connections[self.db]
-        sql, params, sensitive = writes.update_sql(self.query, values, db)
         self._result_cache = None
+        # filter(**kwargs).update(...): the filter shape's plan (stored now if need be)
+        # keeps the UPDATE compiled for each shape of values; later updates bind new values.
+        plan: plan_cache.Plan | None = None
+        prepared: list[Any] = []
+        key = plan_cache.update_key(list(values))
+        pending = self._pending
+        if key is None:
+            pass
+        elif pending is not None and not pending[3] and self._plan_db == self.db:
+            plan, prepared = pending[0], pending[1]
+            found = plan.updates.get(key)
+            if found is not None:
+                params = plan_cache.update_params(plan, list(values), prepared, db)
+                return db.execute(found[0], params, found[1])
+        elif pending is None and self._plan_seed is not None:
+            shape, kwargs = self._plan_seed
+            compiler = self.query.get_compiler(self.db)
+            compiler.setup()
+            stored = plan_cache.store(shape, self.db, compiler, kwargs)
+            if stored is not None:
+                plan = stored.plan
+                prepared = plan.prepare(kwargs)
+        sql, params, sensitive = writes.update_sql(self.query, values, db)
+        if plan is not None:
+            mine = plan_cache.update_params(plan, list(values), prepared, db)
+            plan_cache.remember_update(plan, key, sql, params, mine, sensitive)
         return db.execute(sql, params, sensitive)
 
     # -- chaining --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from dorm import plugins
 from dorm.db import utils as db_utils
 from dorm.db.utils import patterns_version
-from dorm.expressions import Col, Masked, bind
+from dorm.expressions import Col, CombinedExpression, F, Masked, Value, bind
 from dorm.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from dorm.sql.where import AND, WhereNode
 
@@ -88,6 +88,7 @@ class Plan:
         "count_sql",
         "builders",
         "binder",
+        "updates",
     )
 
     def __init__(
@@ -112,6 +113,8 @@ class Plan:
         self.builders: dict[str, Callable[[Any], Any]] = {}
         # (connection, compiled kwargs -> bound parameters), made on first get_objects().
         self.binder: tuple[Any, Callable[[dict[str, Any]], list[Any] | None]] | None = None
+        # update() of this filter: values shape (see update_key) -> (SQL, sensitive).
+        self.updates: dict[Any, tuple[str, list[int]]] = {}
 
     def prepare(self, kwargs: dict[str, Any]) -> list[Any]:
         """The values in placeholder order, converted as the lookups would (``to_python``)."""
@@ -210,6 +213,70 @@ def _compile_binder(
     lines.append(f"    return [{', '.join(out)}]")
     exec(compile("\n".join(lines), "<dorm plan binder>", "exec"), namespace)
     return namespace["bind"]  # type: ignore[no-any-return]
+
+
+def _expression_key(expr: Any) -> Any:
+    """The shape of an ``update()`` value built from F(), literal values and arithmetic
+    (the SQL depends on it, not on the literals), or None for anything else."""
+    kind = type(expr)
+    if kind is F:
+        return ("F", expr.name)
+    if kind is Value and expr._output_field is None and type(expr.value) in PLAIN_TYPES:
+        return ("V", type(expr.value))
+    if kind is CombinedExpression and expr._output_field is None:
+        lhs, rhs = _expression_key(expr.lhs), _expression_key(expr.rhs)
+        if lhs is not None and rhs is not None:
+            return ("C", expr.connector, lhs, rhs)
+    return None
+
+
+def update_key(values: list[tuple[Field, Any]]) -> Any:
+    """The shape of ``update()``'s ``(field, value)`` pairs, or None when not cacheable."""
+    key = []
+    for field, value in values:
+        if type(value) in PLAIN_TYPES:
+            key.append((field, type(value)))
+            continue
+        shape = _expression_key(value)
+        if shape is None:
+            return None
+        key.append((field, shape))
+    return tuple(key)
+
+
+def _literals(expr: Any, out: list[Any]) -> None:
+    # In the order CombinedExpression.as_sql emits them: left operand, then right.
+    kind = type(expr)
+    if kind is Value:
+        out.append(expr.value)
+    elif kind is CombinedExpression:
+        _literals(expr.lhs, out)
+        _literals(expr.rhs, out)
+
+
+def update_params(
+    plan: Plan, values: list[tuple[Field, Any]], prepared: list[Any], connection: Any
+) -> list[Any]:
+    """The parameters of ``plan``'s cached UPDATE for these values: SET, then WHERE."""
+    out: list[Any] = []
+    for field, value in values:
+        if type(value) in PLAIN_TYPES:
+            out.append(_unmasked(bind(field, value, connection)))
+        else:
+            _literals(value, out)
+    out.extend(plan.params(prepared, connection))
+    return out
+
+
+def remember_update(
+    plan: Plan, key: Any, sql: str, params: list[Any], mine: list[Any], sensitive: list[int]
+) -> None:
+    """Keep the UPDATE compiled for ``key`` when ``update_params`` reproduced its
+    parameters exactly (same types, same values)."""
+    if len(mine) == len(params) and all(
+        type(a) is type(b) and a == b for a, b in zip(mine, params, strict=True)
+    ):
+        plan.updates[key] = (sql, list(sensitive))
 
 
 def _unmasked(value: Any) -> Any:
