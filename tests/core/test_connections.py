@@ -196,6 +196,15 @@ def test_pg_min_pool_size_connections_are_opened(db, restore_settings) -> None:
     assert get_connection("pooled").pool is not pool
 
 
+def test_pg_sequential_statements_stay_on_one_server_process(db, restore_settings) -> None:
+    postgres_only(db)
+    configure(db, pooled={**db.settings, "MIN_POOL_SIZE": 1, "MAX_POOL_SIZE": 10})
+    conn = get_connection("pooled")
+    pids = {conn.fetchone("SELECT pg_backend_pid()")[0] for _ in range(8)}
+    assert len(pids) == 1
+    assert conn.pool.get_stats()["pool_size"] == 1  # no connection opened for nothing
+
+
 def test_pg_checkout_beyond_max_pool_size_times_out(db, restore_settings) -> None:
     postgres_only(db)
     configure(db, pooled={**db.settings, "MAX_POOL_SIZE": 2, "POOL_TIMEOUT": 0.3})

@@ -220,6 +220,17 @@ class DatabaseWrapper(BaseDatabaseWrapper):
                         name=f"dorm-{self.alias}",
                         open=True,
                     )
+                    try:
+                        # Its MIN_POOL_SIZE connections first: a first checkout that found
+                        # none ready would make the pool grow one more, and statements
+                        # would then alternate between server processes for no reason.
+                        self._pool.wait(timeout=s["POOL_TIMEOUT"])
+                    except self._psycopg_pool.PoolTimeout as exc:
+                        raise OperationalError(
+                            f"no connection to {self.alias!r} within POOL_TIMEOUT="
+                            f"{s['POOL_TIMEOUT']}s (the server is unreachable or refused "
+                            f"the connection): {exc}"
+                        ) from exc
                     plugins.notify(
                         "dorm_pool_opened",
                         alias=self.alias,
