@@ -16,14 +16,16 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import pluggy
-
-from dorm import __version__, hookspecs
+from dorm import __version__
 from dorm.exceptions import PluginConflictError, PluginError, PluginLoadError
 
 if TYPE_CHECKING:
+    import pluggy
+
     from dorm.cli.command import Command
     from dorm.hookspecs import DBType, SQLRenderer
+
+    hookimpl: pluggy.HookimplMarker
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -41,7 +43,20 @@ __all__ = [
     "unregister",
 ]
 
-hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
+
+def __getattr__(name: str) -> Any:
+    """``hookimpl``, pluggy's marker for dorm hooks, made on first use: pluggy (and the
+    inspect module it imports) is loaded with the plugin manager, not by ``import dorm``."""
+    if name == "hookimpl":
+        import pluggy
+
+        from dorm import hookspecs
+
+        marker = pluggy.HookimplMarker(hookspecs.PROJECT)
+        globals()["hookimpl"] = marker
+        return marker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 ENTRY_POINT_GROUP = "dorm"
 _AUTOLOAD_ENV = "DORM_DISABLE_PLUGIN_AUTOLOAD"
@@ -94,6 +109,10 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def _create() -> None:
     global _pm
+    import pluggy
+
+    from dorm import hookspecs
+
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
@@ -158,6 +177,8 @@ def _describe(info: PluginInfo) -> str:
 
 def _validate(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
     """Reject unknown hook names and wrapper impls on observer hooks."""
+    from dorm import hookspecs
+
     for caller in pm.get_hookcallers(plugin) or []:
         if caller.spec is None:
             known = ", ".join(hookspecs.spec_names())

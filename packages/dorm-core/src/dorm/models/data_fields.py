@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import threading
@@ -156,6 +155,8 @@ class GenericIPAddressField(Field):
     def to_python(self, value: Any) -> Any:
         if value is None or value == "":
             return None if value is None else value
+        import ipaddress  # on first use: not a cost of ``import dorm``
+
         try:
             address = ipaddress.ip_address(str(value).strip())
         except ValueError:
