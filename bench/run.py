@@ -18,7 +18,9 @@ one call), ``get_by_pk`` (n lookups), ``filter_iterate`` and ``values_list`` (ro
 ``select_related`` (rows / 2 books with their author), ``prefetch_related`` (the first 500
 authors by id with their 5000 books), ``m2m_prefetch`` (the first 500 books by id with
 their 1500 tags), ``count_filter`` (n counts), ``update_filter`` (5 UPDATE statements on
-about rows / 2 books each) and ``async_filter_iterate`` (below).
+the seeded books with fewer than rows / 2 pages: bulk-inserted books are numbered from
+``BULK_PAGES``, so every run updates the same rows) and ``async_filter_iterate`` (below).
+Each timed call starts after an untimed full garbage collection.
 
 Async: each child process has one long-lived event loop (``peers.run``) that hosts every
 async pool and connection for its whole life; an ``async def`` scenario is timed inside a
