@@ -364,3 +364,27 @@ def test_a_task_cancelled_inside_aatomic_leaves_nothing_and_a_clean_connection(p
     assert idle_in_tx == 0
     assert count == 1 and seen_elsewhere == 1 and 1 <= size <= 5
     assert list(Item.objects.values_list("name", flat=True)) == ["after"]
+
+
+def test_a_connection_handed_to_a_cancelled_waiter_is_not_lost(pool5) -> None:
+    from dorm.db.backends.bridged import AsyncPool
+
+    async def main() -> tuple[bool, int, int]:
+        bridged = get_async_connection().bridged
+        pool: AsyncPool = await bridged._apool()  # the loop's pool, of either backend
+        held = [await pool.acquire() for _ in range(pool.max_size - pool.size + len(pool.idle))]
+        size = pool.size
+        waiting = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)  # it waits: every connection is checked out
+        assert pool.put(held[0])  # handed to the waiter...
+        waiting.cancel()  # ...which is cancelled before it resumes
+        with contextlib.suppress(asyncio.CancelledError):
+            pool.put(await waiting)  # (or it got the connection after all: give it back)
+        back = pool.take()
+        for conn in held[1:]:
+            pool.put(conn)
+        pool.put(back)
+        return back is held[0], size, pool.size
+
+    same, before, after = run(main)
+    assert same and before == after == 5

@@ -10,21 +10,210 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dorm import plugins
 from dorm.db.backends.base import BaseDatabaseWrapper, ThreadState
 from dorm.db.connection import bridge_local
+from dorm.exceptions import OperationalError
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseOperations
 
-__all__ = ["AsyncDatabaseWrapper", "BridgedMixin"]
+__all__ = ["AsyncDatabaseWrapper", "AsyncPool", "BridgedMixin"]
 
 logger = logging.getLogger("dorm.db")
+
+
+class AsyncPool:
+    """Up to MAX_POOL_SIZE connections of one event loop, for a vendor subclass that opens,
+    checks and closes them.
+
+    The most recently used idle connection is handed out first (its server process, or
+    its thread, is the warmest). Checkout and return take no event-loop iteration when a
+    connection is idle and nothing needs undoing; a connection returned inside a
+    transaction (a cancelled task) is rolled back first, a closed one is dropped, and a
+    task that finds every connection busy waits up to POOL_TIMEOUT for one.
+    """
+
+    def __init__(self, alias: str, max_size: int, timeout: float) -> None:
+        self.alias = alias
+        self.max_size = max_size
+        self.timeout = timeout
+        self.idle: list[Any] = []
+        self.all: set[Any] = set()
+        self.size = 0  # open connections, idle or checked out, and ones being opened
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.closing = False
+        self._drained: asyncio.Event | None = None
+        self._opening: set[asyncio.Task[Any]] = set()
+
+    # -- what a vendor provides ------------------------------------------------------------
+
+    async def _open(self) -> Any:
+        """A new connection, ready for statements."""
+        raise NotImplementedError
+
+    def _closed(self, conn: Any) -> bool:
+        raise NotImplementedError
+
+    def _in_transaction(self, conn: Any) -> bool:
+        return False
+
+    async def _rollback(self, conn: Any) -> None:
+        """End what a cancelled task left open on ``conn``."""
+
+    def _close_now(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    async def _close_gently(self, conn: Any) -> None:
+        self._close_now(conn)
+
+    # -- checkout and return ---------------------------------------------------------------
+
+    async def fill(self, count: int) -> None:
+        """Open ``count`` connections now (MIN_POOL_SIZE when the pool opens)."""
+        for _ in range(count):
+            self.put(await self._new())
+
+    async def _new(self) -> Any:
+        self.size += 1
+        try:
+            conn = await self._open()
+        except BaseException:
+            self.size -= 1
+            raise
+        self.all.add(conn)
+        return conn
+
+    def take(self) -> Any:
+        """An idle connection, or None (no waiting, no I/O)."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not self._closed(conn):
+                return conn
+            self._forget(conn)
+        return None
+
+    async def acquire(self) -> Any:
+        if self.closing:
+            raise OperationalError(f"the async pool of {self.alias!r} is closing")
+        conn = self.take()
+        if conn is not None:
+            return conn
+        if self.size < self.max_size:
+            try:
+                return await self._new()
+            except BaseException:
+                self._freed()
+                raise
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, self.timeout)
+        except TimeoutError as exc:
+            raise OperationalError(
+                f"no connection to {self.alias!r} within POOL_TIMEOUT={self.timeout:g}s "
+                f"(MAX_POOL_SIZE={self.max_size}, all in use or the server is unreachable)"
+            ) from exc
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.put(waiter.result())  # handed over just as the wait was cancelled
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(waiter)
+
+    def put(self, conn: Any) -> bool:
+        """Give ``conn`` back; False when it must first be rolled back (``restore``)."""
+        if self._closed(conn) or self.closing:
+            self.drop(conn)
+            return True
+        if self._in_transaction(conn):
+            return False
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return True
+        self.idle.append(conn)
+        return True
+
+    async def restore(self, conn: Any) -> None:
+        """Roll back what a cancelled task left open, then give the connection back."""
+        try:
+            await self._rollback(conn)
+        except BaseException:
+            self.drop(conn)
+            raise
+        self.put(conn)
+
+    def drop(self, conn: Any) -> None:
+        """Close a checked-out connection for good (broken, interrupted, or closing)."""
+        if not self._closed(conn):
+            self._close_now(conn)
+        self._forget(conn)
+        self._freed()
+
+    def _forget(self, conn: Any) -> None:
+        if conn in self.all:
+            self.all.discard(conn)
+            self.size -= 1
+
+    def _freed(self) -> None:
+        # A waiter may now open a connection of its own in the freed slot.
+        while self.waiters and self.size < self.max_size and not self.closing:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                task = asyncio.get_running_loop().create_task(self._new())
+                self._opening.add(task)  # asyncio holds tasks weakly
+                task.add_done_callback(functools.partial(self._handed, waiter))
+                return
+        if self.closing and self.size == 0 and self._drained is not None:
+            self._drained.set()
+
+    def _handed(self, waiter: asyncio.Future[Any], done: asyncio.Task[Any]) -> None:
+        self._opening.discard(done)
+        if done.cancelled() or done.exception() is not None:
+            if not waiter.done():
+                waiter.set_exception(done.exception() or asyncio.CancelledError())
+            return
+        conn = done.result()
+        if waiter.done():
+            self.put(conn)
+        else:
+            waiter.set_result(conn)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close idle connections now and checked-out ones as they come back."""
+        self.closing = True
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            self._forget(conn)
+            with contextlib.suppress(Exception):
+                await self._close_gently(conn)
+        if self.size > 0:
+            self._drained = asyncio.Event()
+            await self._drained.wait()
+
+    def terminate(self) -> None:
+        """Close every connection at once, checked-out ones included (their statements
+        fail)."""
+        self.closing = True
+        self.idle = []
+        for conn in list(self.all):
+            with contextlib.suppress(Exception):
+                self._close_now(conn)
+        self.all.clear()
+        self.size = 0
 
 
 class BridgedMixin:

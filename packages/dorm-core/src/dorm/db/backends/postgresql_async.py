@@ -13,22 +13,19 @@ UTC). Rows reach users as tuples.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import decimal
-import functools
 import ipaddress
 import itertools
 import json
 import logging
 import re
 import uuid
-from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dorm.db.backends.base import BaseDatabaseWrapper
-from dorm.db.backends.bridged import BridgedMixin
+from dorm.db.backends.bridged import AsyncPool, BridgedMixin
 from dorm.db.backends.postgresql import _SESSION_ENDED
 from dorm.db.bridge import await_
 from dorm.exceptions import ImproperlyConfigured, OperationalError
@@ -326,162 +323,38 @@ class _Connection:
         return self.closed
 
 
-class _Pool:
-    """Up to MAX_POOL_SIZE asyncpg connections of one event loop, the most recently used
-    handed out first (its server backend has the warmest caches and prepared statements).
+class _Pool(AsyncPool):
+    """The asyncpg connections of one event loop (see ``AsyncPool``).
 
-    asyncpg's own Pool gives a connection back through a shielded task and, by default,
-    a reset query: two more event-loop iterations, or a round trip, for every statement
-    dorm runs outside a transaction. Here checkout and return take no iteration when a
-    connection is idle and nothing needs undoing: a connection left in a transaction (a
-    cancelled task) is rolled back and a closed one dropped, a new one opening on demand.
-    A statement cancelled mid-flight is cancelled on the server by asyncpg, whose next
-    operation on that connection waits for the cancellation to finish.
+    asyncpg's own Pool gives every connection back through a shielded task and, by
+    default, a reset query: two more event-loop iterations, or a round trip, for every
+    statement dorm runs outside a transaction. A statement cancelled mid-flight is
+    cancelled on the server by asyncpg, whose next operation on that connection waits
+    for the cancellation to finish.
     """
 
     def __init__(self, alias: str, settings: dict[str, Any], connect: Any) -> None:
-        self.alias = alias
+        super().__init__(alias, int(settings["MAX_POOL_SIZE"]), float(settings["POOL_TIMEOUT"]))
         self.min_size = int(settings["MIN_POOL_SIZE"])
-        self.max_size = int(settings["MAX_POOL_SIZE"])
-        self.timeout = float(settings["POOL_TIMEOUT"])
         self._connect = connect  # a coroutine function: a new, initialized connection
-        self.idle: list[Any] = []
-        self.size = 0  # open connections, idle or checked out (and ones being opened)
-        self.waiters: deque[asyncio.Future[Any]] = deque()
-        self.closing = False
-        self._drained: asyncio.Event | None = None
-        self._opening: set[asyncio.Task[Any]] = set()
 
-    async def open(self) -> None:
-        for _ in range(self.min_size):
-            self.size += 1
-            try:
-                conn = await self._connect()
-            except BaseException:
-                self.size -= 1
-                raise
-            self.idle.append(conn)
+    async def _open(self) -> Any:
+        return await self._connect()
 
-    def take(self) -> Any:
-        """An idle connection, or None (no waiting, no I/O)."""
-        idle = self.idle
-        while idle:
-            conn = idle.pop()
-            if not conn.is_closed():
-                return conn
-            self.size -= 1
-        return None
+    def _closed(self, conn: Any) -> bool:
+        return bool(conn.is_closed())
 
-    async def acquire(self) -> Any:
-        if self.closing:
-            raise OperationalError(f"the async pool of {self.alias!r} is closing")
-        conn = self.take()
-        if conn is not None:
-            return conn
-        if self.size < self.max_size:
-            self.size += 1
-            try:
-                return await self._connect()
-            except BaseException:
-                self.size -= 1
-                self._gone()
-                raise
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(waiter, self.timeout)
-        except TimeoutError as exc:
-            raise OperationalError(
-                f"no connection to {self.alias!r} within POOL_TIMEOUT={self.timeout:g}s "
-                f"(MAX_POOL_SIZE={self.max_size}, all in use or the server is unreachable)"
-            ) from exc
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.put(waiter.result())  # handed over just as the wait was cancelled
-            raise
-        finally:
-            with contextlib.suppress(ValueError):
-                self.waiters.remove(waiter)
+    def _in_transaction(self, conn: Any) -> bool:
+        return bool(conn.is_in_transaction())
 
-    def put(self, conn: Any) -> bool:
-        """Give ``conn`` back; False when it must first be rolled back (``restore``)."""
-        if conn.is_closed():
-            self.drop(conn)
-            return True
-        if conn.is_in_transaction():
-            return False
-        if self.closing:
-            self.drop(conn)
-            return True
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return True
-        self.idle.append(conn)
-        return True
+    async def _rollback(self, conn: Any) -> None:
+        await conn.execute("ROLLBACK")
 
-    async def restore(self, conn: Any) -> None:
-        """Roll back what a cancelled task left open, then give the connection back."""
-        try:
-            await conn.execute("ROLLBACK")
-        except BaseException:
-            self.drop(conn)
-            raise
-        self.put(conn)
+    def _close_now(self, conn: Any) -> None:
+        conn.terminate()
 
-    def drop(self, conn: Any) -> None:
-        """Close a checked-out connection for good (broken, interrupted, or closing)."""
-        if not conn.is_closed():
-            conn.terminate()
-        self.size -= 1
-        self._gone()
-
-    def _gone(self) -> None:
-        # A waiter may now open a connection of its own in the freed slot.
-        while self.waiters and self.size < self.max_size:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                self.size += 1
-                task = asyncio.get_running_loop().create_task(self._connect())
-                self._opening.add(task)  # asyncio holds tasks weakly
-                task.add_done_callback(functools.partial(self._handed, waiter))
-                return
-        if self.closing and self.size == 0 and self._drained is not None:
-            self._drained.set()
-
-    def _handed(self, waiter: asyncio.Future[Any], done: asyncio.Task[Any]) -> None:
-        self._opening.discard(done)
-        if done.cancelled() or done.exception() is not None:
-            self.size -= 1
-            if not waiter.done():
-                waiter.set_exception(done.exception() or asyncio.CancelledError())
-            return
-        conn = done.result()
-        if waiter.done():
-            self.put(conn)
-        else:
-            waiter.set_result(conn)
-
-    async def close(self) -> None:
-        """Close idle connections now and checked-out ones as they come back."""
-        self.closing = True
-        idle, self.idle = self.idle, []
-        for conn in idle:
-            self.size -= 1
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=5)
-        if self.size > 0:
-            self._drained = asyncio.Event()
-            await self._drained.wait()
-
-    def terminate(self) -> None:
-        """Close every idle connection abruptly (checked-out ones close when returned)."""
-        self.closing = True
-        idle, self.idle = self.idle, []
-        for conn in idle:
-            self.size -= 1
-            conn.terminate()
+    async def _close_gently(self, conn: Any) -> None:
+        await conn.close(timeout=5)
 
 
 def connect_kwargs(settings_dict: dict[str, Any]) -> dict[str, Any]:
@@ -571,7 +444,7 @@ class AsyncpgIO(BridgedMixin):
     async def _open_pool(self, loop: asyncio.AbstractEventLoop) -> Any:
         pool = _Pool(self.alias, self.settings_dict, self._new_connection_async)
         try:
-            await pool.open()
+            await pool.fill(pool.min_size)
         except BaseException:
             pool.terminate()
             raise

@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dorm.db.backends.base import BaseDatabaseWrapper
-from dorm.db.backends.bridged import BridgedMixin
+from dorm.db.backends.bridged import AsyncPool, BridgedMixin
 from dorm.db.bridge import await_
-from dorm.exceptions import OperationalError
 
 __all__ = ["SQLiteThreadIO", "bridged_class"]
 
@@ -147,43 +145,12 @@ def _executemany(conn: sqlite3.Connection, sql: str, seq_params: Sequence[Sequen
         cur.close()
 
 
-class _Pool:
-    """Up to ``max_size`` thread connections of one event loop."""
+class _Pool(AsyncPool):
+    """The thread connections of one event loop (see ``AsyncPool``)."""
 
     def __init__(self, wrapper: Any, max_size: int, timeout: float) -> None:
+        super().__init__(wrapper.alias, max_size, timeout)
         self.wrapper = wrapper
-        self.max_size = max_size
-        self.timeout = timeout
-        self.idle: deque[_ThreadConnection] = deque()
-        self.size = 0
-        self.waiters: deque[asyncio.Future[_ThreadConnection]] = deque()
-        self.all: set[_ThreadConnection] = set()
-
-    async def acquire(self) -> _ThreadConnection:
-        while self.idle:
-            conn = self.idle.popleft()
-            if not conn.closed:
-                return conn
-        if self.size < self.max_size:
-            self.size += 1
-            try:
-                return await self._open()
-            except BaseException:
-                self.size -= 1
-                raise
-        waiter: asyncio.Future[_ThreadConnection] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(waiter, self.timeout)
-        except TimeoutError as exc:
-            s = self.wrapper.settings_dict
-            raise OperationalError(
-                f"no connection to {self.wrapper.alias!r} within POOL_TIMEOUT="
-                f"{s['POOL_TIMEOUT']}s (MAX_POOL_SIZE={self.max_size}, all in use)"
-            ) from exc
-        finally:
-            with contextlib.suppress(ValueError):
-                self.waiters.remove(waiter)
 
     async def _open(self) -> _ThreadConnection:
         executor = ThreadPoolExecutor(1, thread_name_prefix=f"dorm-sqlite-{self.wrapper.alias}")
@@ -193,33 +160,13 @@ class _Pool:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        conn = _ThreadConnection(raw, executor, self)
-        self.all.add(conn)
-        return conn
+        return _ThreadConnection(raw, executor, self)
 
-    def release(self, conn: _ThreadConnection) -> None:
-        if conn.closed:
-            self.discard(conn)
-            return
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
-        self.idle.append(conn)
+    def _closed(self, conn: Any) -> bool:
+        return bool(conn.closed)
 
-    def discard(self, conn: _ThreadConnection) -> None:
-        if conn in self.all:
-            self.all.discard(conn)
-            self.size -= 1
+    def _close_now(self, conn: Any) -> None:
         conn.close()
-
-    def close(self) -> None:
-        for conn in list(self.all):
-            conn.close()
-        self.all.clear()
-        self.idle.clear()
-        self.size = 0
 
 
 _bridged_classes: dict[type, type] = {}
@@ -260,29 +207,33 @@ class SQLiteThreadIO(BridgedMixin):
         # Shared-cache in-memory connections fail on table locks instead of waiting: one.
         size = 1 if self._memory else int(s.get("MAX_POOL_SIZE", 10))
         pool = _Pool(self, size, float(s.get("POOL_TIMEOUT", 30)))
-        for _ in range(min(size, int(s.get("MIN_POOL_SIZE", 1)))):
-            pool.release(await pool._open())
-            pool.size += 1
+        try:
+            await pool.fill(min(size, int(s.get("MIN_POOL_SIZE", 1))))
+        except BaseException:
+            pool.terminate()
+            raise
         return pool
 
     async def _close_pool(self, pool: Any) -> None:
-        pool.close()
+        # Thread connections close at once: a statement still running on one fails.
+        pool.terminate()
 
     def _terminate_pool(self, pool: Any) -> None:
-        pool.close()
+        pool.terminate()
 
     def _pool_size(self, pool: Any) -> int:
         return int(pool.size)
 
     def _acquire(self) -> Any:
         pool = self._loop_pool()
-        return await_(pool.acquire())
+        conn = pool.take()  # an idle connection: no await, no greenlet switch
+        return conn if conn is not None else await_(pool.acquire())
 
     def _release(self, conn: Any) -> None:
-        conn.pool.release(conn)
+        conn.pool.put(conn)
 
     def _discard(self, conn: Any) -> None:
-        conn.pool.discard(conn)
+        conn.pool.drop(conn)
 
     def _is_broken(self, conn: Any) -> bool:
         return bool(conn.closed)
