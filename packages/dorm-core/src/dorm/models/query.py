@@ -653,45 +653,50 @@ class QuerySet(AsyncQuerySetMixin):
                 value = value.pk
             values.append((field, value))
         self._for_write = True
+        alias = self.db
         if not signals.queryset_updated.has_listeners(self.model):
-            with transaction.mark_for_rollback_on_error(self.db):
-                return self._update(values)
+            try:
+                return self._update(values, alias)
+            except BaseException:
+                transaction._mark_rollback(alias)  # inside atomic(): the block is doomed
+                raise
         # The signal is sent inside the update's transaction: a raising receiver undoes it.
-        with transaction.atomic(using=self.db, savepoint=False):
-            rows = self._update(values)
+        with transaction.atomic(using=alias, savepoint=False):
+            rows = self._update(values, alias)
             signals.queryset_updated.send(
-                sender=self.model, queryset=self, values=kwargs, rows=rows, using=self.db
+                sender=self.model, queryset=self, values=kwargs, rows=rows, using=alias
             )
         return rows
 
-    def _update(self, values: Sequence[tuple[Field, Any]]) -> int:
-        db = connections[self.db]
+    def _update(self, values: Sequence[tuple[Field, Any]], alias: str | None = None) -> int:
+        alias = alias or self.db
+        db = connections[alias]
         self._result_cache = None
         # filter(**kwargs).update(...): the filter shape's plan (stored now if need be)
         # keeps the UPDATE compiled for each shape of values; later updates bind new values.
         plan: plan_cache.Plan | None = None
-        prepared: list[Any] = []
+        kwargs: dict[str, Any] = {}
         key = plan_cache.update_key(list(values))
         pending = self._pending
         if key is None:
             pass
-        elif pending is not None and not pending[3] and self._plan_db == self.db:
-            plan, prepared = pending[0], pending[1]
+        elif pending is not None and not pending[3] and self._plan_db == alias:
+            plan, kwargs = pending[0], pending[2]
             found = plan.updates.get(key)
             if found is not None:
-                params = plan_cache.update_params(plan, list(values), prepared, db)
-                return db.execute(found[0], params, found[1])
+                params = plan_cache.update_params(plan, list(values), kwargs, db)
+                if params is not None:
+                    return db.execute(found[0], params, found[1])
         elif pending is None and self._plan_seed is not None:
             shape, kwargs = self._plan_seed
-            compiler = self.query.get_compiler(self.db)
+            compiler = self.query.get_compiler(alias)
             compiler.setup()
-            stored = plan_cache.store(shape, self.db, compiler, kwargs)
+            stored = plan_cache.store(shape, alias, compiler, kwargs)
             if stored is not None:
                 plan = stored.plan
-                prepared = plan.prepare(kwargs)
         sql, params, sensitive = writes.update_sql(self.query, values, db)
         if plan is not None:
-            mine = plan_cache.update_params(plan, list(values), prepared, db)
+            mine = plan_cache.update_params(plan, list(values), kwargs, db)
             plan_cache.remember_update(plan, key, sql, params, mine, sensitive)
         return db.execute(sql, params, sensitive)
 

@@ -136,10 +136,7 @@ class Plan:
         compiled for this plan); None when the plan cannot serve them."""
         if self.klass_info["related"]:
             return None
-        binder = self.binder
-        if binder is None or binder[0] is not connection:
-            binder = self.binder = (connection, _compile_binder(self, connection))
-        params = binder[1](kwargs)
+        params = self.bound(kwargs, connection)
         if params is None:
             return None
         rows = connection.fetchall(self.sql, params, self.sensitive)
@@ -148,6 +145,14 @@ class Plan:
             if build is not None:
                 return build(rows)  # type: ignore[no-any-return]
         return self._built(rows, db)
+
+    def bound(self, kwargs: dict[str, Any], connection: BaseDatabaseWrapper) -> list[Any] | None:
+        """``params(prepare(kwargs))`` by the function compiled for this plan and
+        connection; None when a value prepares to None (not this plan's SQL)."""
+        binder = self.binder
+        if binder is None or binder[0] is not connection:
+            binder = self.binder = (connection, _compile_binder(self, connection))
+        return binder[1](kwargs)
 
     def _built(self, rows: list[Any], db: str) -> list[Any]:
         info = self.klass_info
@@ -255,26 +260,32 @@ def _literals(expr: Any, out: list[Any]) -> None:
 
 
 def update_params(
-    plan: Plan, values: list[tuple[Field, Any]], prepared: list[Any], connection: Any
-) -> list[Any]:
-    """The parameters of ``plan``'s cached UPDATE for these values: SET, then WHERE."""
+    plan: Plan, values: list[tuple[Field, Any]], kwargs: dict[str, Any], connection: Any
+) -> list[Any] | None:
+    """The parameters of ``plan``'s cached UPDATE for these values (SET) and the filter's
+    keyword values (WHERE); None when a filter value is not this plan's (None)."""
+    where = plan.bound(kwargs, connection)
+    if where is None:
+        return None
     out: list[Any] = []
     for field, value in values:
         if type(value) in PLAIN_TYPES:
             out.append(_unmasked(bind(field, value, connection)))
         else:
             _literals(value, out)
-    out.extend(plan.params(prepared, connection))
+    out.extend(where)
     return out
 
 
 def remember_update(
-    plan: Plan, key: Any, sql: str, params: list[Any], mine: list[Any], sensitive: list[int]
+    plan: Plan, key: Any, sql: str, params: list[Any], mine: list[Any] | None, sensitive: list[int]
 ) -> None:
     """Keep the UPDATE compiled for ``key`` when ``update_params`` reproduced its
     parameters exactly (same types, same values)."""
-    if len(mine) == len(params) and all(
-        type(a) is type(b) and a == b for a, b in zip(mine, params, strict=True)
+    if (
+        mine is not None
+        and len(mine) == len(params)
+        and all(type(a) is type(b) and a == b for a, b in zip(mine, params, strict=True))
     ):
         plan.updates[key] = (sql, list(sensitive))
 
