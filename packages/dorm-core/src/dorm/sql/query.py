@@ -637,9 +637,14 @@ class Query:
         alias = self.get_initial_alias()
         select: list[Any] = []
         mask: list[str] = []
+        local = self.opts._forward_map
         for name in names:
             if name in self.annotations:
                 mask.append(name)
+                continue
+            field = local.get(name)
+            if field is not None and field.concrete and not field.is_relation:
+                select.append(Col(alias, field, None))  # a column of this table: no path
                 continue
             info, rest = self.setup_joins(
                 name.split(LOOKUP_SEP), self.opts, alias, None, outer=True
