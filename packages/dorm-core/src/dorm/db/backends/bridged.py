@@ -88,6 +88,10 @@ class AsyncPool:
         except BaseException:
             self.size -= 1
             raise
+        if self.closing:  # closed while this one was opening
+            self.size -= 1
+            self._close_now(conn)
+            raise OperationalError(f"the async pool of {self.alias!r} is closing")
         self.all.add(conn)
         return conn
 
@@ -212,8 +216,8 @@ class AsyncPool:
         for conn in list(self.all):
             with contextlib.suppress(Exception):
                 self._close_now(conn)
+        self.size -= len(self.all)  # connections still opening count until they finish
         self.all.clear()
-        self.size = 0
 
 
 class BridgedMixin:
