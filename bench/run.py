@@ -55,7 +55,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(REPO / "tests"))
 
-from peers import BULK_PAGES, Ctx, Scenarios, close_loop, run  # noqa: E402
+from peers import BULK_PAGES, Ctx, Scenarios, close_loop, run, scenarios_in  # noqa: E402
 
 SCALES = {
     "small": {"n": 300, "rows": 2000, "repeats": 5},
@@ -198,21 +198,7 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
         # Mirrors filter_iterate: the driver's own rows (asyncpg Records), nothing built.
         await raw.afetch(f'SELECT {book_cols} FROM "bench_book" LIMIT {rows}')
 
-    found: Scenarios = {
-        "insert_one": insert_one,
-        "bulk_insert": bulk_insert,
-        "get_by_pk": get_by_pk,
-        "filter_iterate": filter_iterate,
-        "values_list": values_list,
-        "select_related": select_related,
-        "prefetch_related": prefetch_related,
-        "m2m_prefetch": m2m_prefetch,
-        "count_filter": count_filter,
-        "update_filter": update_filter,
-    }
-    if raw.vendor == "postgresql":
-        found["async_filter_iterate"] = async_filter_iterate
-    return found
+    return scenarios_in(locals(), raw.vendor == "postgresql")
 
 
 AUTHORS = 500  # prefetch_related reads them all, BOOKS_PER_AUTHOR books each

@@ -68,6 +68,32 @@ def close_loop() -> None:
 BULK_PAGES = 1_000_000
 
 
+#: Every scenario, in the order of the table's rows.
+SCENARIOS = (
+    "insert_one",
+    "bulk_insert",
+    "get_by_pk",
+    "filter_iterate",
+    "values_list",
+    "select_related",
+    "prefetch_related",
+    "m2m_prefetch",
+    "count_filter",
+    "update_filter",
+    "async_filter_iterate",
+)
+
+
+def scenarios_in(namespace: dict[str, Any], with_async: bool = True) -> Scenarios:
+    """The scenario functions an adapter defined (its ``locals()``), in the table's order;
+    ``async_filter_iterate`` only ``with_async`` (PostgreSQL)."""
+    return {
+        name: namespace[name]
+        for name in SCENARIOS
+        if name in namespace and (with_async or name != "async_filter_iterate")
+    }
+
+
 @dataclass
 class Ctx:
     vendor: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peers import BULK_PAGES, Ctx, Scenarios
+from peers import BULK_PAGES, Ctx, Scenarios, scenarios_in
 
 
 def setup(vendor: str, settings: dict[str, Any]) -> None:
@@ -87,18 +87,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         for threshold in range(half, half - 5, -1):
             Book.objects.filter(pages__lt=threshold).update(pages=F("pages") + 0)
 
-    return {
-        "insert_one": insert_one,
-        "bulk_insert": bulk_insert,
-        "get_by_pk": get_by_pk,
-        "filter_iterate": filter_iterate,
-        "values_list": values_list,
-        "select_related": select_related,
-        "prefetch_related": prefetch_related,
-        "m2m_prefetch": m2m_prefetch,
-        "count_filter": count_filter,
-        "update_filter": update_filter,
-    }
+    return scenarios_in(locals())
 
 
 def teardown() -> None:

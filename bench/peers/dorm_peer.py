@@ -7,7 +7,7 @@ from typing import Any
 import dorm
 from dorm.db.connection import awarmup_pool, reset_connections
 from dorm.migrations.schema import SchemaEditor
-from peers import BULK_PAGES, Ctx, Scenarios, close_loop, run
+from peers import BULK_PAGES, Ctx, Scenarios, close_loop, run, scenarios_in
 
 
 class Author(dorm.Model):
@@ -88,21 +88,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
     async def async_filter_iterate() -> None:
         [b async for b in Book.objects.all()[:rows]]
 
-    found: Scenarios = {
-        "insert_one": insert_one,
-        "bulk_insert": bulk_insert,
-        "get_by_pk": get_by_pk,
-        "filter_iterate": filter_iterate,
-        "values_list": values_list,
-        "select_related": select_related,
-        "prefetch_related": prefetch_related,
-        "m2m_prefetch": m2m_prefetch,
-        "count_filter": count_filter,
-        "update_filter": update_filter,
-    }
-    if ctx.vendor == "postgresql":
-        found["async_filter_iterate"] = async_filter_iterate
-    return found
+    return scenarios_in(locals(), ctx.vendor == "postgresql")
 
 
 def teardown() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import peewee as pw
 
-from peers import BULK_PAGES, Ctx, Scenarios
+from peers import BULK_PAGES, Ctx, Scenarios, scenarios_in
 
 db = pw.DatabaseProxy()
 
@@ -120,18 +120,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         for threshold in range(half, half - 5, -1):
             Book.update(pages=Book.pages + 0).where(Book.pages < threshold).execute()
 
-    return {
-        "insert_one": insert_one,
-        "bulk_insert": bulk_insert,
-        "get_by_pk": get_by_pk,
-        "filter_iterate": filter_iterate,
-        "values_list": values_list,
-        "select_related": select_related,
-        "prefetch_related": prefetch_related,
-        "m2m_prefetch": m2m_prefetch,
-        "count_filter": count_filter,
-        "update_filter": update_filter,
-    }
+    return scenarios_in(locals())
 
 
 def teardown() -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import (
     selectinload,
 )
 
-from peers import BULK_PAGES, Ctx, Scenarios, run
+from peers import BULK_PAGES, Ctx, Scenarios, run, scenarios_in
 
 
 class Base(DeclarativeBase):
@@ -166,21 +166,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
         async with AsyncSession(async_engine) as s:
             (await s.scalars(select(Book).limit(rows))).all()
 
-    found: Scenarios = {
-        "insert_one": insert_one,
-        "bulk_insert": bulk_insert,
-        "get_by_pk": get_by_pk,
-        "filter_iterate": filter_iterate,
-        "values_list": values_list,
-        "select_related": select_related,
-        "prefetch_related": prefetch_related,
-        "m2m_prefetch": m2m_prefetch,
-        "count_filter": count_filter,
-        "update_filter": update_filter,
-    }
-    if async_engine is not None:
-        found["async_filter_iterate"] = async_filter_iterate
-    return found
+    return scenarios_in(locals(), async_engine is not None)
 
 
 def teardown() -> None:

@@ -15,7 +15,7 @@ from tortoise.expressions import F
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from peers import BULK_PAGES, Ctx, Scenarios, run
+from peers import BULK_PAGES, Ctx, Scenarios, run, scenarios_in
 
 
 class Author(Model):
@@ -146,21 +146,7 @@ def scenarios(ctx: Ctx) -> Scenarios:
     async def async_filter_iterate() -> None:
         [b async for b in Book.all().limit(rows)]
 
-    found: Scenarios = {
-        "insert_one": insert_one,
-        "bulk_insert": bulk_insert,
-        "get_by_pk": get_by_pk,
-        "filter_iterate": filter_iterate,
-        "values_list": values_list,
-        "select_related": select_related,
-        "prefetch_related": prefetch_related,
-        "m2m_prefetch": m2m_prefetch,
-        "count_filter": count_filter,
-        "update_filter": update_filter,
-    }
-    if ctx.vendor == "postgresql":
-        found["async_filter_iterate"] = async_filter_iterate
-    return found
+    return scenarios_in(locals(), ctx.vendor == "postgresql")
 
 
 def teardown() -> None:
