@@ -52,13 +52,7 @@ class ConnectionHandler:
             # Sync ORM code run by an async twin: the same backend, I/O awaited.
             return self.async_wrapper(alias).bridged
         wrapper = self._wrappers.get(alias)
-        if wrapper is not None:
-            return wrapper
-        with self._lock:
-            wrapper = self._wrappers.get(alias)
-            if wrapper is None:
-                wrapper = self._wrappers[alias] = self._create(alias)
-        return wrapper
+        return wrapper if wrapper is not None else self.sync_wrapper(alias)
 
     def sync_wrapper(self, alias: str) -> BaseDatabaseWrapper:
         """The sync wrapper of ``alias``, even inside an async twin."""
