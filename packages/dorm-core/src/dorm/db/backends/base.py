@@ -717,6 +717,10 @@ class BaseDatabaseWrapper:
         finally:
             cur.close()
 
+    def _stream_cursor(self, conn: Any) -> Any:
+        """The cursor ``stream()`` reads its chunks from."""
+        return self._new_cursor(conn)
+
     def stream(
         self,
         sql: str,
@@ -726,7 +730,7 @@ class BaseDatabaseWrapper:
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Yield the result in chunks of ``chunk_size`` rows without loading it all."""
         with self.connection() as conn:
-            cur = self._new_cursor(conn)
+            cur = self._stream_cursor(conn)
             try:
                 self._run(cur, sql, params, sensitive, many=False)
                 while True:

@@ -25,9 +25,25 @@ from dorm.exceptions import OperationalError
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseOperations
 
-__all__ = ["AsyncDatabaseWrapper", "AsyncPool", "BridgedMixin"]
+__all__ = ["AsyncDatabaseWrapper", "AsyncPool", "BridgedMixin", "compose"]
 
 logger = logging.getLogger("dorm.db")
+
+
+_composed: dict[tuple[type, type], type] = {}
+
+
+def compose(io_class: type, sync_class: type[BaseDatabaseWrapper]) -> type[BaseDatabaseWrapper]:
+    """``sync_class`` (a vendor's wrapper or a plugin's subclass of it) with ``io_class``'s
+    async I/O mixed in before it; one class per pair."""
+    found = _composed.get((io_class, sync_class))
+    if found is None:
+        found = _composed[io_class, sync_class] = type(
+            f"Async{sync_class.__name__}",
+            (io_class, sync_class),
+            {"__module__": io_class.__module__},
+        )
+    return found
 
 
 class AsyncPool:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dorm.db.backends.base import BaseDatabaseWrapper
-from dorm.db.backends.bridged import AsyncPool, BridgedMixin
+from dorm.db.backends.bridged import AsyncPool, BridgedMixin, compose
 from dorm.db.backends.postgresql import _SESSION_ENDED
 from dorm.db.bridge import await_
 from dorm.exceptions import ImproperlyConfigured, OperationalError
@@ -397,17 +397,9 @@ def _encode_json(value: Any) -> str:
     return json.dumps(value)
 
 
-_bridged_classes: dict[type, type] = {}
-
-
 def bridged_class(sync_class: type[BaseDatabaseWrapper]) -> type[BaseDatabaseWrapper]:
     """``sync_class`` (the PostgreSQL wrapper or a plugin's subclass of it) on asyncpg."""
-    found = _bridged_classes.get(sync_class)
-    if found is None:
-        found = _bridged_classes[sync_class] = type(
-            f"Async{sync_class.__name__}", (AsyncpgIO, sync_class), {"__module__": __name__}
-        )
-    return found
+    return compose(AsyncpgIO, sync_class)
 
 
 class AsyncpgIO(BridgedMixin):

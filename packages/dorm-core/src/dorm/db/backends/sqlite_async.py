@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dorm.db.backends.base import BaseDatabaseWrapper
-from dorm.db.backends.bridged import AsyncPool, BridgedMixin
+from dorm.db.backends.bridged import AsyncPool, BridgedMixin, compose
 from dorm.db.bridge import await_
 
 __all__ = ["SQLiteThreadIO", "bridged_class"]
@@ -169,17 +169,9 @@ class _Pool(AsyncPool):
         conn.close()
 
 
-_bridged_classes: dict[type, type] = {}
-
-
 def bridged_class(sync_class: type[BaseDatabaseWrapper]) -> type[BaseDatabaseWrapper]:
     """``sync_class`` (the SQLite wrapper or a plugin's subclass of it) on thread I/O."""
-    found = _bridged_classes.get(sync_class)
-    if found is None:
-        found = _bridged_classes[sync_class] = type(
-            f"Async{sync_class.__name__}", (SQLiteThreadIO, sync_class), {"__module__": __name__}
-        )
-    return found
+    return compose(SQLiteThreadIO, sync_class)
 
 
 class SQLiteThreadIO(BridgedMixin):
@@ -238,22 +230,7 @@ class SQLiteThreadIO(BridgedMixin):
     def _is_broken(self, conn: Any) -> bool:
         return bool(conn.closed)
 
-    def stream(
-        self,
-        sql: str,
-        params: Sequence[Any],
-        chunk_size: int,
-        sensitive: Sequence[int] | None = None,
-    ) -> Iterator[list[Any]]:
-        """Read ``chunk_size`` rows per thread hop from one cursor, never the whole result."""
-        with self.connection() as conn:  # type: ignore[attr-defined]
-            cur = conn.cursor(name="stream")  # a named cursor keeps its rows in SQLite
-            try:
-                self._run(cur, sql, params, sensitive, many=False)  # type: ignore[attr-defined]
-                while True:
-                    rows = cur.fetchmany(chunk_size)
-                    if not rows:
-                        break
-                    yield rows
-            finally:
-                cur.close()
+    def _stream_cursor(self, conn: Any) -> Any:
+        # A named cursor keeps its rows in SQLite: each fetchmany() is one thread hop for
+        # chunk_size rows, never the whole result.
+        return conn.cursor(name="stream")
