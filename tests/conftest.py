@@ -473,3 +473,36 @@ def isolated_venv(tmp_path: Path) -> Callable[..., IsolatedVenv]:
         return IsolatedVenv(root, python, env, purelib)
 
     return make
+
+
+# --- shared by the plugin distributions' tests -----------------------------------------------
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """Settings and connections as a fresh process has them, after a test configured its
+    own (a documentation page run as a script does)."""
+    from dorm.conf import settings
+    from dorm.db.connection import reset_connections
+
+    yield
+    reset_connections()
+    settings._reset()
+
+
+@pytest.fixture
+def register_plugin() -> Iterator[Callable[[Any, str], None]]:
+    """``register_plugin(module, name)``: the module's hooks for the test, unless its entry
+    point already registered them (plugin autoload off); unregistered afterwards."""
+    from dorm import plugins
+
+    added: list[Any] = []
+
+    def register(module: Any, name: str) -> None:
+        if not plugins.get_plugin_manager().is_registered(module):
+            plugins.register(module, name=name)
+            added.append(module)
+
+    yield register
+    for module in reversed(added):
+        plugins.unregister(module)

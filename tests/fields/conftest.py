@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from dorm import plugins
 from dorm.contrib.extra_fields import plugin as extra_fields_plugin
 
 
 @pytest.fixture(autouse=True)
-def extra_fields_registered() -> Iterator[None]:
-    """Register dorm-fields' hooks unless its entry point already did (autoload off)."""
-    pm = plugins.get_plugin_manager()
-    added = not pm.is_registered(extra_fields_plugin)
-    if added:
-        plugins.register(extra_fields_plugin, name="extra_fields")
-    yield
-    if added:
-        plugins.unregister(extra_fields_plugin)
+def extra_fields_registered(register_plugin: Callable[[Any, str], None]) -> None:
+    """The plugin's hooks for every test (its entry point may already have them)."""
+    register_plugin(extra_fields_plugin, "extra_fields")

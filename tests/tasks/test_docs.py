@@ -8,21 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from dorm.conf import settings
-from dorm.db.connection import reset_connections
-
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "tasks.md"
 _FENCE = re.compile(r"^```(python)?\n(.*?)^```$", re.M | re.S)
-
-
-@pytest.fixture
-def fresh_settings() -> Any:
-    yield
-    reset_connections()
-    settings._reset()
 
 
 def test_tasks_md_runs_and_prints_what_it_shows(fresh_settings: Any) -> None:
