@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dorm import plugins
 from dorm.db.backends.base import BaseDatabaseWrapper, ThreadState
+from dorm.db.bridge import await_, run_sync
 from dorm.db.connection import bridge_local
 from dorm.exceptions import OperationalError
 
@@ -239,9 +240,9 @@ class AsyncPool:
 class BridgedMixin:
     """Mixed in before a vendor wrapper: per-task state, per-loop pools, no loop guard.
 
-    A vendor supplies ``_open_pool(loop)`` (an awaitable pool), ``_close_pool(pool)`` (a
-    coroutine) and ``_terminate_pool(pool)`` (sync, for ``close_all()``), and overrides
-    ``_acquire`` / ``_release`` / ``_discard`` with awaited versions.
+    A vendor supplies ``_open_pool(loop)``, a coroutine returning its ``AsyncPool``
+    subclass filled with MIN_POOL_SIZE connections, and wraps what ``_checkout()`` returns
+    in ``_acquire`` as its sync statement path expects.
     """
 
     guards_event_loop: ClassVar[bool] = False
@@ -271,17 +272,24 @@ class BridgedMixin:
 
     # -- pools, one per event loop -------------------------------------------------------------
 
-    def _open_pool(self, loop: asyncio.AbstractEventLoop) -> Awaitable[Any]:
+    def _open_pool(self, loop: asyncio.AbstractEventLoop) -> Awaitable[AsyncPool]:
         raise NotImplementedError
 
-    async def _close_pool(self, pool: Any) -> None:
-        raise NotImplementedError
+    async def _close_pool(self, pool: AsyncPool) -> None:
+        await pool.close()
 
-    def _terminate_pool(self, pool: Any) -> None:
-        raise NotImplementedError
+    def _terminate_pool(self, pool: AsyncPool) -> None:
+        pool.terminate()
 
-    def _pool_size(self, pool: Any) -> int:
-        raise NotImplementedError
+    def _pool_size(self, pool: AsyncPool) -> int:
+        return pool.size
+
+    def _checkout(self) -> tuple[AsyncPool, Any]:
+        """The running loop's pool and a connection from it: an idle one without awaiting
+        (no greenlet switch), else one awaited."""
+        pool: AsyncPool = self._loop_pool()
+        conn = pool.take()
+        return pool, conn if conn is not None else await_(pool.acquire())
 
     async def _apool(self) -> Any:
         """The running loop's pool, opened on first use (concurrent first users share it)."""
@@ -330,8 +338,6 @@ class BridgedMixin:
                 self._terminate_pool(pool)
 
     def _loop_pool(self) -> Any:
-        from dorm.db.bridge import await_
-
         loop = asyncio.get_running_loop()
         entry = self._pools.get(loop)
         if entry is None or isinstance(entry, asyncio.Task):
@@ -454,6 +460,4 @@ class AsyncDatabaseWrapper:
 
     @staticmethod
     async def _run(func: Callable[..., Any], *args: Any) -> Any:
-        from dorm.db.bridge import run_sync
-
         return await run_sync(func, *args)

@@ -307,7 +307,7 @@ class _Connection:
 
     __slots__ = ("pool", "raw")
 
-    def __init__(self, pool: _Pool, raw: Any) -> None:
+    def __init__(self, pool: AsyncPool, raw: Any) -> None:
         self.pool = pool
         self.raw = raw
 
@@ -442,21 +442,8 @@ class AsyncpgIO(BridgedMixin):
             raise
         return pool
 
-    async def _close_pool(self, pool: Any) -> None:
-        await pool.close()
-
-    def _terminate_pool(self, pool: Any) -> None:
-        pool.terminate()
-
-    def _pool_size(self, pool: Any) -> int:
-        return int(pool.size)
-
     def _acquire(self) -> Any:
-        pool = self._loop_pool()
-        raw = pool.take()  # an idle connection: no await, no greenlet switch
-        if raw is None:
-            raw = await_(pool.acquire())
-        return _Connection(pool, raw)
+        return _Connection(*self._checkout())
 
     def _release(self, conn: Any) -> None:
         if not conn.pool.put(conn.raw):

@@ -210,16 +210,8 @@ class SQLiteThreadIO(BridgedMixin):
         # Thread connections close at once: a statement still running on one fails.
         pool.terminate()
 
-    def _terminate_pool(self, pool: Any) -> None:
-        pool.terminate()
-
-    def _pool_size(self, pool: Any) -> int:
-        return int(pool.size)
-
     def _acquire(self) -> Any:
-        pool = self._loop_pool()
-        conn = pool.take()  # an idle connection: no await, no greenlet switch
-        return conn if conn is not None else await_(pool.acquire())
+        return self._checkout()[1]
 
     def _release(self, conn: Any) -> None:
         conn.pool.put(conn)
