@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +49,27 @@ class Entry(dorm.Model):
         app_label = "t_sec"
 
 
-MODELS = [Order, Group, Entry]
+class Canary(dorm.Model):
+    """Must keep its rows through every hostile test."""
+
+    note = dorm.CharField(max_length=20)
+
+    class Meta:
+        app_label = "t_sec"
+        db_table = "t_sec_canary"
+
+
+class Secret(dorm.Model):
+    token = dorm.CharField(max_length=20)
+
+    class Meta:
+        app_label = "t_sec"
+        db_table = "t_sec_secret"
+
+
+MODELS = [Order, Group, Entry, Canary, Secret]
+_TAKEN = {"order", "group by", "t_sec_entry", "t_sec_canary", "t_sec_secret", "t_sec_plain"}
+_TAKEN |= {"t_sec_group_members"}
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
 HOSTILE = [
@@ -151,9 +172,17 @@ def test_unique_together_on_keyword_columns(db: Any) -> None:
 
 
 def test_quote_name_escapes_embedded_quotes(db: Any) -> None:
-    qn = get_connection().ops.quote_name
+    conn = get_connection()
+    qn = conn.ops.quote_name
+    pct = "%%" if conn.vendor == "postgresql" else "%"  # psycopg reads % in the statement
     assert qn("order") == '"order"'
-    assert qn('a"b').startswith('"a""b')
+    assert qn('a"b') == '"a""b"'
+    # No "already quoted" shortcut: a quoted-looking name is one identifier, quotes and all.
+    assert qn('"a"') == '"""a"""'
+    assert qn('"n" FROM t; --"') == '"""n"" FROM t; --"""'
+    assert qn("100%") == f'"100{pct}"'
+    with pytest.raises(ValueError, match="contains a NUL character"):
+        qn("a\x00b")
     with CaptureQueriesContext() as ctx:
         list(Order.objects.filter(weird="x"))
     assert '"we""ird' in ctx.captured_queries[0]["sql"]
@@ -364,8 +393,76 @@ def test_hypothesis_hostile_lookup_names_are_rejected_without_sql(db: Any, looku
 # -- annotation aliases ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alias", ['x" FROM "order"; --', "a b", "x;y", "x--y", "x'y", "x%sy"])
-def test_hostile_aliases_are_quoted(db: Any, alias: str) -> None:
+def test_issue_aliases_are_rejected_before_any_sql(db: Any) -> None:
+    """The two aliases of the report: one read another table, one dropped a table."""
+    Secret.objects.create(token="s3cr3t")
+    Canary.objects.create(note="alive")
+    read_secret = '"n", (SELECT token FROM t_sec_secret) AS "leak"'
+    drop_table = '"n" FROM t; DROP TABLE t_sec_canary; SELECT 1 AS "x"'
+    for alias in (read_secret, drop_table):
+        for call in _alias_calls(alias):
+            with CaptureQueriesContext() as ctx, pytest.raises(ValueError) as info:
+                call()
+            assert ctx.captured_queries == []
+            assert repr(alias) in str(info.value)
+            assert "whitespace, quotation marks" in str(info.value)
+    assert list(Canary.objects.values_list("note", flat=True)) == ["alive"]
+    assert Secret.objects.get().token == "s3cr3t"
+
+
+def _alias_calls(alias: str) -> list[Callable[[], Any]]:
+    """Every public way an alias reaches SQL, sync and async."""
+    expr = dorm.F("name")
+
+    async def async_calls() -> Any:
+        await Entry.objects.aaggregate(**{alias: dorm.Count("id")})
+
+    async def async_iter() -> Any:
+        return [row async for row in Entry.objects.values(**{alias: expr})]
+
+    return [
+        lambda: list(Entry.objects.annotate(**{alias: expr})),
+        lambda: Entry.objects.aggregate(**{alias: dorm.Count("id")}),
+        lambda: list(Entry.objects.values(**{alias: expr})),
+        lambda: list(Entry.objects.alias(**{alias: expr}).values_list("pk", flat=True)),
+        lambda: list(Entry.objects.values("name").annotate(**{alias: dorm.Count("id")})),
+        lambda: list(Entry.objects.annotate(**{alias: expr}).order_by(alias)),
+        lambda: asyncio.run(async_calls()),
+        lambda: asyncio.run(async_iter()),
+    ]
+
+
+@pytest.mark.parametrize(
+    "alias",
+    [
+        'x" FROM "order"; --',
+        "a b",
+        "x;y",
+        "x--y",
+        "x/*y",
+        "x*/y",
+        "x'y",
+        "x`y",
+        "[x]",
+        "\x00x",
+        "tab\there",
+        "nl\nx",
+        "",
+        "zero\u200bwidth",
+        "\ud800",
+    ],
+)
+def test_hostile_aliases_raise_value_error_without_sql(db: Any, alias: str) -> None:
+    Entry.objects.create(name="a")
+    for call in _alias_calls(alias):
+        with CaptureQueriesContext() as ctx, pytest.raises(ValueError, match="the alias"):
+            call()
+        assert ctx.captured_queries == []
+    assert Entry.objects.count() == 1 and Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("alias", ["x%sy", "%", "$1", "a.b", "f(x)", "x?", "日本", "a+b", "select"])
+def test_odd_but_allowed_aliases_are_quoted(db: Any, alias: str) -> None:
     Entry.objects.create(name="a")
     rows = list(Entry.objects.annotate(**{alias: dorm.F("name")}).values_list(alias, flat=True))
     assert rows == ["a"]
@@ -373,24 +470,276 @@ def test_hostile_aliases_are_quoted(db: Any, alias: str) -> None:
     assert Entry.objects.aggregate(**{alias: dorm.Count("id")}) == {alias: 1}
     filtered = Entry.objects.alias(**{alias: dorm.F("name")}).filter(**{alias: "a"})
     assert filtered.count() == 1
+    grouped = list(Entry.objects.values("name").annotate(**{alias: dorm.Count("id")}))
+    assert grouped == [{"name": "a", alias: 1}]
     assert Entry.objects.count() == 1 and Order.objects.count() == 0
 
 
-@pytest.mark.parametrize(
-    ("model", "alias"),
-    [(Entry, "pk"), (Entry, "name"), (Entry, "id"), (Group, "order_id"), (Order, "groups")],
+def _shape(sql: str) -> tuple[str, list[str]]:
+    """``sql`` with each quoted identifier replaced by ``"ID"`` and each string literal by
+    ``'S'``, and the identifiers read back (``""`` -> ``"``). An identifier or literal left
+    open fails the test: hostile text closed it early."""
+    out: list[str] = []
+    names: list[str] = []
+    i = 0
+    while i < len(sql):
+        quote = sql[i]
+        if quote not in "\"'":
+            out.append(quote)
+            i += 1
+            continue
+        j = i + 1
+        while True:
+            k = sql.find(quote, j)
+            assert k != -1, f"unterminated {quote} in {sql!r}"
+            if sql.startswith(quote * 2, k):
+                j = k + 2
+                continue
+            break
+        if quote == '"':
+            names.append(sql[i + 1 : k].replace('""', '"'))
+            out.append('"ID"')
+        else:
+            out.append("'S'")
+        i = k + 1
+    return "".join(out), names
+
+
+def _unescape(name: str, vendor: str) -> str:
+    return name.replace("%%", "%") if vendor == "postgresql" else name
+
+
+_alias_text = st.one_of(
+    st.text(max_size=25),
+    st.lists(
+        st.sampled_from(
+            [
+                '"',
+                "'",
+                ";",
+                "--",
+                "/*",
+                "*/",
+                " ",
+                "%s",
+                "%",
+                "$1",
+                "?",
+                "(",
+                ")",
+                ",",
+                "x",
+                "AS",
+                "FROM",
+                "SELECT",
+                "DROP TABLE t_sec_canary",
+                "\x00",
+                "`",
+                "[",
+                "\\",
+                ".",
+            ]
+        ),
+        min_size=1,
+        max_size=8,
+    ).map("".join),
 )
-def test_alias_may_not_shadow_a_field(db: Any, model: Any, alias: str) -> None:
+
+
+@_fast
+@given(alias=_alias_text)
+def test_hypothesis_hostile_aliases(db: Any, alias: str) -> None:
+    """An alias is either refused with ValueError before any SQL, or it is one quoted
+    identifier: each statement has exactly the shape it has with a plain alias."""
+    if not Canary.objects.exists():
+        Canary.objects.create(note="alive")
+    if not Entry.objects.exists():
+        Entry.objects.create(name="a")
+    assume(alias not in ("pk", "id", "name", "body") and "__" not in alias)
+    vendor = get_connection().vendor
+
+    def run(name: str) -> list[str]:
+        with CaptureQueriesContext() as ctx:
+            assert list(
+                Entry.objects.annotate(**{name: dorm.F("name")}).values_list(name, flat=True)
+            ) == ["a"]
+            assert Entry.objects.aggregate(**{name: dorm.Count("id")}) == {name: 1}
+            assert list(Entry.objects.values(**{name: dorm.F("name")})) == [{name: "a"}]
+            assert Entry.objects.alias(**{name: dorm.F("name")}).filter(**{name: "a"}).count()
+            grouped = Entry.objects.values("name").annotate(**{name: dorm.Count("id")})
+            assert list(grouped) == [{"name": "a", name: 1}]
+        return [q["sql"] for q in ctx.captured_queries]
+
+    try:
+        statements = run(alias)
+    except ValueError as exc:
+        assert "the alias" in str(exc)
+        with CaptureQueriesContext() as ctx, pytest.raises(ValueError):
+            list(Entry.objects.annotate(**{alias: dorm.F("name")}))
+        assert ctx.captured_queries == []
+    else:
+        plain = run("plain_alias")
+        assert len(statements) == len(plain)
+        for hostile_sql, plain_sql in zip(statements, plain, strict=True):
+            shape, names = _shape(hostile_sql)
+            assert shape == _shape(plain_sql)[0]
+        assert any(_unescape(n, vendor) == alias for s in statements for n in _shape(s)[1])
+    assert list(Canary.objects.values_list("note", flat=True)) == ["alive"]
+    assert Entry.objects.count() == 1
+
+
+_meta_text = st.one_of(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        min_size=1,
+        max_size=20,
+    ),
+    st.lists(
+        st.sampled_from(
+            [
+                '"',
+                "'",
+                ";",
+                "--",
+                "/*",
+                " ",
+                "%s",
+                "%",
+                "?",
+                "(",
+                ")",
+                "x",
+                "DROP TABLE t_sec_canary",
+            ]
+        ),
+        min_size=1,
+        max_size=6,
+    ).map("".join),
+)
+_models_made = [0]
+
+
+def _scenario(table: str, column: str, index: str, check: str) -> list[str]:
+    """Create a model's table named by Meta, write, read, aggregate and drop it; return
+    every statement it ran. A DormError is the only other way out."""
+    from dorm.migrations.schema import SchemaEditor
+
+    _models_made[0] += 1
+    attrs = {
+        "__module__": __name__,
+        "value": dorm.IntegerField(db_column=column, default=0),
+        "label": dorm.CharField(max_length=20, default=""),
+        "Meta": type(
+            "Meta",
+            (),
+            {
+                "app_label": "t_sec_dyn",
+                "db_table": table,
+                "indexes": [dorm.Index(fields=["label"], name=index)],
+                "constraints": [
+                    dorm.CheckConstraint(check=dorm.Q(value__gte=0), name=check),
+                    dorm.UniqueConstraint(fields=["label"], name=check + "u"),
+                ],
+            },
+        ),
+    }
+    model: Any = type(f"Dyn{_models_made[0]}", (dorm.Model,), attrs)
     with CaptureQueriesContext() as ctx:
-        with pytest.raises(ValueError, match=rf"annotate\(\): '{alias}' conflicts with a field"):
-            model.objects.annotate(**{alias: dorm.Value(1)})
-        with pytest.raises(ValueError, match=rf"alias\(\): '{alias}' conflicts with a field"):
-            model.objects.alias(**{alias: dorm.Value(1)})
-    assert ctx.captured_queries == []
+        with SchemaEditor() as editor:
+            editor.create_model(model)
+        try:
+            model.objects.create(value=1, label="one")
+            model.objects.bulk_create([model(value=2, label="two")])
+            assert sorted(model.objects.values_list("value", flat=True)) == [1, 2]
+            model.objects.filter(value=2).update(value=dorm.F("value") + 1)
+            assert model.objects.aggregate(total=dorm.Sum("value")) == {"total": 4}
+            assert model.objects.order_by("-value").first().label == "two"
+            model.objects.filter(label="one").delete()
+            assert model.objects.count() == 1
+        finally:
+            with SchemaEditor() as editor:
+                editor.delete_model(model)
+    return [q["sql"] for q in ctx.captured_queries]
 
 
-def test_pk_filter_is_not_hijacked_by_an_alias(db: Any) -> None:
-    entry = Entry.objects.create(name="a")
-    with pytest.raises(ValueError, match="conflicts"):
-        Entry.objects.annotate(pk=dorm.Value(0)).filter(pk=entry.pk)
-    assert Entry.objects.filter(pk=entry.pk).get().name == "a"
+def _index_names(index: str, check: str) -> tuple[str, str]:
+    """Index and constraint names must be identifiers: any other is refused at definition."""
+    import re
+
+    for kind, name in (("Index", index), ("CheckConstraint", check)):
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,61}", name):
+            continue
+        with pytest.raises(ValueError, match=f"{kind} name must be an identifier"):
+            if kind == "Index":
+                dorm.Index(fields=["label"], name=name)
+            else:
+                dorm.CheckConstraint(check=dorm.Q(value__gte=0), name=name)
+    ok = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,61}")
+    return (
+        index if ok.fullmatch(index) else "hostile_idx",
+        check if ok.fullmatch(check) else "hostile_chk",
+    )
+
+
+@_fast
+@given(table=_meta_text, column=_meta_text, index=_meta_text, check=_meta_text)
+def test_hypothesis_hostile_meta_names(
+    db: Any, table: str, column: str, index: str, check: str
+) -> None:
+    """db_table and db_column are always one quoted identifier; index and constraint names
+    are identifiers or refused with ValueError."""
+    from dorm.exceptions import DormError
+
+    if not Canary.objects.exists():
+        Canary.objects.create(note="alive")
+    index, check = _index_names(index, check)
+    names = {table, column, index, check, check + "u"}
+    assume(len(names) == 5 and column.lower() not in ("id", "label"))
+    assume(not table.lower().startswith("sqlite_") and table.lower() not in _TAKEN)
+    assume(all(len(n.encode()) <= 60 for n in names))  # PostgreSQL keeps 63 bytes
+    try:
+        statements = _scenario(table, column, index, check)
+    except DormError:
+        statements = None
+    plain = _scenario("t_sec_plain", "plain_col", "plain_idx", "plain_chk")
+    if statements is not None:
+        assert [_shape(s)[0] for s in statements] == [_shape(s)[0] for s in plain]
+    assert list(Canary.objects.values_list("note", flat=True)) == ["alive"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("sql_name", ["x; DROP TABLE t", "f(", 'a"b', "a.b.c", "1abc", "a b"])
+def test_plugin_function_names_must_be_sql_names(
+    register_plugin: Callable[[Any, str], None], sql_name: str
+) -> None:
+    from dorm import plugins
+    from dorm.exceptions import PluginError
+    from dorm.functions import Func
+
+    bad = type("Bad", (Func,), {"function": sql_name})
+
+    class Funcs:
+        @plugins.hookimpl
+        def dorm_register_functions(self) -> list[type]:
+            return [bad]
+
+    register_plugin(Funcs(), "bad-funcs")
+    with pytest.raises(PluginError, match=r"Bad\.function must be an SQL function name"):
+        plugins.extensions()
+
+
+def test_plugin_function_with_schema_name_is_accepted(
+    register_plugin: Callable[[Any, str], None],
+) -> None:
+    from dorm import plugins
+    from dorm.functions import Func
+
+    good = type("Unaccent", (Func,), {"function": "public.unaccent"})
+
+    class Funcs:
+        @plugins.hookimpl
+        def dorm_register_functions(self) -> list[type]:
+            return [good]
+
+    register_plugin(Funcs(), "good-funcs")
+    assert plugins.extensions().functions["Unaccent"] is good

@@ -64,6 +64,7 @@ _AUTOLOAD_ENV = "DORM_DISABLE_PLUGIN_AUTOLOAD"
 _CORE_PLUGIN_MODULES = ("dorm.cli.builtin", "dorm.db.backends.registry", "dorm.sql.builtins")
 _CORE_NAME = "dorm-core"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SQL_FUNCTION_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
 _COMMAND_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 logger = logging.getLogger("dorm.plugins")
@@ -510,6 +511,13 @@ def _build_extensions() -> Extensions:
         if not isinstance(cls, type):
             raise PluginError(
                 f"dorm plugin {owner!r}: dorm_register_functions must return classes, got {cls!r}"
+            )
+        sql_name = getattr(cls, "function", "")
+        if sql_name and not (isinstance(sql_name, str) and _SQL_FUNCTION_RE.match(sql_name)):
+            # The name is written into SQL as is: it must be a (schema-qualified) identifier.
+            raise PluginError(
+                f"dorm plugin {owner!r}: {cls.__qualname__}.function must be an SQL function "
+                f"name (letters, digits, '_', an optional 'schema.' prefix), got {sql_name!r}"
             )
         _put(functions, cls.__name__, owner, cls, f"function {cls.__name__!r}")
     vendor_sql = _triples(

@@ -17,6 +17,7 @@ from dorm.exceptions import FieldDoesNotExist, FieldError
 from dorm.expressions import Col, F, Q, Ref, ResolvedOuterRef
 from dorm.lookups import Exact, IsNull, Lookup
 from dorm.sql.datastructures import INNER, LOUTER, BaseTable, Join, JoinInfo, PathInfo
+from dorm.sql.names import check_alias
 from dorm.sql.where import AND, OR, WhereNode
 
 #: Value types that resolve to themselves in a lookup (a list of them needs no walk).
@@ -619,6 +620,7 @@ class Query:
     # -- selection -------------------------------------------------------------------------------
 
     def add_annotation(self, annotation: Any, alias: str) -> None:
+        check_alias(alias)
         resolved = annotation.resolve_expression(self, allow_joins=True, reuse=None)
         self.annotations[alias] = resolved
         if self.annotation_select_mask is not None:
@@ -765,6 +767,8 @@ class Query:
         return int(result["__count"] or 0)
 
     def get_aggregation(self, using: str, aggregates: dict[str, Any]) -> dict[str, Any]:
+        for alias in aggregates:
+            check_alias(alias)
         if self.is_empty_query:
             return {
                 alias: (0 if type(agg).__name__ == "Count" else None)

@@ -239,8 +239,14 @@ class BaseOperations:
 
     @staticmethod
     def quote_name(name: str) -> str:
-        if name.startswith('"') and name.endswith('"') and len(name) > 1:
-            return name
+        """``name`` as one quoted identifier: embedded quotes doubled, never passed through.
+
+        A name that already looks quoted is quoted again, its quotes doubled: a shortcut
+        for "already quoted" names let a crafted alias close the identifier and write
+        SQL. NUL cannot be sent in a statement on any vendor.
+        """
+        if "\x00" in name:
+            raise ValueError(f"the identifier {name!r} contains a NUL character")
         return '"' + name.replace('"', '""') + '"'
 
     def limit_offset_sql(self, low: int, high: int | None) -> str:

@@ -66,10 +66,8 @@ class Operations(BaseOperations):
 
     @staticmethod
     def quote_name(name: str) -> str:
-        if name.startswith('"') and name.endswith('"') and len(name) > 1:
-            return name
         # psycopg reads %s placeholders anywhere in the statement, identifiers included.
-        return '"' + name.replace('"', '""').replace("%", "%%") + '"'
+        return BaseOperations.quote_name(name).replace("%", "%%")
 
     def date_extract_sql(self, kind: str, sql: str) -> str:
         if kind == "week_day":
