@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -70,7 +69,7 @@ class MigrationLoader:
                 if info.ispkg or not MIGRATION_NAME.match(info.name):
                     continue
                 module_name = f"{package_name}.{info.name}"
-                module = sys.modules.get(module_name) or importlib.import_module(module_name)
+                module = importlib.import_module(module_name)
                 klass = getattr(module, "Migration", None)
                 if not (isinstance(klass, type) and issubclass(klass, Migration)):
                     raise BadMigrationError(

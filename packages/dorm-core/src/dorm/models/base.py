@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -84,11 +83,22 @@ class _LazyState:
         return state
 
 
+_persistence_module: Any = None
+
+
 def _persistence() -> Any:
-    """``dorm.models.persistence`` (it imports this module, so it is looked up on use)."""
-    module = sys.modules.get("dorm.models.persistence")
+    """``dorm.models.persistence`` (it imports this module, so it is imported on first use).
+
+    Not read from ``sys.modules``: another thread may still be executing the module there
+    (the first saves of a process, all at once). The import statement waits for it, and
+    the module is cached only once its import has returned.
+    """
+    global _persistence_module
+    module = _persistence_module
     if module is None:
         from dorm.models import persistence as module
+
+        _persistence_module = module
     return module
 
 

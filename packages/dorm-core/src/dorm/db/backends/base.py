@@ -136,7 +136,9 @@ def _get_running_loop() -> Any:
     (no loop can run before something else imported asyncio), which keeps it out of
     ``import dorm``."""
     events = sys.modules.get("asyncio.events")
-    return None if events is None else events._get_running_loop()
+    # Another thread may still be importing asyncio: then no loop runs in this one.
+    getter = getattr(events, "_get_running_loop", None)
+    return None if getter is None else getter()
 
 
 def _refuse_in_event_loop(operation: str) -> None:
