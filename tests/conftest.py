@@ -172,6 +172,13 @@ class PgCluster:
         """Restart the server in place (same port): open connections are cut."""
         self._pg_ctl("-m", "fast", "restart")
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data and port (``resume()`` starts it again)."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def resume(self) -> None:
+        self._pg_ctl("-t", "60", "start")
+
     def stop(self) -> None:
         if self.running:
             self._run("pg_ctl", "-D", str(self.datadir), "-w", "-m", "fast", "stop", check=False)
@@ -215,9 +222,8 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"no PostgreSQL test server: {reason}")
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """The run's one throwaway PostgreSQL cluster, started on first use."""
+def _start_cluster() -> PgCluster:
+    """A new cluster from the server binaries, or skip / fail (CI) with the reason."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -235,6 +241,21 @@ def pg_cluster() -> Iterator[PgCluster]:
         detail = getattr(exc, "stderr", "") or str(exc)
         cluster.stop()
         _unavailable(f"could not start a cluster from {bindir}: {detail.strip()}")
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def private_pg_cluster() -> Iterator[PgCluster]:
+    """A cluster of the module's own, for fault drills that stop or restart the server."""
+    cluster = _start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """The run's one throwaway PostgreSQL cluster, started on first use."""
+    cluster = _start_cluster()
     yield cluster
     cluster.stop()
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dorm import plugins
 from dorm.db.backends.base import BaseDatabaseWrapper, BaseOperations
-from dorm.exceptions import ImproperlyConfigured, OperationalError
+from dorm.db.backends.postgresql_pool import SyncPool
+from dorm.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from dorm.models.fields import Field
@@ -177,11 +178,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     def __init__(self, alias: str, settings_dict: dict[str, Any]) -> None:
         super().__init__(alias, settings_dict)
         self._psycopg, self._psycopg_pool = _import_psycopg()
-        self._pool: Any = None
-        self._pool_lock = threading.Lock()
-        # id(connection) -> the pool it came from: close() may replace the pool while a
-        # thread still holds a connection, which must go back to its own (closed) pool.
-        self._owners: dict[int, Any] = {}
+        self._pools = SyncPool(self)
 
     def conninfo(self) -> str:
         s = self.settings_dict
@@ -203,56 +200,22 @@ class DatabaseWrapper(BaseDatabaseWrapper):
 
     @property
     def pool(self) -> Any:
-        pool = self._pool
-        if pool is None:
-            with self._pool_lock:
-                if self._pool is None:
-                    s = self.settings_dict
-                    self._pool = self._psycopg_pool.ConnectionPool(
-                        self.conninfo(),
-                        min_size=s["MIN_POOL_SIZE"],
-                        max_size=s["MAX_POOL_SIZE"],
-                        timeout=s["POOL_TIMEOUT"],
-                        kwargs={"autocommit": True},
-                        configure=self._configure,
-                        name=f"dorm-{self.alias}",
-                        open=True,
-                    )
-                    try:
-                        # Its MIN_POOL_SIZE connections first: a first checkout that found
-                        # none ready would make the pool grow one more, and statements
-                        # would then alternate between server processes for no reason.
-                        self._pool.wait(timeout=s["POOL_TIMEOUT"])
-                    except self._psycopg_pool.PoolTimeout as exc:
-                        raise OperationalError(
-                            f"no connection to {self.alias!r} within POOL_TIMEOUT="
-                            f"{s['POOL_TIMEOUT']}s (the server is unreachable or refused "
-                            f"the connection): {exc}"
-                        ) from exc
-                    plugins.notify(
-                        "dorm_pool_opened",
-                        alias=self.alias,
-                        vendor=self.vendor,
-                        min_size=s["MIN_POOL_SIZE"],
-                        max_size=s["MAX_POOL_SIZE"],
-                        is_async=False,
-                    )
-                pool = self._pool
-        return pool
+        """The alias's psycopg_pool, opened on first use (see ``postgresql_pool``)."""
+        return self._pools.get()
+
+    def _pool_opened(self) -> None:
+        s = self.settings_dict
+        plugins.notify(
+            "dorm_pool_opened",
+            alias=self.alias,
+            vendor=self.vendor,
+            min_size=s["MIN_POOL_SIZE"],
+            max_size=s["MAX_POOL_SIZE"],
+            is_async=False,
+        )
 
     def _acquire(self) -> Any:
-        pool = self.pool
-        try:
-            conn = pool.getconn()
-            self._owners[id(conn)] = pool
-            return conn
-        except self._psycopg_pool.PoolTimeout as exc:
-            s = self.settings_dict
-            raise OperationalError(
-                f"no connection to {self.alias!r} within POOL_TIMEOUT={s['POOL_TIMEOUT']}s "
-                f"(MAX_POOL_SIZE={s['MAX_POOL_SIZE']}, all in use or the server is unreachable): "
-                f"{exc}"
-            ) from exc
+        return self._pools.acquire()
 
     def warmup(self, target: int) -> int:
         """Check out connections until the pool holds ``target`` open ones, then return them.
@@ -260,7 +223,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         Connections other threads hold already count, so this never waits for one of them.
         """
         pool = self.pool
-        busy = sum(1 for owner in tuple(self._owners.values()) if owner is pool)
+        busy = self._pools.busy(pool)
         held: list[Any] = []
         try:
             while busy + len(held) < target:
@@ -271,13 +234,13 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         return max(busy + len(held), int(pool.get_stats().get("pool_size", 0)))
 
     def _release(self, conn: Any) -> None:
-        (self._owners.pop(id(conn), None) or self.pool).putconn(conn)
+        self._pools.release(conn)
 
     def _discard(self, conn: Any) -> None:
         if not conn.closed:
             conn.close()
         # The pool drops closed connections and opens new ones.
-        (self._owners.pop(id(conn), None) or self.pool).putconn(conn)
+        self._pools.release(conn)
 
     def _is_broken(self, conn: Any) -> bool:
         return bool(conn.broken or conn.closed)
@@ -334,10 +297,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
                     self._release(conn)
 
     def close(self) -> None:
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+        self._pools.close()
 
     def table_names(self) -> list[str]:
         rows = self.fetchall(

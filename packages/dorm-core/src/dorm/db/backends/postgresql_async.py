@@ -162,7 +162,14 @@ def _driver_error(exc: BaseException) -> DriverError:
     state = getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.PostgresError) and state:
         name = _BY_CLASS.get(state[:2], "DatabaseError")
-    elif isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError | OSError):
+    elif isinstance(
+        exc,
+        asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.InternalClientError
+        | OSError,
+    ):
+        # The connection is gone or its protocol state is lost (an operation was cut off
+        # by a restart): an operational failure, as psycopg reports one.
         name = "OperationalError"
     elif isinstance(exc, asyncpg.exceptions.DataError):
         name = "DataError"  # a parameter asyncpg could not encode
@@ -226,7 +233,7 @@ class _Cursor:
             except Exception as exc:
                 retry = _text_cast(exc, params, casts)
                 if retry is None:
-                    raise _driver_error(exc) from exc
+                    raise self._failed(exc) from exc
                 casts = retry
         # asyncpg Records index, slice and unpack like tuples; the ORM reads them as they
         # are, and the user-facing cursor and connection turn them into tuples.
@@ -238,8 +245,19 @@ class _Cursor:
             # Rows may differ in types (None, then an int): the server infers them instead.
             await_(self._conn.raw.executemany(translate_placeholders(sql), seq_params))
         except Exception as exc:
-            raise _driver_error(exc) from exc
+            raise self._failed(exc) from exc
         self.rowcount = -1  # asyncpg reports no count for executemany
+
+    def _failed(self, exc: Exception) -> DriverError:
+        """The DB-API error for ``exc``; the connection is doubtful unless the server
+        answered with an error that leaves the session usable."""
+        error = _driver_error(exc)
+        state = error.sqlstate
+        if state in _SESSION_ENDED or (
+            state is None and not isinstance(exc, _import_asyncpg().exceptions.DataError)
+        ):
+            self._conn.doubtful = True
+        return error
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         rows, self._rows = self._rows, []
@@ -257,7 +275,7 @@ class _Cursor:
         try:
             records = await_(self._conn.raw.fetch(f'FETCH {int(size)} FROM "{self._declared}"'))
         except Exception as exc:
-            raise _driver_error(exc) from exc
+            raise self._failed(exc) from exc
         return records  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[Any]:
@@ -303,13 +321,20 @@ def _text_cast(
 
 
 class _Connection:
-    """One asyncpg connection checked out of a pool, shaped like a psycopg connection."""
+    """One asyncpg connection checked out of a pool, shaped like a psycopg connection.
 
-    __slots__ = ("pool", "raw")
+    ``doubtful`` is set when a statement failed without an answer from the server (the
+    connection was cut, an operation was interrupted, asyncpg's own state is off): such a
+    connection is discarded rather than given back, or the next task to take it could get
+    "another operation is in progress".
+    """
+
+    __slots__ = ("doubtful", "pool", "raw")
 
     def __init__(self, pool: AsyncPool, raw: Any) -> None:
         self.pool = pool
         self.raw = raw
+        self.doubtful = False
 
     def cursor(self, name: str | None = None) -> _Cursor:
         return _Cursor(self, named=name is not None)
@@ -320,7 +345,7 @@ class _Connection:
 
     @property
     def broken(self) -> bool:
-        return self.closed
+        return self.doubtful or self.closed
 
 
 class _Pool(AsyncPool):
