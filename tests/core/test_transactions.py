@@ -601,3 +601,82 @@ def test_set_rollback_blocks_further_statements(db) -> None:
         with pytest.raises(TransactionManagementError):
             Account.objects.count()
     assert Account.objects.filter(name="doomed").count() == 0
+
+
+# -- savepoints are sent only for blocks that run a statement ----------------------------------
+
+
+def _statements(ctx: Any) -> list[str]:
+    return [" ".join(q["sql"].split()[:2]) for q in ctx.captured_queries]
+
+
+def test_nested_block_without_statements_sends_no_savepoint(db: Any) -> None:
+    from dorm.test import CaptureQueriesContext
+
+    with transaction.atomic():
+        Account.objects.create(name="outer")
+        with CaptureQueriesContext() as ctx:
+            for _ in range(3):
+                with transaction.atomic():
+                    pass
+            with contextlib.suppress(ValueError), transaction.atomic():
+                raise ValueError("nothing ran")
+            with transaction.atomic():
+                transaction.set_rollback(True)
+    assert ctx.captured_queries == []
+    assert names() == ["outer"]
+
+
+def test_savepoint_is_sent_before_the_first_statement_of_each_pending_block(db: Any) -> None:
+    from dorm.test import CaptureQueriesContext
+
+    with transaction.atomic():
+        with CaptureQueriesContext() as ctx, transaction.atomic():  # pending
+            with contextlib.suppress(IntegrityError), transaction.atomic():  # pending
+                Account.objects.create(name="a")  # sends both, in order
+                Account.objects.create(name="a")  # unique: rolls back to the inner one
+            Account.objects.create(name="b")
+        sent = _statements(ctx)
+        assert [s.split("_sp_")[0] for s in sent[:3]] == [
+            "SAVEPOINT dorm",
+            "SAVEPOINT dorm",
+            "INSERT INTO",
+        ]
+        outer, inner = (int(s.rsplit("_", 1)[1]) for s in sent[:2])
+        assert inner == outer + 1  # the outer block's savepoint first
+        assert "ROLLBACK TO" in sent and sent[-1] == "RELEASE SAVEPOINT"
+    assert names() == ["b"]
+
+
+def test_rolled_back_pending_block_drops_its_on_commit_callbacks(db: Any) -> None:
+    ran: list[str] = []
+    with transaction.atomic():
+        with transaction.atomic():
+            transaction.on_commit(lambda: ran.append("kept"))
+        with contextlib.suppress(ValueError), transaction.atomic():
+            transaction.on_commit(lambda: ran.append("dropped"))
+            raise ValueError
+        with transaction.atomic():
+            Account.objects.create(name="x")
+            transaction.on_commit(lambda: ran.append("after statement"))
+    assert ran == ["kept", "after statement"]
+    assert names() == ["x"]
+
+
+def test_async_nested_blocks_send_savepoints_lazily(db: Any) -> None:
+    import asyncio
+
+    async def main() -> list[str]:
+        async with transaction.aatomic():
+            await Account.objects.acreate(name="one")
+            async with transaction.aatomic():
+                pass
+            try:
+                async with transaction.aatomic():
+                    await Account.objects.acreate(name="two")
+                    raise ValueError
+            except ValueError:
+                pass
+        return [a.name async for a in Account.objects.order_by("name")]
+
+    assert asyncio.run(main()) == ["one"]

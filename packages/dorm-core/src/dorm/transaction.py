@@ -58,7 +58,8 @@ class Atomic(ContextDecorator):
             if self.savepoint:
                 state.savepoint_counter += 1
                 name = f"dorm_sp_{state.savepoint_counter}"
-                db._run_plain(state.conn, f"SAVEPOINT {name}")
+                # Sent just before the block's first statement (ThreadState.pending).
+                state.pending.append(name)
             block = _Block(name, self.durable, time.perf_counter())
         state.blocks.append(block)
         if len(state.blocks) == 1 or block.savepoint is not None:
@@ -82,6 +83,7 @@ class Atomic(ContextDecorator):
         conn = state.conn
         if outermost:
             state.conn = None
+            state.pending.clear()
             callbacks = state.on_commit
             state.on_commit = []
             try:
@@ -125,6 +127,22 @@ class Atomic(ContextDecorator):
             if failed:
                 # No savepoint to return to: the whole transaction must roll back.
                 state.blocks[-1].rollback = True
+            return
+        if state.pending and state.pending[-1] == block.savepoint:
+            # The block ran no statement: its savepoint was never sent, nothing to undo.
+            state.pending.pop()
+            if failed:
+                state.on_commit = [
+                    (sids, fn) for sids, fn in state.on_commit if block.savepoint not in sids
+                ]
+                self._notify_rollback(block, duration, exc, savepoint=True)
+            else:
+                plugins.notify(
+                    "dorm_transaction_committed",
+                    alias=self.using,
+                    savepoint=True,
+                    duration=duration,
+                )
             return
         if failed:
             try:

@@ -172,13 +172,17 @@ class _Block:
 class ThreadState:
     """One thread's view of one alias: the held connection and the atomic blocks."""
 
-    __slots__ = ("blocks", "conn", "on_commit", "savepoint_counter")
+    __slots__ = ("blocks", "conn", "on_commit", "pending", "savepoint_counter")
 
     def __init__(self) -> None:
         self.conn: Any = None
         self.blocks: list[_Block] = []
         self.on_commit: list[tuple[tuple[str | None, ...], Callable[[], Any]]] = []
         self.savepoint_counter = 0
+        # Savepoints of nested atomic() blocks not sent yet: a SAVEPOINT goes to the server
+        # just before the block's first statement, so a block that runs none costs no
+        # round trip (a task queue runs every task in one, most of them on nothing).
+        self.pending: list[str] = []
 
     def __repr__(self) -> str:
         return f"ThreadState(conn={self.conn!r}, blocks={self.blocks!r})"
@@ -421,6 +425,8 @@ class BaseDatabaseWrapper:
         """Yield the raw connection for one unit of work: the transaction's, or a checkout."""
         state = self.state
         if state.conn is not None:
+            if state.pending:
+                self._send_savepoints(state)
             yield state.conn
             return
         if _get_running_loop() is not None and self.guards_event_loop:
@@ -613,6 +619,8 @@ class BaseDatabaseWrapper:
     ) -> Any:
         state = self.state
         if state.conn is not None:
+            if state.pending:
+                self._send_savepoints(state)
             return self._once(state.conn, sql, params, sensitive, mode, state)
         if _get_running_loop() is not None and self.guards_event_loop:
             _refuse_in_event_loop(f"a database query ({sql[:40]}{'...' if len(sql) > 40 else ''})")
@@ -760,6 +768,12 @@ class BaseDatabaseWrapper:
             _refuse_in_event_loop("a transaction (BEGIN)")
         conn, _none = self._on_live_connection(self._begin, keep=True, what="BEGIN")
         return conn
+
+    def _send_savepoints(self, state: ThreadState) -> None:
+        """Send the SAVEPOINTs of the open blocks that have run no statement yet."""
+        while state.pending:
+            self._run_plain(state.conn, f"SAVEPOINT {state.pending[0]}")
+            del state.pending[0]
 
     def _commit(self, conn: Any) -> None:
         self._run_plain(conn, "COMMIT")

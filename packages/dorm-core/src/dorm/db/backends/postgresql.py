@@ -265,6 +265,8 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         """Stream through a server-side (named) cursor, which needs a transaction."""
         state = self.state
         own = state.conn is None
+        if not own and state.pending:
+            self._send_savepoints(state)
         conn = state.conn if not own else self._acquire_begun()
         try:
             cur = conn.cursor(name=f"dorm_{threading.get_ident()}_{id(conn)}")
