@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import time
@@ -32,7 +33,17 @@ class BackgroundTask(OutboxEvent):
         db_table = "background_task"
 
 
-MODELS = [BackgroundTask]
+class Note(dorm.Model):
+    """A database effect of a task."""
+
+    text = dorm.CharField(max_length=20)
+
+    class Meta:
+        app_label = "tasks_tests"
+        db_table = "tasks_note"
+
+
+MODELS = [BackgroundTask, Note]
 
 queue = TaskQueue(model=BackgroundTask, channel="tasks", max_attempts=3, backoff_base=0.2)
 ran: list[Any] = []
@@ -220,7 +231,9 @@ def test_expired_lease_is_taken_again_and_the_old_lease_cannot_finish(db: Any) -
     assert ran == [("reindex", "leased")]
 
 
-def test_heartbeat_keeps_a_long_task_leased(db: Any) -> None:
+def test_a_running_task_is_not_taken_by_another_worker(db: Any) -> None:
+    """Past several leases, a running task stays with its live worker (PostgreSQL: its row
+    is locked by the running batch; SQLite: the batch holds the write lock)."""
     short = TaskQueue(model=BackgroundTask, channel=None, lease_seconds=0.3)
     started = threading.Event()
     release = threading.Event()
@@ -234,13 +247,72 @@ def test_heartbeat_keeps_a_long_task_leased(db: Any) -> None:
     worker = threading.Thread(target=short.run, kwargs={"max_tasks": 1})
     worker.start()
     assert started.wait(5)
-    time.sleep(0.7)  # more than two leases: the heartbeat renews it
+    time.sleep(0.7)  # more than two leases
     other = TaskQueue(model=BackgroundTask, channel=None, lease_seconds=0.3)
     other.tasks = short.tasks
-    assert other.run(once=True) == 0
+    took: list[int] = []
+    second = threading.Thread(target=lambda: took.append(other.run(once=True)))
+    second.start()
+    time.sleep(0.2)
     release.set()
     worker.join(5)
-    assert BackgroundTask.objects.get().status == "done"
+    second.join(5)
+    assert took == [0]
+    row = BackgroundTask.objects.get()
+    assert (row.status, row.attempts) == ("done", 1)
+
+
+def test_a_failed_task_rolls_back_only_its_own_writes(db: Any) -> None:
+    """Three tasks in one batch: the failing one's writes are undone, the others' kept."""
+    outcome = TaskQueue(model=BackgroundTask, channel=None, max_attempts=3, backoff_base=60)
+
+    @task(outcome, name="note")
+    def note(text: str, fail: bool = False) -> None:
+        Note.objects.create(text=text)
+        if fail:
+            raise ValueError(f"{text} failed")
+
+    note.delay_many([("a",), {"text": "b", "fail": True}, ("c",)])
+    assert outcome.run(once=True) == 3
+    assert sorted(Note.objects.values_list("text", flat=True)) == ["a", "c"]
+    rows = {(r.payload["args"] or ["b"])[0]: r for r in BackgroundTask.objects.all()}
+    assert (rows["a"].status, rows["c"].status) == ("done", "done")
+    assert rows["b"].status == "queued" and "ValueError: b failed" in rows["b"].last_error
+
+
+def test_a_swallowed_database_error_fails_the_task(db: Any) -> None:
+    """A task that catches a database error without its own atomic() did not complete: its
+    writes are rolled back and it is retried with the reason."""
+    outcome = TaskQueue(model=BackgroundTask, channel=None, backoff_base=60)
+
+    @task(outcome, name="swallow")
+    def swallow() -> None:
+        Note.objects.create(text="before")
+        with contextlib.suppress(dorm.exceptions.IntegrityError):
+            Note.objects.create(text=None)  # NOT NULL
+
+    swallow.delay()
+    assert outcome.run(once=True) == 1
+    assert not Note.objects.exists()
+    row = BackgroundTask.objects.get()
+    assert row.status == "queued"
+    assert "a database error inside the task was caught" in row.last_error
+
+
+def test_on_commit_of_a_task_runs_after_its_batch_commits(db: Any) -> None:
+    outcome = TaskQueue(model=BackgroundTask, channel=None, backoff_base=60)
+    seen: list[tuple[str, int]] = []
+
+    @task(outcome, name="hooked")
+    def hooked(text: str, fail: bool = False) -> None:
+        Note.objects.create(text=text)
+        transaction.on_commit(lambda: seen.append((text, Note.objects.filter(text=text).count())))
+        if fail:
+            raise RuntimeError("no")
+
+    hooked.delay_many([("x",), {"text": "y", "fail": True}])
+    outcome.run(once=True)
+    assert seen == [("x", 1)]  # after the commit (visible), and not for the failed task
 
 
 def test_stop_event_and_max_tasks_bound_the_loop(db: Any) -> None:
@@ -315,7 +387,9 @@ def test_snippets_of_the_release_note(db: Any) -> None:
     reindex.delay(eta=utcnow + timedelta(minutes=10))
     reindex.delay(delay_seconds=30, priority=1)
     run_cron_tick(queue)
-    assert queue.run(once=True) == 1
+    # "0 3 * * *" is queued only when the test runs within catch_up (5 min) after 03:00 UTC.
+    nightly = BackgroundTask.objects.filter(name="nightly").count()
+    assert queue.run(once=True) == 1 + nightly
     assert BackgroundTask.objects.filter(status="queued").count() == 2
 
 
@@ -376,3 +450,49 @@ def test_async_twins_join_the_async_transaction(db: Any) -> None:
         ("reindex", 3, ["b"]),
     ]
     assert queue.run(once=True) == 3
+
+
+def test_a_lost_lease_rolls_back_the_tasks_writes(
+    db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another worker took the row while this one ran it: this run's writes are undone."""
+    outcome = TaskQueue(model=BackgroundTask, channel=None)
+
+    @task(outcome, name="note-once")
+    def note_once(text: str) -> None:
+        Note.objects.create(text=text)
+
+    note_once.delay("mine")
+    worker = Worker(outcome, once=True)
+    jobs = worker._claim(10)
+    # The lease ran out and another worker claimed the row (a new token, committed).
+    BackgroundTask.objects.update(lease_token="other-worker")
+    worker._run_batch(jobs)
+    assert not Note.objects.exists()
+    row = BackgroundTask.objects.get()
+    assert (row.status, row.lease_token) == ("running", "other-worker")
+    assert "lost its lease to another worker" in caplog.text
+
+
+def test_slow_tasks_give_the_rest_of_their_batch_back(db: Any) -> None:
+    """A batch whose tasks outlast a group's time gives its unstarted rows back (for idle
+    workers) and the next claim is smaller; fast batches make it grow again."""
+    outcome = TaskQueue(model=BackgroundTask, channel=None, batch_size=8)
+
+    @task(outcome, name="sleepy")
+    def sleepy(n: int) -> None:
+        time.sleep(0.15)
+        Note.objects.create(text=str(n))
+
+    sleepy.delay_many([(n,) for n in range(4)])
+    worker = Worker(outcome, once=True)
+    assert worker._claim_size == 8
+    jobs = worker._claim(worker._claim_size)
+    assert len(jobs) == 4
+    worker._run_batch(jobs)
+    assert list(Note.objects.values_list("text", flat=True)) == ["0"]
+    rest = list(BackgroundTask.objects.exclude(status="done").values_list("status", "attempts"))
+    assert rest == [("queued", 0)] * 3  # given back, the attempt not counted
+    assert worker._claim_size == 4
+    assert outcome.run(once=True) == 3
+    assert sorted(Note.objects.values_list("text", flat=True)) == ["0", "1", "2", "3"]

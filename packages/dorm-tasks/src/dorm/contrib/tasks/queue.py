@@ -45,8 +45,9 @@ class TaskQueue:
     is retried ``max_attempts - 1`` times, ``backoff_base * 2 ** (attempt - 1)`` seconds
     apart (at most ``backoff_max``), then marked ``dead``. A worker holds each claimed row
     for ``lease_seconds`` and renews the lease while it is alive; a row whose lease ran out
-    is taken again. Workers claim ``batch_size`` rows at a time and, when idle, wait for a
-    NOTIFY or ``poll_interval`` seconds.
+    is taken again. Workers claim up to ``batch_size`` rows at a time (starting at 10 and
+    adapting to how long the tasks take) and, when idle, wait for a NOTIFY or
+    ``poll_interval`` seconds.
     """
 
     def __init__(
@@ -59,7 +60,7 @@ class TaskQueue:
         lease_seconds: float = 30.0,
         backoff_base: float = 2.0,
         backoff_max: float = 3600.0,
-        batch_size: int = 20,
+        batch_size: int = 100,
         poll_interval: float = 1.0,
     ) -> None:
         if not (isinstance(model, type) and issubclass(model, OutboxEvent)):

@@ -89,7 +89,12 @@ class Statements:
             self.claim = (
                 f"WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
                 f"UPDATE {t} SET {set_running} FROM picked WHERE {t}.{pk} = picked.{pk} "
-                f"RETURNING {t}.{returning}"
+                f"RETURNING {t}.{returning}, "
+                # The claim commits without waiting for its WAL flush: the batch's own
+                # commit (synchronous) flushes it, and only a server crash before that could
+                # undo it, taking the batch with it; a worker crash cannot (what other
+                # sessions see does not depend on the flush).
+                f"set_config('synchronous_commit', 'off', true)"
             )
         else:
             # One statement in autocommit mode: SQLite runs it under its write lock, atomically.
@@ -108,18 +113,29 @@ class Statements:
             f"{c['lease_until']} = NULL, {c['finished_at']} = {ph} "
             f"WHERE {pk} = {ph} AND {c['lease_token']} = {ph}"
         )
-        self.renew = (
-            f"UPDATE {t} SET {c['lease_until']} = {ph} WHERE {mine} AND {c['status']} = 'running'"
-        )
+        running_mine = f"{mine} AND {c['status']} = 'running'"
+        # Which of a batch's rows this worker still holds.
+        self.owned = f"SELECT {pk} FROM {t} WHERE {running_mine}"
+        if pg:
+            # Rows being marked by a batch's transaction are skipped, not waited for: it
+            # decides them, and a heartbeat or sweep must never stall behind it.
+            self.renew = (
+                f"UPDATE {t} SET {c['lease_until']} = {ph} WHERE {pk} IN "
+                f"(SELECT {pk} FROM {t} WHERE {running_mine} FOR UPDATE SKIP LOCKED)"
+            )
+        else:
+            self.renew = f"UPDATE {t} SET {c['lease_until']} = {ph} WHERE {running_mine}"
         self.release = (
             f"UPDATE {t} SET {c['status']} = 'queued', {c['attempts']} = {c['attempts']} - 1, "
             f"{c['lease_until']} = NULL WHERE {mine} AND {c['status']} = 'running'"
         )
-        # The token is kept: a worker that was only slow can still record its result.
+        expired = f"{c['status']} = 'running' AND {c['lease_until']} < {ph}"
+        if pg:
+            expired = f"{pk} IN (SELECT {pk} FROM {t} WHERE {expired} FOR UPDATE SKIP LOCKED)"
         self.sweep = (
             f"UPDATE {t} SET {c['status']} = CASE WHEN {c['attempts']} >= {ph} THEN 'dead' "
             f"ELSE 'queued' END, {c['lease_until']} = NULL, {c['last_error']} = {ph} "
-            f"WHERE {c['status']} = 'running' AND {c['lease_until']} < {ph}"
+            f"WHERE {expired}"
         )
 
     def claim_params(self, lease_until: Any, token: str, now: Any, limit: int) -> list[object]:
