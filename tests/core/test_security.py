@@ -49,6 +49,13 @@ class Entry(dorm.Model):
         app_label = "t_sec"
 
 
+class Doc(dorm.Model):
+    data = dorm.JSONField(default=dict)
+
+    class Meta:
+        app_label = "t_sec"
+
+
 class Canary(dorm.Model):
     """Must keep its rows through every hostile test."""
 
@@ -67,7 +74,7 @@ class Secret(dorm.Model):
         db_table = "t_sec_secret"
 
 
-MODELS = [Order, Group, Entry, Canary, Secret]
+MODELS = [Order, Group, Entry, Doc, Canary, Secret]
 _TAKEN = {"order", "group by", "t_sec_entry", "t_sec_canary", "t_sec_secret", "t_sec_plain"}
 _TAKEN |= {"t_sec_group_members"}
 pytestmark = pytest.mark.usefixtures("clean_tables")
@@ -365,16 +372,29 @@ def _invalid(name: str) -> bool:
 @given(name=_names)
 def test_hypothesis_hostile_field_names_are_rejected_without_sql(db: Any, name: str) -> None:
     assume(_invalid(name))
+    if not Canary.objects.exists():
+        Canary.objects.create(note="alive")
     for call in (
         lambda: list(Entry.objects.filter(**{name: 1})),
         lambda: list(Entry.objects.exclude(**{name: 1})),
         lambda: list(Entry.objects.order_by(name)),
         lambda: list(Entry.objects.values(name)),
         lambda: list(Entry.objects.values_list(name)),
+        lambda: list(Entry.objects.values_list(name, flat=True)),
         lambda: list(Entry.objects.only(name)),
+        lambda: list(Entry.objects.defer(name)),
+        lambda: list(Entry.objects.filter(name=dorm.F(name))),
+        lambda: list(Entry.objects.annotate(x=dorm.F(name))),
+        lambda: list(Entry.objects.order_by(dorm.F(name).desc())),
+        lambda: Entry.objects.aggregate(m=dorm.Max(name)),
+        lambda: Entry.objects.update(body=dorm.F(name)),
+        lambda: Entry.objects.update(**{name: "x"}),
+        lambda: list(Entry.objects.select_related(name)),
+        lambda: list(Doc.objects.filter(**{f"data__{name}": 1})),  # JSON keys
     ):
         err = _no_sql(call)
-        assert "Entry" in str(err)
+        assert "Entry" in str(err) or "Doc" in str(err)
+    assert list(Canary.objects.values_list("note", flat=True)) == ["alive"]
 
 
 @_fast
@@ -708,24 +728,78 @@ def test_hypothesis_hostile_meta_names(
     assert Order.objects.count() == 0
 
 
-@pytest.mark.parametrize("sql_name", ["x; DROP TABLE t", "f(", 'a"b', "a.b.c", "1abc", "a b"])
-def test_plugin_function_names_must_be_sql_names(
-    register_plugin: Callable[[Any, str], None], sql_name: str
-) -> None:
+def _with_plugin(plugin: Any, check: Callable[[], Any]) -> Any:
+    from dorm import plugins
+
+    plugins.register(plugin, name="hostile-names")
+    try:
+        return check()
+    finally:
+        plugins.unregister(plugin)
+        plugins.extensions()  # rebuilt without it
+
+
+_plugin_names = st.one_of(
+    st.text(max_size=15),
+    st.sampled_from(["x; DROP TABLE t", "f(", 'a"b', "a.b.c", "1abc", "a b", "Upper", "a__b"]),
+)
+
+
+@_fast
+@given(sql_name=_plugin_names)
+def test_hypothesis_plugin_function_names_must_be_sql_names(sql_name: str) -> None:
+    """A registered function's ``function`` is written into SQL: anything but an SQL name
+    (optionally schema-qualified) is refused when the plugins load."""
+    import re
+
     from dorm import plugins
     from dorm.exceptions import PluginError
     from dorm.functions import Func
 
-    bad = type("Bad", (Func,), {"function": sql_name})
+    bad = type("Hostile", (Func,), {"function": sql_name})
 
     class Funcs:
         @plugins.hookimpl
         def dorm_register_functions(self) -> list[type]:
             return [bad]
 
-    register_plugin(Funcs(), "bad-funcs")
-    with pytest.raises(PluginError, match=r"Bad\.function must be an SQL function name"):
-        plugins.extensions()
+    ok = re.fullmatch(r"(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*", sql_name)
+    if not sql_name or ok:
+        assert _with_plugin(Funcs(), plugins.extensions).functions["Hostile"] is bad
+        return
+    with pytest.raises(PluginError, match=r"Hostile\.function must be an SQL function name"):
+        _with_plugin(Funcs(), plugins.extensions)
+
+
+@_fast
+@given(lookup_name=_plugin_names)
+def test_hypothesis_plugin_lookup_names_must_be_identifiers(lookup_name: str) -> None:
+    """A plugin lookup's name is matched against ``field__name`` keywords: anything but a
+    lower-case identifier without ``__`` is refused when the plugins load."""
+    import re
+
+    from dorm import plugins
+    from dorm.exceptions import PluginError
+    from dorm.lookups import Lookup
+
+    class Hostile(Lookup):
+        pass
+
+    assume(lookup_name not in plugins.extensions().lookup_names(dorm.TextField))  # core's own
+    Hostile.lookup_name = lookup_name
+
+    class Lookups:
+        @plugins.hookimpl
+        def dorm_register_lookups(self) -> list[tuple[type, type]]:
+            return [(dorm.TextField, Hostile)]
+
+    if re.fullmatch(r"[a-z][a-z0-9_]*", lookup_name) and "__" not in lookup_name:
+        assert _with_plugin(
+            Lookups(), lambda: lookup_name in plugins.extensions().lookup_names(dorm.TextField)
+        )
+        return
+    with pytest.raises(PluginError, match="lookup_name must be a lower-case identifier"):
+        _with_plugin(Lookups(), plugins.extensions)
 
 
 def test_plugin_function_with_schema_name_is_accepted(

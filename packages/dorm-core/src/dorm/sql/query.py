@@ -285,7 +285,10 @@ class Query:
             return self.annotations[name]
         parts = name.split(LOOKUP_SEP)
         if not allow_joins and len(parts) > 1:
-            raise FieldError(f"joined field references are not allowed here: {name!r}")
+            raise FieldError(
+                f"{self.opts.object_name}: joined field references are not allowed here "
+                f"(update() sets columns of its own table): {name!r}"
+            )
         info, rest = self.setup_joins(parts, self.opts, self.get_initial_alias(), reuse, outer=True)
         if rest:
             raise FieldError(
@@ -294,7 +297,7 @@ class Query:
             )
         targets, alias, _joins = self.trim_joins(info.targets, info.joins, info.path)
         if len(targets) != 1:
-            raise FieldError(f"{name!r} does not name a single column")
+            raise FieldError(f"{self.opts.object_name}: {name!r} does not name a single column")
         return Col(alias, targets[0], info.final_field if _is_relation(info.final_field) else None)
 
     # -- filters ---------------------------------------------------------------------------------
