@@ -372,6 +372,31 @@ def test_cron_tick_queues_each_slot_once_with_concurrent_tickers(db: Any) -> Non
     assert ran == [("nightly",), ("nightly",)]
 
 
+def test_cron_first_tick_queues_only_the_latest_slot_then_catches_up(db: Any) -> None:
+    minutely = TaskQueue(model=BackgroundTask, channel=None)
+
+    @task(minutely, name="every-minute", cron="* * * * *")
+    def every_minute() -> None:
+        ran.append(("every-minute",))
+
+    def etas() -> list[str]:
+        rows = BackgroundTask.objects.order_by("eta").values_list("eta", flat=True)
+        return [eta.strftime("%H:%M") for eta in rows]
+
+    start = datetime.datetime(2026, 3, 1, 10, 3, 30, tzinfo=UTC)
+    # A new deployment: one run now, not one per minute of the last five.
+    assert run_cron_tick(minutely, now=start) == 1
+    assert etas() == ["10:03"]
+    assert run_cron_tick(minutely, now=start + datetime.timedelta(seconds=20)) == 0
+    # Ticks missed for three minutes: each missed time is queued once.
+    assert run_cron_tick(minutely, now=start + datetime.timedelta(minutes=3)) == 3
+    assert etas() == ["10:03", "10:04", "10:05", "10:06"]
+    # A long outage: only the catch-up window (five minutes) is replayed.
+    assert run_cron_tick(minutely, now=start + datetime.timedelta(minutes=60)) == 5
+    assert etas()[-5:] == ["10:59", "11:00", "11:01", "11:02", "11:03"]
+    assert len(set(BackgroundTask.objects.values_list("cron_key", flat=True))) == 9
+
+
 def test_cron_task_must_take_no_arguments(db: Any) -> None:
     with pytest.raises(ValueError, match="called with no arguments"):
         task(queue, name="cron-args", cron="* * * * *")(lambda x: x)
