@@ -386,3 +386,83 @@ def test_init_makemigrations_migrate_edit_and_back_to_zero(project: Project) -> 
     code, out, _ = project.run("migrate", "shop", "zero")
     assert code == 0, out
     assert "shop_note" not in project.tables()
+
+
+# -- errors that say what to do ----------------------------------------------------------------
+
+
+def test_makemigrations_without_settings_fails_like_migrate(
+    db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DORM_SETTINGS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    _forget_project()
+    try:
+        assert main(["makemigrations"]) == 1
+        err = capsys.readouterr().err
+        assert "dorm makemigrations: error: no settings found" in err
+        assert "No changes detected" not in err
+        _forget_project()
+        assert main(["migrate"]) == 1
+        assert "dorm migrate: error: no database configured" in capsys.readouterr().err
+    finally:
+        _forget_project()
+        dorm.configure(DATABASES={"default": db.settings})  # for the db fixture's teardown
+
+
+def test_settings_with_a_syntax_error_is_one_line(project: Project) -> None:
+    (project.root / "settings.py").write_text(
+        'DATABASES = {"default": {"ENGINE": "sqlite", "NAME": "x.db"}}\n'
+        'INSTALLED_APPS = ["shop"]\n'
+        "DEBUG = (True\n"
+    )
+    try:
+        code, out, err = project.run("migrate")
+        assert code == 1
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert "settings.py, line 3" in err and "SyntaxError" in err
+        (project.root / "settings.py").write_text("INSTALLED_APPS = ['shop']\nX = 1 / 0\n")
+        code, out, err = project.run("makemigrations")
+        assert code == 1 and err.count("\n") == 1
+        assert "settings.py, line 2: ZeroDivisionError" in err
+    finally:
+        project.write_settings(project.root / "settings.py", project.database)
+
+
+def test_failed_migration_names_app_migration_and_operation_and_suggests_fake(
+    project: Project,
+) -> None:
+    assert project.run("makemigrations")[0] == 0
+    # The table exists already (made by hand): the migration cannot create it.
+    get_connection().execute("CREATE TABLE shop_book (id integer PRIMARY KEY)", ())
+    code, out, err = project.run("migrate")
+    assert code == 1
+    assert "shop.0001_initial: operation 1 of 1 (Create model Book) failed" in err
+    assert "already exists" in err
+    assert "dorm migrate shop 0001_initial --fake" in err
+    assert err.count("\n") == 1
+    code, out, _err = project.run("migrate", "shop", "0001_initial", "--fake")
+    assert code == 0 and "faked" in out
+    assert "[X] 0001_initial" in project.run("showmigrations")[1]
+
+
+def test_makemigrations_merge_writes_the_merge_migration(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    empty = (
+        "from dorm import migrations\n\n\nclass Migration(migrations.Migration):\n"
+        "    dependencies = [('shop', '0001_initial')]\n    operations = []\n"
+    )
+    for name in ("0002_left", "0002_right"):
+        (project.root / "shop" / "migrations" / f"{name}.py").write_text(empty)
+    code, _out, err = project.run("migrate")
+    assert code == 1 and "conflicting migrations" in err and "makemigrations --merge" in err
+    code, out, err = project.run("makemigrations", "--merge")
+    assert code == 0, err
+    assert "Merging shop: 0002_left, 0002_right" in out
+    assert "0003_merge_0002_left_0002_right.py" in project.migrations()
+    merge = project.migration("0003_merge_0002_left_0002_right.py")
+    assert "('shop', '0002_left')" in merge and "('shop', '0002_right')" in merge
+    code, out, err = project.run("migrate")
+    assert code == 0, err
+    assert "Applied 4 migrations" in out
+    assert project.run("makemigrations", "--merge")[1].strip() == "No conflicts detected to merge."

@@ -257,6 +257,8 @@ def _discover() -> tuple[dict[str, Any], str | None]:
         raise ImproperlyConfigured(
             f"DORM_SETTINGS={name!r}: the settings module cannot be imported: {exc}"
         ) from exc
+    except Exception as exc:
+        raise _broken_settings(name, exc) from exc
     values = _upper(module)
     profile = os.environ.get("DORM_PROFILE")
     if profile:
@@ -268,10 +270,37 @@ def _discover() -> tuple[dict[str, Any], str | None]:
                 f"DORM_PROFILE={profile!r}: cannot import {profile_name!r} "
                 f"({name}/{profile}.py next to {name}/__init__.py): {exc}"
             ) from exc
+        except Exception as exc:
+            raise _broken_settings(profile_name, exc) from exc
         name = profile_name
     if "INSTALLED_APPS" not in values:
         values["INSTALLED_APPS"] = _sibling_apps(module)
     return values, name
+
+
+def _broken_settings(name: str, exc: Exception) -> ImproperlyConfigured:
+    """One line naming the file and line of an error in a settings module."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}, line {exc.lineno}"
+        what = f"{type(exc).__name__}: {exc.msg}"
+    else:
+        frames = [f for f in _traceback_frames(exc) if f[0].endswith(".py")]
+        where = f"{frames[-1][0]}, line {frames[-1][1]}" if frames else name
+        what = f"{type(exc).__name__}: {exc}"
+    return ImproperlyConfigured(f"the settings module {name!r} failed to load: {where}: {what}")
+
+
+def _traceback_frames(exc: BaseException) -> list[tuple[str, int]]:
+    """``(file, line)`` of each frame of ``exc``'s traceback, outermost first, leaving
+    out the import machinery."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith("<frozen"):
+            frames.append((filename, tb.tb_lineno))
+        tb = tb.tb_next
+    return frames
 
 
 def _upper(module: ModuleType) -> dict[str, Any]:

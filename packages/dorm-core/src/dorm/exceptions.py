@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "CommandError",
@@ -29,6 +31,7 @@ __all__ = [
     "SynchronousOnlyOperation",
     "TransactionManagementError",
     "ValidationError",
+    "did_you_mean",
 ]
 
 
@@ -158,3 +161,13 @@ class RestrictedError(IntegrityError):
     def __init__(self, msg: str, restricted_objects: Iterable[Any]) -> None:
         self.restricted_objects = set(restricted_objects)
         super().__init__(msg)
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """``" Did you mean 'x'?"`` for the choice closest to ``name`` (difflib), or ``""``."""
+    if not isinstance(name, str):
+        return ""
+    from difflib import get_close_matches  # imported on an error path only
+
+    found = get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean {found[0]!r}?" if found else ""

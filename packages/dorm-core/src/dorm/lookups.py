@@ -109,6 +109,21 @@ class Lookup(Expression):
         return bind(self.lhs_field, value, connection)
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
+        """``(sql, params)`` from the vendor's operator for ``lookup_name``.
+
+        A lookup the vendor has no operator for must define ``as_sql`` (or
+        ``as_<vendor>``) itself; otherwise NotSupportedError says so.
+        """
+        if self.lookup_name not in connection.ops.operators:
+            from dorm.exceptions import NotSupportedError
+
+            cls = type(self)
+            raise NotSupportedError(
+                f"lookup {self.lookup_name!r} ({cls.__module__}.{cls.__qualname__}) has no "
+                f"SQL for {connection.display_name} (vendor {connection.vendor!r}): define "
+                f"as_sql() or as_{connection.vendor}() on the lookup class, or register a "
+                f"renderer with the dorm_register_vendor_sql hook"
+            )
         lhs_sql, lhs_params = self.process_lhs(compiler, connection)
         rhs_sql, rhs_params = self.process_rhs(compiler, connection)
         return (

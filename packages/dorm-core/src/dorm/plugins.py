@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dorm import __version__
-from dorm.exceptions import PluginConflictError, PluginError, PluginLoadError
+from dorm.exceptions import PluginConflictError, PluginError, PluginLoadError, did_you_mean
 
 if TYPE_CHECKING:
     import pluggy
@@ -183,8 +183,10 @@ def _validate(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> Non
     for caller in pm.get_hookcallers(plugin) or []:
         if caller.spec is None:
             known = ", ".join(hookspecs.spec_names())
+            hint = did_you_mean(caller.name, hookspecs.spec_names())
             raise PluginLoadError(
-                f"{_describe(info)} implements unknown hook {caller.name!r}. Known hooks: {known}"
+                f"{_describe(info)} implements unknown hook {caller.name!r}.{hint} "
+                f"Known hooks: {known}"
             )
         if caller.name in hookspecs.OBSERVER_HOOKS:
             for impl in caller.get_hookimpls():

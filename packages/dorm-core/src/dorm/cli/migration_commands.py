@@ -56,6 +56,8 @@ class SettingsCommand(Command):
 
     #: False for commands that can run without any DATABASES entry.
     needs_database = True
+    #: True for commands that are about the models of INSTALLED_APPS.
+    needs_apps = False
 
     def __init__(self) -> None:
         self.alias = "default"
@@ -96,6 +98,17 @@ class SettingsCommand(Command):
             reset_connections()
         databases = settings.DATABASES  # runs discovery on first use
         self.alias = args.database
+        if self.needs_apps and not settings.INSTALLED_APPS:
+            where = (
+                f"the settings module {settings.SETTINGS_MODULE!r} installs no app "
+                f"(INSTALLED_APPS is empty and no package next to it has a models.py)"
+                if settings.SETTINGS_MODULE
+                else "no settings found"
+            )
+            raise CommandError(
+                f"{where}: add a settings.py (with INSTALLED_APPS and DATABASES) to the "
+                f"working directory, set DORM_SETTINGS, or pass --settings MODULE"
+            )
         if not self.needs_database:
             return
         if not databases:
@@ -185,6 +198,7 @@ class MakeMigrationsCommand(SettingsCommand):
     name = "makemigrations"
     help = "write new migrations for the model changes of installed apps"
     needs_database = False
+    needs_apps = True
 
     def add_command_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("apps", nargs="*", metavar="app", help="app labels (default: all)")
@@ -197,6 +211,11 @@ class MakeMigrationsCommand(SettingsCommand):
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="show what would be written, write nothing"
+        )
+        parser.add_argument(
+            "--merge",
+            action="store_true",
+            help="write a merge migration for each app with conflicting migrations",
         )
 
     def run(self, args: argparse.Namespace) -> int | None:
@@ -211,6 +230,8 @@ class MakeMigrationsCommand(SettingsCommand):
         if args.empty and not args.apps:
             raise CommandError("--empty needs the app label(s) to write the migration for")
         loader = MigrationLoader()
+        if args.merge:
+            return self._merge(loader, labels, args.name, args.dry_run)
         loader.check_conflicts()
         leaves: dict[str, str | None] = {}
         for label in labels:
@@ -249,6 +270,31 @@ class MakeMigrationsCommand(SettingsCommand):
         installed = self.installed_labels()
         for app, migration in sorted(planned.items()):
             self._write(installed[app], migration, args.dry_run)
+        return 0
+
+    def _merge(
+        self, loader: MigrationLoader, labels: list[str], name: str | None, dry_run: bool
+    ) -> int:
+        """Write, for each app of ``labels`` with several leaf migrations, one migration
+        that depends on all of them and has no operations."""
+        from dorm.migrations.autodetector import PlannedMigration
+
+        conflicts = {a: leaves for a, leaves in loader.detect_conflicts().items() if a in labels}
+        if not conflicts:
+            print("No conflicts detected to merge.")
+            return 0
+        installed = self.installed_labels()
+        for app, leaves in sorted(conflicts.items()):
+            numbers = [int(n.split("_", 1)[0]) for n in leaves if n.split("_", 1)[0].isdigit()]
+            suffix = name or ("merge_" + "_".join(sorted(leaves)))[:60].rstrip("_")
+            merge = PlannedMigration(
+                app,
+                f"{max(numbers, default=0) + 1:04d}_{suffix}",
+                [],
+                [(app, leaf) for leaf in sorted(leaves)],
+            )
+            print(f"Merging {app}: {', '.join(sorted(leaves))}")
+            self._write(installed[app], merge, dry_run)
         return 0
 
     def _write(self, app: str, migration: PlannedMigration, dry_run: bool) -> None:

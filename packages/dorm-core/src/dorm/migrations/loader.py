@@ -121,7 +121,8 @@ class MigrationLoader:
             detail = "; ".join(f"{app}: {', '.join(names)}" for app, names in conflicts.items())
             raise MigrationConflictError(
                 f"conflicting migrations (more than one leaf in an app): {detail}. "
-                f"Make one depend on the other, or add a merge migration depending on both"
+                f"Make one depend on the other, or write a merge migration depending on both: "
+                f"dorm makemigrations --merge"
             )
 
     def project_state(self, nodes: Iterable[tuple[str, str]] | None = None) -> ProjectState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from dorm.migrations.exceptions import IrreversibleError
+from dorm.migrations.exceptions import IrreversibleError, MigrationError
 
 if TYPE_CHECKING:
     from dorm.migrations.operations import Operation
@@ -57,12 +57,33 @@ class Migration:
 
     def apply(self, state: ProjectState, schema_editor: SchemaEditor) -> ProjectState:
         """Run the operations forwards from ``state``; return the state after them."""
-        for operation in self.operations:
+        for index, operation in enumerate(self.operations, 1):
             after = state.clone()
             operation.state_forwards(self.app_label, after)
-            operation.database_forwards(self.app_label, schema_editor, state, after)
+            try:
+                operation.database_forwards(self.app_label, schema_editor, state, after)
+            except Exception as exc:
+                raise self._failed(index, operation, exc, backwards=False) from exc
             state = after
         return state
+
+    def _failed(
+        self, index: int, operation: Operation, exc: Exception, backwards: bool
+    ) -> MigrationError:
+        """The error naming the app, the migration and the operation that failed."""
+        text = " ".join(str(exc).split())
+        message = (
+            f"{self.app_label}.{self.name}: operation {index} of {len(self.operations)} "
+            f"({'undo ' if backwards else ''}{operation.describe()}) failed: "
+            f"{type(exc).__name__}: {text}"
+        )
+        if not backwards and "already exists" in text:
+            message += (
+                f". If the database already has this migration's changes (made by hand or by "
+                f"another tool), record it without running it: "
+                f"dorm migrate {self.app_label} {self.name} --fake"
+            )
+        return MigrationError(message)
 
     def check_reversible(self) -> None:
         """Raise IrreversibleError naming the first operation that cannot be unapplied."""
@@ -84,6 +105,9 @@ class Migration:
             operation.state_forwards(self.app_label, after)
             steps.append((operation, before, after))
             before = after
-        for operation, before, after in reversed(steps):
-            operation.database_backwards(self.app_label, schema_editor, after, before)
+        for index, (operation, before, after) in reversed(list(enumerate(steps, 1))):
+            try:
+                operation.database_backwards(self.app_label, schema_editor, after, before)
+            except Exception as exc:
+                raise self._failed(index, operation, exc, backwards=True) from exc
         return state

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dorm.apps import apps as global_apps
-from dorm.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from dorm.exceptions import FieldDoesNotExist, ImproperlyConfigured, did_you_mean
 
 if TYPE_CHECKING:
     from dorm.apps import Apps
@@ -184,7 +184,8 @@ class Options:
         if rel is not None:
             return rel
         raise FieldDoesNotExist(
-            f"{self.object_name} has no field named {name!r}. "
+            f"{self.object_name} has no field named {name!r}."
+            f"{did_you_mean(name, self.field_names())} "
             f"Choices are: {', '.join(self.field_names())}"
         )
 

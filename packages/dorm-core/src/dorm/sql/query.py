@@ -13,7 +13,7 @@ import copy
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dorm.exceptions import FieldDoesNotExist, FieldError
+from dorm.exceptions import FieldDoesNotExist, FieldError, did_you_mean
 from dorm.expressions import Col, F, Q, Ref, ResolvedOuterRef
 from dorm.lookups import Exact, IsNull, Lookup
 from dorm.sql.datastructures import INNER, LOUTER, BaseTable, Join, JoinInfo, PathInfo
@@ -199,8 +199,8 @@ class Query:
                         {*cur.field_names(), *(self.annotations if cur is opts else ())}
                     )
                     raise FieldError(
-                        f"{cur.object_name}: cannot resolve {name!r} into a field. "
-                        f"Choices are: {', '.join(available)}"
+                        f"{cur.object_name}: cannot resolve {name!r} into a field."
+                        f"{did_you_mean(name, available)} Choices are: {', '.join(available)}"
                     ) from None
                 return path, final_field, targets, list(names[pos:])
             if hasattr(field, "get_path_info"):
@@ -481,9 +481,10 @@ class Query:
             if related is not None and not isinstance(related, str)
             else ""
         )
+        hint = did_you_mean(name, known) or " Did a plugin fail to load?"
         return FieldError(
-            f"{owner}: unknown lookup {name!r} for {type(field).__name__}. Known lookups: "
-            f"{', '.join(known)}. Did a plugin fail to load?{also}"
+            f"{owner}: unknown lookup {name!r} for {type(field).__name__}.{hint} Known "
+            f"lookups: {', '.join(known)}.{also}"
         )
 
     def split_exclude(self, filter_expr: tuple[str, Any]) -> Any:
