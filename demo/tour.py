@@ -62,6 +62,17 @@ class AuditPlugin:
         self.saved.append(f"{'created' if created else 'updated'} {instance!r}")
 
 
+class _OneLine(logging.Formatter):
+    """A logged error as one line with its exception: the tour shows that it was logged;
+    a real application's log keeps the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        error = record.exc_info[1] if record.exc_info else None
+        plain = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        line = super().format(plain)
+        return f"{line} ({type(error).__name__}: {error})" if error is not None else line
+
+
 class BrokenTracer:
     """An observer hook that fails: dorm logs it and the query goes on."""
 
@@ -188,10 +199,13 @@ def run() -> None:
     tasks_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
-    logging.basicConfig(stream=sys.stdout, format="   log %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_OneLine("   log %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
     plugins.register(BrokenTracer(), name="broken-tracer")
     print(f"   count still works: {Note.objects.count()} notes", flush=True)
     plugins.unregister("broken-tracer")
+    logging.getLogger().removeHandler(handler)
 
     step("the CLI: unknown commands are one line and exit code 2")
     code = main(["migrat"])

@@ -21,6 +21,8 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "[{'name': 'Ada', 'n': 2, 'best': 5}]" in out
     assert "[('engines', 5), ('hello', 5)]" in out
     assert "count still works: 2 notes" in out
+    assert "(RuntimeError: this tracer is broken on purpose)" in out
+    assert "Traceback" not in out + result.stderr  # nothing failed: no traceback
     assert "exit code 2" in out
     assert "upserted: [('ada', 9), ('bob', 1), ('cy', 2)]" in out
     assert "exists_or_create(name='Ada'): existed=True, pk=1" in out
