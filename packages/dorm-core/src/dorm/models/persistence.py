@@ -167,13 +167,24 @@ def delete(obj: Model, using: str | None) -> tuple[int, dict[str, int]]:
 
 
 def refresh(obj: Model, using: str | None, fields: Iterable[str] | None) -> None:
+    """Reload ``obj``'s fields (or only ``fields``) from the database, as Django does: a
+    cached related object whose foreign key changed is dropped, reverse relation caches
+    are dropped, and so are prefetched results (all of them, or those named in
+    ``fields``)."""
     cls = type(obj)
     opts = cls._meta
     if obj.pk is None:
         raise ValueError(f"refresh_from_db() of an unsaved {cls.__name__}")
     qs = cls._base_manager.using(using or obj._state.db or router.db_for_read(cls, instance=obj))
+    prefetched = obj.__dict__.get("_prefetched_objects_cache")
     if fields is not None:
         fields = list(fields)
+        for name in list(fields):
+            if prefetched is not None and name in prefetched:
+                del prefetched[name]  # refresh_from_db(fields=["books"]) re-reads on use
+                fields.remove(name)
+        if not fields:
+            return
         for name in fields:
             try:
                 opts.get_field(name)
@@ -189,16 +200,30 @@ def refresh(obj: Model, using: str | None, fields: Iterable[str] | None) -> None
             f"{cls.__name__} with pk={obj.pk!r} no longer exists in the database"
         ) from None
     loaded = fresh.__dict__
+    cache = obj._state.fields_cache
+    forward = set()
     for field in opts.concrete_fields:
+        if field.is_relation:
+            forward.add(field.name)
         if field.attname not in loaded:
             continue
         if fields is not None and field.name not in fields and field.attname not in fields:
             continue
         obj.__dict__[field.attname] = loaded[field.attname]
-        if field.is_relation:
-            cached = obj._state.fields_cache.get(field.name)
-            if cached is not None and cached.pk != loaded[field.attname]:
-                del obj._state.fields_cache[field.name]
+        if field.is_relation and field.name in cache:
+            cached = cache[field.name]  # None: the relation was known to be empty
+            target = getattr(field, "target_field", None)
+            held = (
+                None
+                if cached is None
+                else getattr(cached, target.attname)
+                if target is not None
+                else cached.pk
+            )
+            if held != loaded[field.attname]:
+                del cache[field.name]
+    for name in [n for n in cache if n not in forward]:
+        del cache[name]  # reverse relations (one-to-one accessors, prefetch back-references)
     obj._state.db = fresh._state.db
     if fields is None:
         obj.__dict__.pop("_prefetched_objects_cache", None)
