@@ -528,9 +528,15 @@ def test_builtin_validators(db, name: str, value: Any, message: str) -> None:
 
 
 def test_positive_integer_check_in_database(db) -> None:
-    with pytest.raises(IntegrityError):
-        Every.objects.create(pos=-1)
+    with pytest.raises(ValidationError, match=r"Every\.pos: -1 is out of range"):
+        Every.objects.create(pos=-1)  # refused before the database is asked
     assert Every.objects.count() == 0
+    row = Every.objects.create(pos=1)
+    conn = get_connection()
+    table, column = conn.ops.quote_name(Every._meta.db_table), conn.ops.quote_name("pos")
+    with pytest.raises(IntegrityError):  # and the column's CHECK holds for raw SQL too
+        conn.execute(f"UPDATE {table} SET {column} = -1", ())
+    assert Every.objects.get(pk=row.pk).pos == 1
 
 
 def test_custom_validators_run_after_builtin(db) -> None:

@@ -124,9 +124,10 @@ def bulk_update(qs: QuerySet, objs: list[Any], names: Sequence[str], batch_size:
             batch = objs[start : start + size]
             values: list[tuple[Field, Any]] = []
             for field in fields:
+                saved = [(obj, field.pre_save(obj, False)) for obj in batch]
+                writes.check_write_ranges([(field, value) for _obj, value in saved])
                 whens = [
-                    When(pk=obj.pk, then=Value(field.pre_save(obj, False), output_field=field))
-                    for obj in batch
+                    When(pk=obj.pk, then=Value(value, output_field=field)) for obj, value in saved
                 ]
                 values.append((field, Case(*whens, output_field=field)))
             rows += (

@@ -472,6 +472,16 @@ class IntegerField(Field):
 
         return [in_range]
 
+    def out_of_range(self, value: Any) -> ValidationError:
+        """The error for writing ``value`` (outside ``_range``) to this field's column."""
+        low, high = self._range
+        where = f"{self.model.__name__}.{self.name}" if self.model is not None else self.name
+        return ValidationError(
+            f"{where}: {self._display(value, str)} is out of range for its "
+            f"{self.internal_type} column [{low}, {high}]",
+            code="out_of_range",
+        )
+
 
 class SmallIntegerField(IntegerField):
     internal_type = "SmallIntegerField"

@@ -669,6 +669,7 @@ class QuerySet(AsyncQuerySetMixin):
         return rows
 
     def _update(self, values: Sequence[tuple[Field, Any]], alias: str | None = None) -> int:
+        writes.check_write_ranges(values)
         alias = alias or self.db
         db = connections[alias]
         self._result_cache = None

@@ -144,6 +144,23 @@ def _unnestable(column: list[Any]) -> bool:
 _row_value_functions: dict[tuple[Any, ...], Callable[[Sequence[Any]], list[Any]]] = {}
 
 
+def _write_range(field: Field) -> tuple[int, int] | None:
+    """``(low, high)`` of the integer column ``field`` writes, or None."""
+    bounds = getattr(field, "_range", None)
+    return None if bounds is None or field.is_relation else bounds  # type: ignore[no-any-return]
+
+
+def check_write_ranges(values: Sequence[tuple[Field, Any]]) -> None:
+    """Raise the field's ValidationError for a plain value outside its integer column."""
+    for field, value in values:
+        bounds = _write_range(field)
+        if bounds is None or value is None or hasattr(value, "resolve_expression"):
+            continue
+        number = value if type(value) is int else field.to_python(value)
+        if type(number) is int and not bounds[0] <= number <= bounds[1]:
+            raise field.out_of_range(number)  # type: ignore[attr-defined]
+
+
 def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], list[Any]]:
     """A function flattening objects into INSERT parameters: for each object and field,
     ``adapter(field.get_db_prep_value(field.pre_save(obj, True)))`` with the backend's
@@ -176,6 +193,14 @@ def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], 
             body.append(f"    v{i} = prep{i}(v{i})")
         else:
             body.append(f"v{i} = prep{i}(v{i})")
+        bounds = _write_range(field)
+        if bounds is not None:
+            # Out of the column's range: the field's ValidationError, not a driver error
+            # (PostgreSQL's does not name the column; SQLite would store it).
+            namespace[f"lo{i}"], namespace[f"hi{i}"] = bounds
+            namespace[f"oor{i}"] = field.out_of_range
+            body.append(f"if type(v{i}) is int and not lo{i} <= v{i} <= hi{i}:")
+            body.append(f"    raise oor{i}(v{i})")
         term = f"v{i}"
         if adapter is not None:
             namespace[f"adapt{i}"] = adapter
