@@ -110,11 +110,45 @@ def test_filters_bind_converted_values(clean_tables: Any) -> None:
         list(Item.objects.filter(price=Money(5, "USD")))
 
 
-def test_invalid_values_never_reach_the_database(clean_tables: Any) -> None:
-    item = Item(name="x", color="red")  # the constructor stores it as given
-    with pytest.raises(ValidationError, match="#RRGGBB"):
+def test_constructor_values_are_converted_before_save(clean_tables: Any) -> None:
+    item = Item(name="Mug", price=D("5.50"), phone="+44 20 7946 0958", tz="Asia/Tokyo")
+    assert item.price == Money("5.50", "EUR") and item.phone == "+442079460958"
+    assert item.tz == zoneinfo.ZoneInfo("Asia/Tokyo")  # held before anything is saved
+    item.save()
+    created = Item.objects.create(name="Cup", completion=12.5, network="10.0.0.0/8")
+    assert created.completion == D("12.50")
+    assert created.network == ipaddress.ip_network("10.0.0.0/8")
+    loaded = Item.objects.get(pk=item.pk)
+    assert loaded.price == Money("5.50", "EUR") and loaded.phone == "+442079460958"
+    assert Item.objects.get(pk=created.pk).completion == D("12.50")
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [
+        ("color", "red", "Item.color: 'red' is not a colour as '#RRGGBB'"),
+        ("price", Money(5, "USD"), "currency mismatch: Item.price holds EUR, got 5 USD"),
+        ("doc", [1], "Item.doc: [1] does not match the schema at $: [1] is not of type"),
+        ("tz", "Mars/Olympus", "Item.tz: 'Mars/Olympus' is not an IANA time zone name"),
+        ("country", "XX", "Item.country: 'XX' is not an ISO 3166-1 alpha-2 country code"),
+    ],
+)
+def test_invalid_values_raise_at_once_and_never_reach_the_database(
+    clean_tables: Any, name: str, bad: Any, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        Item.objects.create(name="x", **{name: bad})
+    assert message in str(info.value)
+    item = Item.objects.create(name="y")
+    with pytest.raises(ValidationError) as info:
+        setattr(item, name, bad)
+    assert message in str(info.value)
+    item.__dict__[name] = bad  # past the descriptor: save() still refuses to bind it
+    with pytest.raises(ValidationError) as info:
         item.save()
-    assert not Item.objects.exists()
+    assert message in str(info.value)
+    assert list(Item.objects.values_list("name", flat=True)) == ["y"]
+    assert getattr(Item.objects.get(), name) == getattr(Item(), name)  # the default, unchanged
 
 
 def test_percentage_range_is_a_check_constraint(clean_tables: Any) -> None:

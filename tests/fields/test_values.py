@@ -161,6 +161,11 @@ INVALID: list[tuple[str, Any, str]] = [
 ]
 
 
+def _names_the_value(message: str, given: Any) -> bool:
+    # Money is shown as "5 USD" (str); every other value as its repr.
+    return (str(given) if isinstance(given, Money) else repr(given)) in message
+
+
 @pytest.mark.parametrize(("name", "given", "expected"), VALID, ids=lambda v: repr(v)[:40])
 def test_valid_input_is_normalised_on_assignment(name: str, given: Any, expected: Any) -> None:
     obj = Sample()
@@ -170,24 +175,50 @@ def test_valid_input_is_normalised_on_assignment(name: str, given: Any, expected
     assert type(value) is type(Sample._meta.get_field(name).to_python(expected))
 
 
+@pytest.mark.parametrize(("name", "given", "expected"), VALID, ids=lambda v: repr(v)[:40])
+def test_valid_input_is_normalised_by_the_constructor(name: str, given: Any, expected: Any) -> None:
+    obj = Sample(**{name: given})
+    value = getattr(obj, name)
+    assert value == expected and obj.__dict__[name] == expected
+    assert type(value) is type(Sample._meta.get_field(name).to_python(expected))
+
+
+def test_constructor_holds_money_and_e164_phone_numbers() -> None:
+    obj = Sample(price=D("5.50"), phone="+34 612 34 56 78", local_phone="612 34 56 78")
+    assert obj.price == Money("5.50", "EUR") and type(obj.price) is Money
+    assert obj.phone == "+34612345678" and obj.local_phone == "+34612345678"
+    positional = Sample(None, D("5.5"))  # id, price
+    assert positional.price == Money("5.50", "EUR")
+
+
 @pytest.mark.parametrize(("name", "given", "message"), INVALID, ids=lambda v: repr(v)[:40])
 def test_invalid_input_raises_on_assignment(name: str, given: Any, message: str) -> None:
     obj = Sample()
+    before = getattr(obj, name)
     with pytest.raises(ValidationError) as info:
         setattr(obj, name, given)
     assert message in str(info.value)
-    assert f"Sample.{name}" in str(info.value)  # the error names the field
+    assert f"Sample.{name}" in str(info.value)  # the error names the field...
+    assert _names_the_value(str(info.value), given)  # ...and the value
+    assert getattr(obj, name) == before  # nothing was stored
 
 
 @pytest.mark.parametrize(("name", "given", "message"), INVALID, ids=lambda v: repr(v)[:40])
-def test_invalid_input_from_the_constructor_fails_full_clean(
-    name: str, given: Any, message: str
-) -> None:
-    obj = Sample(**{name: given})  # constructor values are stored as given...
+def test_invalid_input_raises_in_the_constructor(name: str, given: Any, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Sample(**{name: given})
+    assert message in str(info.value)
+    assert f"Sample.{name}" in str(info.value)
+    assert _names_the_value(str(info.value), given)
+
+
+def test_full_clean_checks_values_put_past_the_descriptor() -> None:
+    obj = Sample()
+    obj.__dict__.update(color="red", tz="Mars/Olympus")  # as a stale database row can hold
     with pytest.raises(ValidationError) as info:
         obj.full_clean(validate_unique=False, validate_constraints=False)
-    assert name in info.value.message_dict  # ...and full_clean() reports them
-    assert message in " ".join(info.value.message_dict[name])
+    assert "#RRGGBB" in " ".join(info.value.message_dict["color"])
+    assert "'Mars/Olympus' is not an IANA" in " ".join(info.value.message_dict["tz"])
 
 
 def test_values_have_useful_types() -> None:

@@ -252,10 +252,19 @@ def _fixed_default(field: Any) -> Any:
     return value if type(value) in (type(None), str, bytes, int) else NOT_PROVIDED
 
 
+def _converts_on_init(field: Any) -> bool:
+    """True when the constructor assigns ``field`` through its class attribute's
+    ``__set__`` (see ``ValidatedAttribute.converts_on_init``)."""
+    model = field.model
+    descriptor = model.__dict__.get(field.attname) if model is not None else None
+    return bool(getattr(descriptor, "converts_on_init", False))
+
+
 def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]], None]:
     """``init(instance, kwargs)`` setting each concrete field from kwargs or its default,
-    as ``Model.__init__`` does field by field; a relation given by name goes through its
-    descriptor (which checks the instance). Names are written as string literals."""
+    as ``Model.__init__`` does field by field; a relation given by name, and a field whose
+    descriptor ``converts_on_init``, go through the descriptor (which checks the value).
+    Names are written as string literals."""
     namespace: dict[str, Any] = {"new_state": ModelState.__new__, "state_class": ModelState}
     lines = [
         "def init(self, kwargs):",
@@ -277,6 +286,8 @@ def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]
             lines.append(f"        setattr(self, {name!r}, pop({name!r}))")
             lines.append(f"    elif {attname!r} in kwargs:")
             lines.append(f"        d[{attname!r}] = pop({attname!r})")
+        elif _converts_on_init(field):
+            lines.append(f"        setattr(self, {attname!r}, pop({name!r}))")
         else:
             lines.append(f"        d[{attname!r}] = pop({name!r})")
         lines.append("    else:")
@@ -326,7 +337,10 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
                     values[field.attname] = kwargs.pop(field.attname)
                     continue
             elif field.name in kwargs:
-                values[field.attname] = kwargs.pop(field.name)
+                if _converts_on_init(field):
+                    setattr(self, field.attname, kwargs.pop(field.name))
+                else:
+                    values[field.attname] = kwargs.pop(field.name)
                 continue
             values[field.attname] = field.get_default()
         if kwargs:

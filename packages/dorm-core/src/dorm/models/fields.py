@@ -104,10 +104,15 @@ class ValidatedAttribute(DeferredAttribute):
     A data descriptor, so reads go through ``__get__`` too: a field opts in by setting
     ``descriptor_class = ValidatedAttribute`` (core's own fields keep the cheaper
     ``DeferredAttribute``). An invalid value raises the field's ValidationError at the
-    assignment, before anything is stored. Rows loaded from the database and keyword
-    arguments to the model constructor are stored as given; ``full_clean()`` and
-    ``save()`` convert them.
+    assignment, before anything is stored. Rows loaded from the database are stored as
+    the field's ``from_db_value`` returns them, never through ``__set__``. Arguments to
+    the model constructor are stored as given (``full_clean()`` and ``save()`` convert
+    them) unless ``converts_on_init`` is True: then the constructor assigns them through
+    ``__set__``, as Django's ``Model.__init__`` does with ``setattr``.
     """
+
+    #: True: ``Model(x=v)`` and ``Model(v)`` assign through ``__set__`` as ``obj.x = v`` does.
+    converts_on_init: ClassVar[bool] = False
 
     def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__[self.field.attname] = self.field.to_python(value)
@@ -749,6 +754,15 @@ class URLField(_PatternCharField):
 
 
 class SlugField(_PatternCharField):
+    """Letters, digits, ``-`` and ``_``; indexed unless ``db_index=False``.
+
+    The default may be a save-time default (dorm-fields' ``autoslug("name")``): an object
+    with a ``pre_save(field, instance, add)`` method. Whenever the slug is empty as the row
+    is written (``save()``, ``bulk_create``, ``bulk_update``), this field's ``pre_save``
+    asks it for the value and stores that on the instance. Such a default may also name a
+    ``descriptor_class``, which then becomes the model's class attribute for the field.
+    """
+
     default_max_length = 50
     pattern = _SLUG
     what = "a slug (letters, digits, '-' and '_')"
@@ -756,6 +770,25 @@ class SlugField(_PatternCharField):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("db_index", True)
         super().__init__(*args, **kwargs)
+
+    def contribute_to_class(self, cls: type[Model], name: str) -> None:
+        super().contribute_to_class(cls, name)
+        descriptor = getattr(self.default, "descriptor_class", None)
+        if descriptor is not None and self.column:
+            setattr(cls, self.attname, descriptor(self))
+
+    def pre_save(self, instance: Model, add: bool) -> Any:
+        # Runs for every written row of every SlugField: kept to one dict lookup and a
+        # comparison while the slug is set.
+        value = instance.__dict__.get(self.attname, NOT_PROVIDED)
+        if value is NOT_PROVIDED:
+            value = super().pre_save(instance, add)  # deferred by only()/defer(): loaded
+        if value == "" or value is None:
+            fill = getattr(self.default, "pre_save", None)
+            if fill is not None:
+                value = fill(self, instance, add)
+                instance.__dict__[self.attname] = value
+        return value
 
 
 # Re-exported so that ``dorm.models.fields`` names every core field class.

@@ -147,7 +147,7 @@ _row_value_functions: dict[tuple[Any, ...], Callable[[Sequence[Any]], list[Any]]
 def _write_range(field: Field) -> tuple[int, int] | None:
     """``(low, high)`` of the integer column ``field`` writes, or None."""
     bounds = getattr(field, "_range", None)
-    return None if bounds is None or field.is_relation else bounds  # type: ignore[no-any-return]
+    return None if bounds is None or field.is_relation else bounds
 
 
 def check_write_ranges(values: Sequence[tuple[Field, Any]]) -> None:
@@ -198,7 +198,7 @@ def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], 
             # Out of the column's range: the field's ValidationError, not a driver error
             # (PostgreSQL's does not name the column; SQLite would store it).
             namespace[f"lo{i}"], namespace[f"hi{i}"] = bounds
-            namespace[f"oor{i}"] = field.out_of_range
+            namespace[f"oor{i}"] = field.out_of_range  # type: ignore[attr-defined]
             body.append(f"if type(v{i}) is int and not lo{i} <= v{i} <= hi{i}:")
             body.append(f"    raise oor{i}(v{i})")
         term = f"v{i}"

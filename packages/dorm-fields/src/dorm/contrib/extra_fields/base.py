@@ -7,9 +7,20 @@ from typing import Any, ClassVar
 from dorm.exceptions import ValidationError
 from dorm.models.fields import Field, ValidatedAttribute
 
-__all__ = ["ExtraField"]
+__all__ = ["ConvertingAttribute", "ExtraField"]
 
 _PACKAGE = "dorm.contrib.extra_fields"
+
+
+class ConvertingAttribute(ValidatedAttribute):
+    """The class attribute of every extra field: converts assigned values, constructor too.
+
+    ``obj.x = v`` and ``Model(x=v)`` alike store ``field.to_python(v)``, so an invalid
+    value raises ValidationError right there. Rows loaded from the database never pass
+    through it: they hold what ``from_db_value`` returns.
+    """
+
+    converts_on_init = True
 
 
 class ExtraField(Field):
@@ -20,7 +31,7 @@ class ExtraField(Field):
     ``to_python``, ``get_db_prep_value`` and ``from_db_value`` are built from those two.
     """
 
-    descriptor_class = ValidatedAttribute
+    descriptor_class = ConvertingAttribute
     #: Inputs that mean "no value" and are kept as they are (``validate`` judges them).
     passthrough: ClassVar[tuple[Any, ...]] = (None, "")
 
@@ -30,8 +41,12 @@ class ExtraField(Field):
     def to_db(self, value: Any) -> Any:
         return str(value)
 
+    def _is_empty(self, value: Any) -> bool:
+        """True for None, and for ``""`` where ``passthrough`` keeps it."""
+        return value is None or (isinstance(value, str) and value == "" and "" in self.passthrough)
+
     def to_python(self, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value == "" and "" in self.passthrough):
+        if self._is_empty(value):
             return value
         return self.convert(value)
 
@@ -45,7 +60,18 @@ class ExtraField(Field):
         return self.get_prep_value(value)
 
     def from_db_value(self, value: Any) -> Any:
-        return self.to_python(value)
+        """Return the Python value of a stored value; never raise for an invalid one.
+
+        A stored value that the field refuses (written by raw SQL, or before a rule became
+        stricter) is returned as stored, so the row stays readable; ``full_clean()``
+        reports it, and ``save()`` refuses to write it back.
+        """
+        if self._is_empty(value):
+            return value
+        try:
+            return self.convert(value)
+        except ValidationError:
+            return value
 
     def get_default(self) -> Any:
         # Instances start with the canonical value (a ZoneInfo, not the string "UTC").

@@ -7,6 +7,7 @@ maintenance agency changes with a package upgrade, not with an edit here.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import functools
 from typing import Any
@@ -236,7 +237,16 @@ class MoneyField(ExtraField):
     def from_db_value(self, value: Any) -> Any:
         if value is None:
             return None
-        amount = decimal.Decimal(str(value)).quantize(self._quantum, context=self._context)
+        try:
+            amount = decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            return value  # SQLite keeps any text in a numeric column; full_clean() reports it
+        if not amount.is_finite():
+            return value
+        # SQLite hands back a float for a "decimal" column: back to the field's places.
+        # More digits than the field keeps: the amount is returned unrounded, not refused.
+        with contextlib.suppress(decimal.InvalidOperation):
+            amount = amount.quantize(self._quantum, context=self._context)
         return Money(amount, self.currency)
 
     def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:

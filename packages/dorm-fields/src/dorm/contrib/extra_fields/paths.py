@@ -47,6 +47,12 @@ class PathField(ExtraField):
             raise self.error(value, f"a path of at most {self.max_length} characters")
         return path
 
+    def from_db_value(self, value: Any) -> Any:
+        # The path as stored, even where allow_absolute / allow_parent now refuse it.
+        if isinstance(value, str) and value:
+            return pathlib.PurePosixPath(value)
+        return value
+
     def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
         name, path, args, kwargs = super().deconstruct()
         if kwargs.get("max_length") == 4096:

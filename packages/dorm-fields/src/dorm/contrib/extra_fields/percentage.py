@@ -59,9 +59,19 @@ class PercentageField(ExtraField):
         return exact
 
     def from_db_value(self, value: Any) -> Any:
+        # No range check: a stored 150 (a column made before its CHECK) still loads.
         if value is None:
             return None
-        return decimal.Decimal(str(value)).quantize(self._quantum)
+        try:
+            number = decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            return value  # SQLite keeps any text in a numeric column; full_clean() reports it
+        if not number.is_finite():
+            return value
+        try:
+            return number.quantize(self._quantum)
+        except decimal.InvalidOperation:
+            return number
 
     def db_check(self, connection: BaseDatabaseWrapper) -> str | None:
         column = connection.ops.quote_name(self.column)

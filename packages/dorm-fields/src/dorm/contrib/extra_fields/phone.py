@@ -63,6 +63,10 @@ class PhoneField(ExtraField):
             raise self.error(value, "a phone number of a real numbering plan")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
+    def from_db_value(self, value: Any) -> Any:
+        # Stored numbers are E.164 text already: no numbering-plan lookup per loaded row.
+        return value
+
     def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
         name, path, args, kwargs = super().deconstruct()
         if kwargs.get("max_length") == 16:

@@ -1,4 +1,8 @@
-"""The hook implementations of dorm-fields: column types, lookups, SQLite function, autoslug."""
+"""The hook implementations of dorm-fields: column types, lookups, SQLite function.
+
+There is no save hook: ``autoslug`` is filled by its SlugField's own ``pre_save``, so the
+plugin costs nothing when a model without extra fields is saved.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from dorm.contrib.extra_fields.network import (
     NetContains,
     sqlite_net_contains,
 )
-from dorm.contrib.extra_fields.slug import fill_autoslugs
 from dorm.hookspecs import DBType
 from dorm.plugins import hookimpl
 
@@ -30,8 +33,3 @@ def dorm_register_lookups() -> list[tuple[type, type]]:
 def dorm_connection_created(vendor: str, connection: Any) -> None:
     if vendor == "sqlite":
         connection.create_function(SQLITE_NET_CONTAINS, 2, sqlite_net_contains, deterministic=True)
-
-
-@hookimpl
-def dorm_pre_save(sender: type, instance: Any, using: str) -> None:
-    fill_autoslugs(sender, instance, using)

@@ -6,9 +6,9 @@ import copy
 import json
 from typing import Any
 
+from dorm.contrib.extra_fields.base import ConvertingAttribute
 from dorm.exceptions import ValidationError
 from dorm.models.data_fields import JSONField
-from dorm.models.fields import ValidatedAttribute
 
 __all__ = ["JSONSchemaField"]
 
@@ -24,7 +24,10 @@ def _jsonschema() -> Any:
 
 
 class JSONSchemaField(JSONField):
-    """A JSON document checked against ``schema`` on every assignment and in ``full_clean``.
+    """A JSON document checked against ``schema`` when assigned and in ``full_clean``.
+
+    Assignment includes the model constructor; documents loaded from the database are
+    returned as stored, not checked again.
 
     The schema itself is checked against its declared draft (``$schema``, else the latest
     draft ``jsonschema`` knows) when the field is defined; a bad one raises ValueError.
@@ -32,7 +35,7 @@ class JSONSchemaField(JSONField):
     Needs the ``jsonschema`` extra.
     """
 
-    descriptor_class = ValidatedAttribute
+    descriptor_class = ConvertingAttribute
 
     def __init__(self, *args: Any, schema: dict[str, Any] | bool, **kwargs: Any) -> None:
         jsonschema = _jsonschema()

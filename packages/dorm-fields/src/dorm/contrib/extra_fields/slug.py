@@ -1,15 +1,24 @@
-"""``autoslug("name")``: a SlugField default filled from another field when the row is saved."""
+"""``autoslug("name")``: a SlugField default filled from another field when the row is written.
+
+The filling is the field's own: core's ``SlugField.pre_save`` asks its default for a value
+whenever the slug is empty, so a model without an autoslug runs no code of this module
+when it is saved (dorm-fields registers no save hook).
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dorm.exceptions import FieldDoesNotExist, FieldError
-from dorm.models.fields import SlugField
+from dorm.contrib.extra_fields.base import ConvertingAttribute
+from dorm.db.router import router
+from dorm.exceptions import FieldDoesNotExist, FieldError, ValidationError
 
-__all__ = ["AutoSlug", "autoslug", "fill_autoslugs", "slugify"]
+if TYPE_CHECKING:
+    from dorm.models.fields import SlugField
+
+__all__ = ["AutoSlug", "AutoSlugAttribute", "autoslug", "slugify"]
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -20,10 +29,43 @@ def slugify(text: str) -> str:
     return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
 
 
+class AutoSlugAttribute(ConvertingAttribute):
+    """The class attribute of an autoslug SlugField: checks a slug set by hand.
+
+    In the constructor or by assignment, a non-empty slug must be letters, digits, ``-``
+    and ``_``, within max_length. An empty slug is kept: it is made when the row is written.
+    """
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        field: Any = self.field
+        value = field.to_python(value)
+        if value is not None and value != "":
+            where = f"{field.model.__name__}.{field.name}"
+            if not field.pattern.fullmatch(value):
+                raise ValidationError(
+                    f"{where}: {field._display(value)} is not {field.what}; leave it empty "
+                    f"to have it made from {field.default.source!r}",
+                    code="invalid",
+                )
+            if field.max_length is not None and len(value) > field.max_length:
+                raise ValidationError(
+                    f"{where}: {field._display(value)} is not a slug of at most "
+                    f"{field.max_length} characters",
+                    code="invalid",
+                )
+        instance.__dict__[field.attname] = value
+
+
 class AutoSlug:
-    """The default object ``autoslug(source)`` returns (see ``autoslug``)."""
+    """The default object ``autoslug(source)`` returns (see ``autoslug``).
+
+    A save-time default of core's SlugField: ``pre_save`` makes the value, and
+    ``descriptor_class`` becomes the field's class attribute.
+    """
 
     __slots__ = ("source",)
+
+    descriptor_class = AutoSlugAttribute
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.isidentifier():
@@ -31,7 +73,35 @@ class AutoSlug:
         self.source = source
 
     def __call__(self) -> str:
-        return ""  # filled in by the dorm_pre_save hook, when the source value is known
+        return ""  # made by pre_save, once the source value is known
+
+    def pre_save(self, field: SlugField, instance: Any, add: bool) -> str:
+        """Return a slug of ``instance``'s source value that no other row of its model has.
+
+        Called by ``field.pre_save`` when the slug is empty, on insert and on update.
+
+        :raises FieldError: ``source`` names no field of the model.
+        """
+        model: Any = type(instance)
+        try:
+            model._meta.get_field(self.source)
+        except FieldDoesNotExist:
+            raise FieldError(
+                f"{model.__name__}.{field.name}: autoslug({self.source!r}) names no field of "
+                f"{model.__name__}; fields are: {', '.join(f.name for f in model._meta.fields)}"
+            ) from None
+        base = slugify(str(getattr(instance, self.source) or "")) or model.__name__.lower()
+        limit = field.max_length or 50
+        candidate = base[:limit].rstrip("-")
+        taken = model._base_manager.using(router.db_for_write(model, instance=instance))
+        if instance.pk is not None:
+            taken = taken.exclude(pk=instance.pk)
+        n = 1
+        while taken.filter(**{field.attname: candidate}).exists():
+            n += 1
+            suffix = f"-{n}"
+            candidate = base[: limit - len(suffix)].rstrip("-") + suffix
+        return candidate
 
     def __repr__(self) -> str:
         return f"autoslug({self.source!r})"
@@ -48,59 +118,13 @@ class AutoSlug:
 
 
 def autoslug(source: str) -> AutoSlug:
-    """Return a SlugField default that slugifies field ``source`` when the object is saved.
+    """Return a SlugField default that slugifies field ``source`` when the row is written.
 
-    ``slug = dorm.SlugField(default=autoslug("name"))``: on ``save()`` an empty slug is
-    set from ``slugify(obj.name)``; when another row of the model already has it, ``-2``,
-    ``-3``, ... is appended (cut to the field's max_length). A slug set by hand is kept.
-    Add ``unique=True`` to have the database enforce uniqueness against concurrent saves.
-    ``bulk_create`` does not call save hooks, so it leaves such slugs empty.
+    ``slug = dorm.SlugField(default=autoslug("name"))``: an empty slug is set from
+    ``slugify(obj.name)`` by ``save()`` (insert or update), ``bulk_create`` and
+    ``bulk_update``; when another row of the model already has it, ``-2``, ``-3``, ... is
+    appended (cut to the field's max_length). A slug set by hand is kept, and checked when
+    assigned. Objects of one ``bulk_create`` do not see each other's new slugs: add
+    ``unique=True`` to have the database refuse duplicates (and concurrent saves).
     """
     return AutoSlug(source)
-
-
-#: The class attribute caching a model's autoslug fields (read on every save of every model
-#: while the plugin is installed, so a plain attribute rather than a weak mapping).
-_CACHE_ATTR = "_dorm_autoslug_fields"
-
-
-def _autoslug_fields(model: type) -> list[tuple[Any, str]]:
-    found: list[tuple[Any, str]] | None = model.__dict__.get(_CACHE_ATTR)
-    if found is None:
-        meta = getattr(model, "_meta", None)
-        fields = meta.concrete_fields if meta is not None else []
-        found = [
-            (f, f.default.source)
-            for f in fields
-            if isinstance(f, SlugField) and isinstance(f.default, AutoSlug)
-        ]
-        setattr(model, _CACHE_ATTR, found)
-    return found
-
-
-def fill_autoslugs(model: type, instance: Any, using: str) -> None:
-    """Set every empty autoslug field of ``instance`` (called from ``dorm_pre_save``)."""
-    found = model.__dict__.get(_CACHE_ATTR)
-    for field, source in found if found is not None else _autoslug_fields(model):
-        if instance.__dict__.get(field.attname):
-            continue
-        try:
-            model._meta.get_field(source)  # type: ignore[attr-defined]
-        except FieldDoesNotExist:
-            raise FieldError(
-                f"{model.__name__}.{field.name}: autoslug({source!r}) names no field of "
-                f"{model.__name__}; fields are: "
-                f"{', '.join(f.name for f in model._meta.fields)}"  # type: ignore[attr-defined]
-            ) from None
-        base = slugify(str(getattr(instance, source) or "")) or model.__name__.lower()
-        limit = field.max_length or 50
-        candidate = base[:limit].rstrip("-")
-        taken = model._default_manager.using(using)  # type: ignore[attr-defined]
-        if instance.pk is not None:
-            taken = taken.exclude(pk=instance.pk)
-        n = 1
-        while taken.filter(**{field.attname: candidate}).exists():
-            n += 1
-            suffix = f"-{n}"
-            candidate = base[: limit - len(suffix)].rstrip("-") + suffix
-        instance.__dict__[field.attname] = candidate
