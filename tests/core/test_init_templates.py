@@ -1,8 +1,11 @@
-"""``dorm init``: each template is written, imports, and its web app answers through the ORM."""
+"""``dorm init``: each template is written, imports, and the tests it ships pass right after
+``dorm init``, ``dorm makemigrations`` and ``dorm migrate``, run as a user runs them."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +18,11 @@ from dorm.cli import main
 from dorm.conf import settings
 from dorm.db.connection import reset_connections
 
+COMMON = ["settings.py", "conftest.py", "tests/test_notes.py", "{app}/__init__.py"]
 TEMPLATE_FILES = {
-    "plain": ["settings.py", "{app}/__init__.py", "{app}/models.py"],
-    "fastapi-postgres": ["settings.py", "{app}/__init__.py", "{app}/models.py", "{app}/main.py"],
-    "litestar-sqlite": ["settings.py", "{app}/__init__.py", "{app}/models.py", "{app}/main.py"],
+    "plain": [*COMMON, "{app}/models.py"],
+    "fastapi-postgres": [*COMMON, "{app}/models.py", "{app}/main.py"],
+    "litestar-sqlite": [*COMMON, "{app}/models.py", "{app}/main.py"],
 }
 
 
@@ -70,9 +74,12 @@ def test_init_writes_the_template_files(
     assert 'INSTALLED_APPS = ["blog"]' in settings_py
     out = capsys.readouterr().out
     assert "settings.py" in out and "blog/models.py" in out
-    assert "dorm makemigrations" in out and "dorm migrate" in out
+    assert "dorm makemigrations" in out and "dorm migrate" in out and "  pytest\n" in out
+    assert 'pytest_plugins = ["dorm.test.pytest_plugin"]' in (target / "conftest.py").read_text()
     if template != "plain":
         assert "uvicorn blog.main:app" in out
+        main_py = (target / "blog" / "main.py").read_text()
+        assert "async def" in main_py and "await dorm.awarmup_pool(" in main_py
 
 
 def test_plain_template_settings_and_models_import(
@@ -94,14 +101,16 @@ def test_default_directory_and_app(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (tmp_path / "app" / "models.py").is_file()
 
 
+@pytest.mark.parametrize("mine", ["settings.py", "conftest.py", "tests/test_notes.py"])
 def test_refuses_to_overwrite_without_force(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mine: str
 ) -> None:
-    (tmp_path / "settings.py").write_text("MINE = 1\n")
+    (tmp_path / mine).parent.mkdir(exist_ok=True)
+    (tmp_path / mine).write_text("MINE = 1\n")
     assert main(["init", str(tmp_path), "--app", "blog"]) == 1
     err = capsys.readouterr().err
-    assert "settings.py" in err and "--force" in err
-    assert (tmp_path / "settings.py").read_text() == "MINE = 1\n"
+    assert mine in err and "--force" in err
+    assert (tmp_path / mine).read_text() == "MINE = 1\n"
     assert not (tmp_path / "blog").exists()  # nothing written at all
 
     assert main(["init", str(tmp_path), "--app", "blog", "--force"]) == 0
@@ -109,7 +118,9 @@ def test_refuses_to_overwrite_without_force(
     assert (tmp_path / "blog" / "models.py").is_file()
 
 
-@pytest.mark.parametrize("name", ["1blog", "my-app", "class", "json", "dorm", "settings", ""])
+@pytest.mark.parametrize(
+    "name", ["1blog", "my-app", "class", "json", "dorm", "settings", "tests", "conftest", ""]
+)
 def test_bad_app_name(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["init", str(tmp_path), "--app", name]) == 1
     assert "--app" in capsys.readouterr().err
@@ -123,56 +134,76 @@ def test_unknown_template_is_a_usage_error(
     assert "plain" in capsys.readouterr().err
 
 
-def _check_create_and_read(client: Any, app: str) -> None:
-    created = client.post("/notes", json={"title": "hello", "body": "first note"})
-    assert created.status_code == 201, created.text
-    note = created.json()
-    assert note["title"] == "hello" and note["body"] == "first note"
-    assert isinstance(note["id"], int)
+# --- the generated project's own tests --------------------------------------------------------
 
-    read = client.get(f"/notes/{note['id']}")
-    assert read.status_code == 200, read.text
-    assert read.json() == note
-    assert client.get(f"/notes/{note['id'] + 1000}").status_code == 404
+# Plugins of this environment that take a second to import and that no template needs.
+QUIET = ("-p", "no:cacheprovider", "-p", "no:faker", "-p", "no:hypothesispytest")
 
-    models = importlib.import_module(f"{app}.models")
-    row = models.Note.objects.get(pk=note["id"])
-    assert (row.title, row.body) == ("hello", "first note")
-    assert models.Note.objects.count() == 1
+
+def _user_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DORM_SETTINGS", "DORM_PROFILE", "DATABASE_URL", "PYTEST_ADDOPTS")
+        and not k.startswith("PYTEST_XDIST")
+    }
+    return {**env, **extra}
+
+
+def _accept(root: Path, template: str, env: dict[str, str], tests: int) -> None:
+    """``dorm init``, ``dorm makemigrations``, ``dorm migrate``, ``pytest``, as typed."""
+    dorm_script = str(Path(sys.executable).with_name("dorm"))
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
+
+    root.mkdir()
+    for argv in (
+        ["init", "--app", "blog", "--template", template],
+        ["makemigrations"],
+        ["migrate"],
+    ):
+        done = run(dorm_script, *argv)
+        assert done.returncode == 0, f"dorm {' '.join(argv)}: {done.stdout}{done.stderr}"
+    assert (root / "blog" / "migrations" / "0001_initial.py").is_file()
+    result = run(sys.executable, "-m", "pytest", "-p", "no:randomly", *QUIET)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"{tests} passed" in result.stdout, result.stdout[-2000:]
+
+
+def test_the_plain_template_tests_pass(tmp_path: Path) -> None:
+    _accept(tmp_path / "proj", "plain", _user_env(), tests=5)
+    _dev_database_is_untouched(tmp_path / "proj" / "db.sqlite3")
+
+
+def _dev_database_is_untouched(path: Path) -> None:
+    """``dorm migrate`` made the project's database; the tests ran on a copy."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM blog_note").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_the_litestar_sqlite_template_tests_pass(tmp_path: Path) -> None:
+    pytest.importorskip("litestar")
+    _accept(tmp_path / "proj", "litestar-sqlite", _user_env(), tests=8)
+    _dev_database_is_untouched(tmp_path / "proj" / "db.sqlite3")
 
 
 @pytest.mark.postgres
-# Starlette's TestClient prefers httpx2 and warns when it falls back to httpx.
-@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
-def test_fastapi_postgres_app(
-    project: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch, pg_database: Any
-) -> None:
+def test_the_fastapi_postgres_template_tests_pass(tmp_path: Path, pg_database: Any) -> None:
     pytest.importorskip("fastapi")
     pytest.importorskip("httpx")
-    from fastapi.testclient import TestClient
+    import psycopg
 
-    db = pg_database.settings
-    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    project("fastapi-postgres", "initfa")
-    main_module = importlib.import_module("initfa.main")
-    with TestClient(main_module.app) as client:  # runs the lifespan: creates the table
-        assert "initfa_note" in main_module.get_connection().table_names()
-        _check_create_and_read(client, "initfa")
-    assert settings.DATABASES["default"]["ENGINE"] == "postgresql"
-
-
-def test_litestar_sqlite_app(project: Callable[[str, str], Path]) -> None:
-    pytest.importorskip("litestar")
-    pytest.importorskip("httpx")
-    from litestar.testing import TestClient
-
-    root = project("litestar-sqlite", "initls")
-    main_module = importlib.import_module("initls.main")
-    with TestClient(app=main_module.app) as client:  # runs on_startup: creates the table
-        _check_create_and_read(client, "initls")
-    assert settings.DATABASES["default"]["NAME"] == "db.sqlite3"
-    assert (root / "db.sqlite3").is_file()
-    # a second start finds the table and keeps the row
-    with TestClient(app=main_module.app) as client:
-        assert client.get("/notes/1").json()["title"] == "hello"
+    _accept(tmp_path / "proj", "fastapi-postgres", _user_env(DATABASE_URL=pg_database.dsn), 8)
+    with psycopg.connect(pg_database.dsn, autocommit=True) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
+        databases = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+        assert conn.execute("SELECT count(*) FROM blog_note").fetchone() == (0,)
+    assert {"blog_note", "dorm_migrations"} <= tables  # dorm migrate ran on DATABASE_URL
+    # The tests ran on test_<NAME>, made for the run and dropped at its end.
+    assert f"test_{pg_database.name}" not in databases

@@ -20,15 +20,16 @@ TEMPLATES = ("plain", "fastapi-postgres", "litestar-sqlite")
 _APP_DIR = "app"  # the template folder that becomes <app>/
 _SUFFIX = ".tmpl"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED = frozenset({"dorm", "settings"})
+# Names the project itself uses (settings.py, conftest.py, tests/) or that shadow a package.
+_RESERVED = frozenset({"dorm", "settings", "conftest", "tests", "pytest"})
 
 _SETUP_HINTS = {
-    "plain": [],
+    "plain": ["pip install pytest"],
     "fastapi-postgres": [
-        "pip install fastapi uvicorn 'dorm-core[postgresql]'",
+        "pip install fastapi uvicorn httpx pytest 'dorm-core[postgresql]'",
         "export DATABASE_URL=postgresql://user:password@localhost:5432/{app}",
     ],
-    "litestar-sqlite": ["pip install litestar uvicorn"],
+    "litestar-sqlite": ["pip install litestar uvicorn pytest"],
 }
 _RUN_HINTS = {
     "plain": [],
@@ -56,6 +57,8 @@ def render_template(template: str, app: str) -> dict[str, str]:
 
     Template files live in ``dorm/cli/templates/<template>/`` as ``*.py.tmpl``; their
     ``app/`` folder becomes ``<app>/`` and ``$app`` in their text becomes the app name.
+    Every template has a ``conftest.py`` enabling dorm's pytest plugin and tests in
+    ``tests/`` that pass right after ``dorm makemigrations`` and ``dorm migrate``.
     """
     if template not in TEMPLATES:
         raise CommandError(f"unknown template {template!r}; choose from {', '.join(TEMPLATES)}")
@@ -95,7 +98,8 @@ class InitCommand(Command):
             "--template",
             choices=TEMPLATES,
             default="plain",
-            help="plain: SQLite and a model; fastapi-postgres / litestar-sqlite add <app>/main.py",
+            help="plain: SQLite, a model and its tests; fastapi-postgres / litestar-sqlite add "
+            "<app>/main.py, an async CRUD API tested through the framework's test client",
         )
         parser.add_argument(
             "--force", action="store_true", help="overwrite files that exist already"
@@ -131,6 +135,7 @@ class InitCommand(Command):
             *_SETUP_HINTS[template],
             "dorm makemigrations",
             "dorm migrate",
+            "pytest",
             *_RUN_HINTS[template],
         ]
         for command in commands:
