@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from typing import Any, ClassVar
 
 from dorm.exceptions import ValidationError
@@ -88,3 +89,22 @@ class ExtraField(Field):
         where = f"{self.model.__name__}.{self.name}" if self.model is not None else self.name
         where = where or type(self).__name__
         return ValidationError(f"{where}: {self._display(value)} is not {expected}", code="invalid")
+
+
+def stored_decimal(
+    value: Any, quantum: decimal.Decimal, context: decimal.Context | None = None
+) -> decimal.Decimal | None:
+    """A stored numeric value as a Decimal with ``quantum``'s places, or None when it is
+    not a finite number (SQLite keeps any text in a numeric column: the caller returns it
+    as stored and ``full_clean()`` reports it). SQLite hands back a float for a "decimal"
+    column; a number with more digits than the field keeps is returned unrounded."""
+    try:
+        number = decimal.Decimal(str(value))
+    except decimal.InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    try:
+        return number.quantize(quantum, context=context)
+    except decimal.InvalidOperation:
+        return number

@@ -7,12 +7,11 @@ maintenance agency changes with a package upgrade, not with an edit here.
 
 from __future__ import annotations
 
-import contextlib
 import decimal
 import functools
 from typing import Any
 
-from dorm.contrib.extra_fields.base import ExtraField
+from dorm.contrib.extra_fields.base import ExtraField, stored_decimal
 from dorm.contrib.extra_fields.exceptions import CurrencyMismatchError
 
 __all__ = ["Money", "MoneyField", "currency_exponent", "is_currency"]
@@ -237,17 +236,8 @@ class MoneyField(ExtraField):
     def from_db_value(self, value: Any) -> Any:
         if value is None:
             return None
-        try:
-            amount = decimal.Decimal(str(value))
-        except decimal.InvalidOperation:
-            return value  # SQLite keeps any text in a numeric column; full_clean() reports it
-        if not amount.is_finite():
-            return value
-        # SQLite hands back a float for a "decimal" column: back to the field's places.
-        # More digits than the field keeps: the amount is returned unrounded, not refused.
-        with contextlib.suppress(decimal.InvalidOperation):
-            amount = amount.quantize(self._quantum, context=self._context)
-        return Money(amount, self.currency)
+        amount = stored_decimal(value, self._quantum, self._context)
+        return value if amount is None else Money(amount, self.currency)
 
     def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
         name, path, args, kwargs = super().deconstruct()

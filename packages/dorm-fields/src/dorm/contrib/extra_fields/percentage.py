@@ -5,7 +5,7 @@ from __future__ import annotations
 import decimal
 from typing import TYPE_CHECKING, Any
 
-from dorm.contrib.extra_fields.base import ExtraField
+from dorm.contrib.extra_fields.base import ExtraField, stored_decimal
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
@@ -62,16 +62,8 @@ class PercentageField(ExtraField):
         # No range check: a stored 150 (a column made before its CHECK) still loads.
         if value is None:
             return None
-        try:
-            number = decimal.Decimal(str(value))
-        except decimal.InvalidOperation:
-            return value  # SQLite keeps any text in a numeric column; full_clean() reports it
-        if not number.is_finite():
-            return value
-        try:
-            return number.quantize(self._quantum)
-        except decimal.InvalidOperation:
-            return number
+        number = stored_decimal(value, self._quantum)
+        return value if number is None else number
 
     def db_check(self, connection: BaseDatabaseWrapper) -> str | None:
         column = connection.ops.quote_name(self.column)
