@@ -266,3 +266,19 @@ def test_async_server_down_then_back(cluster: Any) -> None:
         return time.monotonic() - back
 
     assert asyncio.run(main()) < TIMEOUT
+
+
+def test_async_permanent_refusal_fails_at_once_with_the_server_message(cluster: Any) -> None:
+    dorm.configure(
+        DATABASES={
+            "default": {**cluster.settings("postgres"), "POOL_TIMEOUT": 10, "NAME": "no_such_db"}
+        }
+    )
+
+    async def main() -> None:
+        await _aselect_one()
+
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match='database "no_such_db" does not exist'):
+        asyncio.run(main())
+    assert time.monotonic() - started < 2.0
