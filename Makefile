@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(BENCH_STAMP)
 # dorm-tasks against procrastinate and pgqueuer (PostgreSQL only).
 bench-tasks: $(BENCH_STAMP)
 	$(PY) bench/tasks.py
+
+# dorm-temporal: a tracked table against the same untracked table, SQLite and PostgreSQL.
+bench-temporal: $(STAMP)
+	$(PY) bench/temporal.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -40,7 +40,7 @@ def dorm_post_save(sender, instance, created):
 |---|---|---|---|
 | registration | `dorm_register_*` | once, on first need; each returns a list that core combines and checks for collisions | `PluginError` naming the plugin and the hook; nothing any plugin returned is applied, so the ORM never runs with half a registry |
 | first answer | `dorm_backend_for` | once per alias, on first use; the first non-None answer wins | the exception reaches the code that asked for the connection |
-| setup | `dorm_connection_created` | once per new connection, before it serves a query | the exception reaches the code that asked for the connection, which is not used |
+| setup | `dorm_connection_created`, `dorm_schema_*` | once per new connection, before it serves a query; once per table the schema editor creates, alters or drops | the exception reaches the code that asked for the connection, which is not used, or the caller of the schema editor, whose transaction rolls back |
 | signal | model lifecycle and bulk operations | through `dorm.signals`: in-process receivers first, then the hook | the exception propagates to the caller, as a Django receiver's does: a `pre_*` hook aborts the operation before any SQL; a `post_*` hook inside `atomic()` rolls the block back; in autocommit mode the row written before a `post_*` hook stays written |
 | observer | queries, transactions, pools | through `dorm.plugins.notify` | logged on the `dorm.plugins` logger at ERROR with the plugin and hook names and the traceback; the other implementations still run and the operation's outcome does not change. Wrapper implementations (`wrapper=True`) are rejected at load time for these |
 
@@ -62,6 +62,7 @@ PHASES = {
     "dorm_backend_for": "Startup: backends",
     "dorm_register_lookups": "Startup: schema and SQL (compiler extensions)",
     "dorm_connection_created": "Runtime: connections and pools",
+    "dorm_schema_model_created": "Runtime: schema editor",
     "dorm_pre_query": "Runtime: queries",
     "dorm_transaction_started": "Runtime: transactions",
     "dorm_class_prepared": "Runtime: model lifecycle (the hooks behind `dorm.signals`)",
@@ -75,7 +76,7 @@ def kind(name: str) -> str:
         return "first answer"
     if name in hookspecs.OBSERVER_HOOKS:
         return "observer"
-    if name == "dorm_connection_created":
+    if name == "dorm_connection_created" or name.startswith("dorm_schema_"):
         return "setup"
     return "signal"
 

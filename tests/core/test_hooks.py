@@ -294,6 +294,92 @@ def test_hook_dorm_connection_created() -> None:
         )
 
 
+def _schema_model(name: str) -> Any:
+    import dorm
+
+    return type(
+        name,
+        (dorm.Model,),
+        {
+            "__module__": __name__,
+            "title": dorm.CharField(max_length=20),
+            "Meta": type("Meta", (), {"app_label": "hooks_schema"}),
+        },
+    )
+
+
+def test_hook_dorm_schema_model_created(tmp_path: Any, fresh_settings: None) -> None:
+    import dorm
+    from dorm.migrations.schema import SchemaEditor
+
+    model = _schema_model("SchemaCreated")
+    dorm.configure(DATABASES={"default": {"ENGINE": "sqlite", "NAME": str(tmp_path / "h.db")}})
+    calls = _recorder("dorm_schema_model_created")
+    with SchemaEditor() as editor:
+        editor.create_model(model)
+        # Called after the table exists, with the editor that created it.
+        assert calls == [dict(schema_editor=editor, model=model)]
+        assert model._meta.db_table in editor.connection.table_names()
+    with SchemaEditor(collect_sql=True) as collector:
+        collector.create_model(model)
+    assert calls[-1] == dict(schema_editor=collector, model=model)
+
+    class Failing:  # a setup hook: its error reaches the caller and rolls the editor back
+        @hookimpl
+        def dorm_schema_model_created(self, model: type) -> None:
+            raise LookupError(f"no trigger for {model.__name__}")
+
+    plugins.register(Failing(), name="failing")
+    other = _schema_model("SchemaCreatedTwo")
+    with (
+        pytest.raises(LookupError, match="no trigger for SchemaCreatedTwo"),
+        SchemaEditor() as editor,
+    ):
+        editor.create_model(other)
+    from dorm.db.connection import get_connection
+
+    assert other._meta.db_table not in get_connection().table_names()
+
+
+def test_hook_dorm_schema_model_altered(tmp_path: Any, fresh_settings: None) -> None:
+    import dorm
+    from dorm.migrations.schema import SchemaEditor, bind_field
+
+    model = _schema_model("SchemaAltered")
+    dorm.configure(DATABASES={"default": {"ENGINE": "sqlite", "NAME": str(tmp_path / "h.db")}})
+    calls = _recorder("dorm_schema_model_altered")
+    with SchemaEditor() as editor:
+        editor.create_model(model)
+        assert calls == []
+        field = bind_field(model, "pages", dorm.IntegerField(default=0))
+        editor.add_field(model, field)
+        # After the change, with the model as the editor received it.
+        assert calls == [dict(schema_editor=editor, model=model)]
+        assert "pages" in [
+            r[1]
+            for r in editor.connection.fetchall('PRAGMA table_info("hooks_schema_schemaaltered")')
+        ]
+        editor.remove_field(model, field)
+        assert len(calls) == 2
+        editor.delete_model(model)
+
+
+def test_hook_dorm_schema_model_deleted(tmp_path: Any, fresh_settings: None) -> None:
+    import dorm
+    from dorm.migrations.schema import SchemaEditor
+
+    model = _schema_model("SchemaDeleted")
+    dorm.configure(DATABASES={"default": {"ENGINE": "sqlite", "NAME": str(tmp_path / "h.db")}})
+    calls = _recorder("dorm_schema_model_deleted")
+    with SchemaEditor() as editor:
+        editor.create_model(model)
+        assert calls == []
+        editor.delete_model(model)
+        # Called after the DROP TABLE.
+        assert calls == [dict(schema_editor=editor, model=model)]
+        assert model._meta.db_table not in editor.connection.table_names()
+
+
 def test_hook_dorm_pool_opened() -> None:
     _observe(
         "dorm_pool_opened",

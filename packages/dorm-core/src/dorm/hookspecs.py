@@ -8,10 +8,10 @@ Error policy (docs/plugins.md, "When a hook raises"):
 
 * registration hooks (``dorm_register_*``) run once at startup; an exception aborts the
   startup with ``PluginError`` naming the plugin, and nothing the hook returned is applied;
-* setup and signal hooks (``dorm_connection_created`` and the model lifecycle hooks)
-  propagate the exception to the caller, exactly like a Django signal receiver: a ``pre_*``
-  hook aborts the operation before any SQL runs, a ``post_*`` hook inside ``atomic()``
-  rolls the block back;
+* setup and signal hooks (``dorm_connection_created``, the ``dorm_schema_*`` hooks and
+  the model lifecycle hooks) propagate the exception to the caller, exactly like a Django
+  signal receiver: a ``pre_*`` hook aborts the operation before any SQL runs, a ``post_*``
+  hook (or a schema hook) inside ``atomic()`` rolls the block back;
 * observer hooks (queries, transactions, pools) never change the outcome of the operation
   they report: an exception is logged on the ``dorm.plugins`` logger at ERROR, naming the
   plugin and the hook, and the remaining implementations still run.
@@ -215,6 +215,62 @@ def dorm_pool_warmed(alias: str, seconds: float, size: int, is_async: bool) -> N
     Thread: the caller's thread, or event loop.
     Returns: None (ignored).
     On error: logged on ``dorm.plugins`` (observer hook); the warm-up result stands.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Runtime events: schema editor
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def dorm_schema_model_created(schema_editor: Any, model: type) -> None:
+    """Report that ``SchemaEditor.create_model`` created the table of ``model``.
+
+    The place to add database objects that belong with a table (triggers, functions):
+    run them through ``schema_editor.execute(sql)`` so that ``collect_sql`` editors
+    (``dorm sqlmigrate``) show them and they share the editor's transaction.
+
+    Fires: once per created table (automatic many-to-many tables included), after its
+    CREATE TABLE and index statements, inside the editor's transaction.
+    Thread: the thread that runs the schema editor.
+    Returns: None (ignored).
+    On error: propagates to the caller of ``create_model``; inside the editor's
+    transaction the whole block rolls back.
+    """
+
+
+@hookspec
+def dorm_schema_model_altered(schema_editor: Any, model: type) -> None:
+    """Report that the schema editor changed the table of ``model``.
+
+    Fired by ``add_field``, ``remove_field``, ``alter_field``, ``rename_field``,
+    ``add_constraint``, ``remove_constraint`` and ``alter_unique_together``, after the
+    change. ``model`` is the class the editor was given, which describes the table as it
+    stood *before* the change; read the database for the new shape. On SQLite the change
+    may have rebuilt the table, which drops its triggers: re-create them here.
+
+    Fires: once per altering call, after its last statement, inside the editor's
+    transaction.
+    Thread: the thread that runs the schema editor.
+    Returns: None (ignored).
+    On error: propagates to the caller of the altering method; inside the editor's
+    transaction the whole block rolls back.
+    """
+
+
+@hookspec
+def dorm_schema_model_deleted(schema_editor: Any, model: type) -> None:
+    """Report that ``SchemaEditor.delete_model`` dropped the table of ``model``.
+
+    The place to drop what a ``dorm_schema_model_created`` implementation added on
+    other tables (a trigger on table A that writes into the dropped table B).
+
+    Fires: once per dropped table, after its DROP TABLE, inside the editor's transaction.
+    Thread: the thread that runs the schema editor.
+    Returns: None (ignored).
+    On error: propagates to the caller of ``delete_model``; inside the editor's
+    transaction the whole block rolls back.
     """
 
 

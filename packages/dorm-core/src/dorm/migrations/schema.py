@@ -15,11 +15,12 @@ DEFERRABLE INITIALLY DEFERRED, so rows may be inserted in any order within a tra
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dorm import transaction
+from dorm import plugins, transaction
 from dorm.db.connection import get_connection
 from dorm.exceptions import FieldError
 from dorm.expressions import Col
@@ -43,6 +44,17 @@ class _DDLCompiler(SQLCompiler):
         if isinstance(node, Col):
             return self.quote_name(node.target.column), []
         return super().compile(node)
+
+
+def _reports_alteration(method: Callable[..., None]) -> Callable[..., None]:
+    """Call the ``dorm_schema_model_altered`` hook after ``method`` changed a table."""
+
+    @functools.wraps(method)
+    def altering(self: SchemaEditor, model: type[Model], *args: Any, **kwargs: Any) -> None:
+        method(self, model, *args, **kwargs)
+        plugins.get_plugin_manager().hook.dorm_schema_model_altered(schema_editor=self, model=model)
+
+    return altering
 
 
 class SchemaEditor:
@@ -265,6 +277,7 @@ class SchemaEditor:
             through = _auto_through(field)
             if through is not None:
                 self.create_model(through)
+        plugins.get_plugin_manager().hook.dorm_schema_model_created(schema_editor=self, model=model)
 
     def delete_model(self, model: type[Model]) -> None:
         """DROP the model's table and its automatic many-to-many tables."""
@@ -275,6 +288,7 @@ class SchemaEditor:
                 self.delete_model(through)
         cascade = " CASCADE" if self.connection.vendor == "postgresql" else ""
         self.execute(f"DROP TABLE {self.quote_name(opts.db_table)}{cascade}")
+        plugins.get_plugin_manager().hook.dorm_schema_model_deleted(schema_editor=self, model=model)
 
     # -- altering tables -------------------------------------------------------------------------
 
@@ -333,6 +347,7 @@ class SchemaEditor:
 
         rebuild_table(self, model, **changes)
 
+    @_reports_alteration
     def add_field(self, model: type[Model], field: Field) -> None:
         """Add the column of ``field``; existing rows get its default (a NOT NULL field
         without a default on a table with rows raises FieldError before any SQL)."""
@@ -366,6 +381,7 @@ class SchemaEditor:
         if _has_index(field):
             self.execute(self.field_index_sql(table, field))
 
+    @_reports_alteration
     def remove_field(self, model: type[Model], field: Field) -> None:
         """Drop the column of ``field`` with the indexes and constraints that use it."""
         through = _auto_through(field)
@@ -406,6 +422,7 @@ class SchemaEditor:
                 return True
         return False
 
+    @_reports_alteration
     def alter_field(self, model: type[Model], old_field: Field, new_field: Field) -> None:
         """Change type, null, unique, db_index and column name (db_column) of a field.
         Rows whose value turns NOT NULL get the new field's default."""
@@ -488,6 +505,7 @@ class SchemaEditor:
         )
         return [r[0] for r in rows]
 
+    @_reports_alteration
     def rename_field(self, model: type[Model], old_field: Field, new_field: Field) -> None:
         """Rename the column (no-op when db_column keeps it); its db_index index follows."""
         if old_field.column == new_field.column:
@@ -506,6 +524,7 @@ class SchemaEditor:
     def remove_index(self, model: type[Model], index: Index) -> None:
         self.execute(f"DROP INDEX {self.quote_name(self.index_name(model, index))}")
 
+    @_reports_alteration
     def add_constraint(self, model: type[Model], constraint: Any) -> None:
         """Add a CheckConstraint or UniqueConstraint (existing rows must satisfy it)."""
         qn = self.quote_name
@@ -523,6 +542,7 @@ class SchemaEditor:
         else:
             raise TypeError(f"cannot add constraint {constraint!r}")
 
+    @_reports_alteration
     def remove_constraint(self, model: type[Model], constraint: Any) -> None:
         qn = self.quote_name
         if isinstance(constraint, UniqueConstraint) and constraint.condition is not None:
@@ -533,6 +553,7 @@ class SchemaEditor:
         else:
             self._alter(model, f"DROP CONSTRAINT {qn(constraint.name)}")
 
+    @_reports_alteration
     def alter_unique_together(
         self, model: type[Model], old: Sequence[Sequence[str]], new: Sequence[Sequence[str]]
     ) -> None:
