@@ -183,7 +183,6 @@ def _build_sibling(model: type) -> type[dorm.Model]:
             "ordering": ["valid_from", "history_id"],
             "indexes": [
                 dorm.Index(fields=[pk_name, "valid_from"], name=_index_name(table, "row")),
-                dorm.Index(fields=["valid_from", "valid_to"], name=_index_name(table, "asof")),
             ],
         },
     )

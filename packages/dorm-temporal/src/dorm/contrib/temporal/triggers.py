@@ -1,8 +1,9 @@
 """The DDL that makes the database write the versions: triggers per vendor, and their checks.
 
-PostgreSQL: one PL/pgSQL function per tracked table, run by an ``AFTER INSERT OR DELETE``
-trigger and an ``AFTER UPDATE ... WHEN (OLD.* IS DISTINCT FROM NEW.*)`` trigger, so an
-UPDATE that changes nothing writes nothing. Versions are stamped with ``now()``, the
+PostgreSQL: one PL/pgSQL function per tracked table, run by three statement-level
+triggers (insert, update, delete) with transition tables, so one statement writes all its
+versions in one INSERT ... SELECT; a row of an UPDATE whose every column is unchanged
+(``IS NOT DISTINCT FROM``) writes nothing. Versions are stamped with ``now()``, the
 transaction's start time: every version one transaction writes shares it (unless a
 transaction that started later already wrote a newer version of the row: then that
 version's time, so that the versions of a row never go backwards). The context
@@ -124,7 +125,7 @@ def drop_statements(
     if connection.vendor == "postgresql":
         statements = []
         if table_exists:
-            for key in ("write", "update"):
+            for key in _PG_TRIGGERS:
                 statements.append(
                     f"DROP TRIGGER IF EXISTS {qn(spec.name(key))} ON {qn(spec.table)}"
                 )
@@ -172,48 +173,79 @@ def _close_sql(qn: Any, spec: _Spec, stamp: str) -> str:
     )
 
 
-_DELETE_VALUES = "stamp, stamp, 'delete', who, why"
-
-
 def _postgresql_body(connection: BaseDatabaseWrapper, spec: _Spec) -> str:
     qn = connection.ops.quote_name
+    hist, pk, valid_to = qn(spec.history), qn(spec.pk), qn("valid_to")
+    system = ("valid_from", "valid_to", "operation", "user", "reason")
+    target = ", ".join(qn(c) for c in [*spec.columns, *system])
+
+    def cols(alias: str) -> str:
+        return ", ".join(f"{alias}.{qn(c)}" for c in spec.columns)
+
+    def close(source: str) -> str:
+        # The open version of each row in ``source``, closed; never before it began.
+        return (
+            f"closed AS (UPDATE {hist} AS h SET {valid_to} = GREATEST(h.{qn(VALID_FROM)}, "
+            f"stamp) FROM {source} AS g WHERE h.{pk} = g.{pk} AND h.{valid_to} IS NULL "
+            f"RETURNING h.{pk} AS {pk}, h.{valid_to} AS {valid_to})"
+        )
+
+    same = "({a}.*) IS NOT DISTINCT FROM ({b}.*)"
     return (
         "\nDECLARE\n"
         "  stamp timestamptz := now();\n"
-        "  closed timestamptz;\n"
         "  who text := NULLIF(current_setting('dorm.temporal_user', true), '');\n"
         "  why text := NULLIF(current_setting('dorm.temporal_reason', true), '');\n"
         "BEGIN\n"
-        "  IF TG_OP <> 'INSERT' THEN\n"
-        f"    {_close_sql(qn, spec, f'GREATEST({qn(VALID_FROM)}, stamp)')}"
-        f" RETURNING {qn('valid_to')} INTO closed;\n"
-        "    stamp := GREATEST(stamp, closed);\n"
-        "  END IF;\n"
-        "  IF TG_OP = 'DELETE' THEN\n"
-        f"    {_insert_sql(qn, spec, 'OLD', _DELETE_VALUES)};\n"
+        "  IF TG_OP = 'INSERT' THEN\n"
+        f"    INSERT INTO {hist} ({target}) SELECT {cols('n')}, stamp, NULL, 'insert', who, why "
+        "FROM dorm_new AS n;\n"
+        "  ELSIF TG_OP = 'UPDATE' THEN\n"
+        # Rows whose every column is unchanged write nothing; a row whose key changed
+        # closes the old key's versions and opens one for the new key.
+        f"    WITH gone AS (SELECT o.* FROM dorm_old AS o WHERE NOT EXISTS (SELECT 1 FROM "
+        f"dorm_new AS n WHERE n.{pk} = o.{pk} AND {same.format(a='n', b='o')})), "
+        f"came AS (SELECT n.* FROM dorm_new AS n WHERE NOT EXISTS (SELECT 1 FROM "
+        f"dorm_old AS o WHERE o.{pk} = n.{pk} AND {same.format(a='o', b='n')})), "
+        f"{close('gone')} "
+        f"INSERT INTO {hist} ({target}) SELECT {cols('c')}, COALESCE(cl.{valid_to}, stamp), "
+        f"NULL, 'update', who, why FROM came AS c LEFT JOIN closed AS cl ON cl.{pk} = c.{pk};\n"
         "  ELSE\n"
-        f"    {_insert_sql(qn, spec, 'NEW', 'stamp, NULL, lower(TG_OP), who, why')};\n"
+        f"    WITH {close('dorm_old')} "
+        f"INSERT INTO {hist} ({target}) SELECT {cols('o')}, COALESCE(cl.{valid_to}, stamp), "
+        f"COALESCE(cl.{valid_to}, stamp), 'delete', who, why FROM dorm_old AS o "
+        f"LEFT JOIN closed AS cl ON cl.{pk} = o.{pk};\n"
         "  END IF;\n"
         "  RETURN NULL;\n"
         "END\n"
     )
 
 
+_PG_TRIGGERS = {
+    # One statement-level trigger per event (PostgreSQL allows transition tables on
+    # single-event triggers only): each writes every version of its statement at once.
+    "insert": ("INSERT", "REFERENCING NEW TABLE AS dorm_new"),
+    "update": ("UPDATE", "REFERENCING OLD TABLE AS dorm_old NEW TABLE AS dorm_new"),
+    "delete": ("DELETE", "REFERENCING OLD TABLE AS dorm_old"),
+}
+
+
 def _postgresql(connection: BaseDatabaseWrapper, spec: _Spec) -> list[str]:
     qn = connection.ops.quote_name
     body = _postgresql_body(connection, spec)
     table, function = qn(spec.table), qn(spec.name("fn"))
-    write, update = qn(spec.name("write")), qn(spec.name("update"))
-    return [
+    statements = [
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
         f"AS $dorm_temporal${body}$dorm_temporal$",
-        f"DROP TRIGGER IF EXISTS {write} ON {table}",
-        f"DROP TRIGGER IF EXISTS {update} ON {table}",
-        f"CREATE TRIGGER {write} AFTER INSERT OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {function}()",
-        f"CREATE TRIGGER {update} AFTER UPDATE ON {table} "
-        f"FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION {function}()",
     ]
+    for key, (event, referencing) in _PG_TRIGGERS.items():
+        trigger = qn(spec.name(key))
+        statements.append(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+        statements.append(
+            f"CREATE TRIGGER {trigger} AFTER {event} ON {table} {referencing} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+    return statements
 
 
 def _sqlite_triggers(connection: BaseDatabaseWrapper, spec: _Spec) -> dict[str, str]:
@@ -291,7 +323,7 @@ def trigger_problems(connection: BaseDatabaseWrapper, model: Any) -> list[str]:
                 (connection.ops.quote_name(spec.table),),
             )
         }
-        for key in ("write", "update"):
+        for key in _PG_TRIGGERS:
             if spec.name(key) not in found:
                 problems.append(f"trigger {spec.name(key)} is missing")
         return problems
