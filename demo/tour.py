@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import shutil
 import sys
 import tempfile
+import time
 from typing import Any
 
 import dorm
@@ -152,6 +154,38 @@ def tasks_step() -> None:
     print(f"   worker ran {ran} task(s); queue now: {statuses}")
 
 
+def temporal_step() -> None:
+    """dorm-temporal: a bulk update captured by the database, read back with as_of."""
+    step("dorm-temporal: a bulk update captured by triggers, read back with as_of()")
+    try:
+        from dorm.contrib.temporal import as_of, temporal
+    except ImportError:
+        print("   dorm-temporal is not installed (pip install dorm-temporal)")
+        return
+
+    @temporal
+    class Price(dorm.Model):
+        sku = dorm.CharField(max_length=10)
+        cents = dorm.IntegerField()
+
+        class Meta:
+            app_label = "tour"
+
+    with SchemaEditor() as editor:
+        editor.create_model(Price)
+        editor.create_model(Price._temporal_model)
+    Price.objects.bulk_create([Price(sku="mug", cents=900), Price(sku="cap", cents=1500)])
+    before = datetime.datetime.now(datetime.UTC)
+    time.sleep(0.01)
+    with temporal.context(user="tour", reason="10% off"):
+        changed = Price.objects.update(cents=dorm.F("cents") * 9 / 10)  # one UPDATE, no signals
+    print(f"   queryset.update() changed {changed} rows")
+    print(f"   now:        {sorted(Price.objects.values_list('sku', 'cents'))}")
+    print(f"   as_of(before): {sorted(as_of(Price, before).values_list('sku', 'cents'))}")
+    versions = Price.history.filter(sku="mug").values_list("operation", "cents", "user")
+    print(f"   history of the mug: {list(versions)}")
+
+
 def run() -> None:
     step(f"dorm {dorm.__version__}: the plugins this environment has")
     main(["plugins"])
@@ -197,6 +231,7 @@ def run() -> None:
 
     extra_fields_step()
     tasks_step()
+    temporal_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     handler = logging.StreamHandler(sys.stdout)

@@ -32,3 +32,6 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "price = Money('5', 'USD'): currency mismatch" in out
     assert "worker: welcome mail for Grace Hopper" in out
     assert "worker ran 1 task(s); queue now: [('send-welcome', 'done')]" in out
+    assert "now:        [('cap', 1350), ('mug', 810)]" in out
+    assert "as_of(before): [('cap', 1500), ('mug', 900)]" in out
+    assert "history of the mug: [('insert', 900, None), ('update', 810, 'tour')]" in out
