@@ -212,6 +212,28 @@ class IsolatedVenv:
     def run(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(args), capture_output=True, text=True, env=self.env, cwd=cwd)
 
+    def script_lines(self, script: str, cwd: Path) -> list[str]:
+        """Run ``python -c script``; return its output lines (it must exit 0)."""
+        result = self.run(str(self.python), "-c", script, cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    def dorm_help(self, cwd: Path) -> str:
+        return self.run(str(self.root / "bin" / "dorm"), "--help", cwd=cwd).stdout
+
+    def run_sqlite_tests(self, path: str) -> None:
+        """The SQLite half of the repository's test file ``path``, inside this venv."""
+        repo = Path(__file__).resolve().parent.parent
+        args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "sqlite", path]
+        tests = self.run(str(self.python), *args, cwd=repo)
+        assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
+        assert " passed" in tests.stdout
+
+    def assert_installed(self, module: str, cwd: Path) -> None:
+        """``module`` is imported from this venv's site-packages (a wheel install)."""
+        location = self.script_lines(f"import {module} as m; print(m.__file__)", cwd)[0]
+        assert location.startswith(str(self.purelib)), location
+
 
 @pytest.fixture
 def isolated_venv(tmp_path: Path) -> Callable[..., IsolatedVenv]:
@@ -333,3 +355,34 @@ def register_plugin() -> Iterator[Callable[[Any, str], None]]:
     yield register
     for module in reversed(added):
         plugins.unregister(module)
+
+
+_DOC_FENCE = re.compile(r"^```(python)?\n(.*?)^```$", re.M | re.S)
+
+
+def _run_printed_markdown(doc: Path, namespace_name: str) -> int:
+    """Run ``doc``'s python blocks in order in one namespace; a plain block right after a
+    block that printed must be exactly what it printed. Return how many were compared."""
+    import contextlib
+    import io
+
+    namespace: dict[str, Any] = {"__name__": namespace_name}
+    pending: str | None = None
+    checked = 0
+    for lang, code in _DOC_FENCE.findall(doc.read_text()):
+        if lang == "python":
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                exec(compile(code, str(doc), "exec"), namespace)
+            pending = printed.getvalue() or None
+        elif pending is not None:
+            assert pending == code, f"{doc.name}: printed {pending!r}, the page shows {code!r}"
+            checked += 1
+            pending = None
+    return checked
+
+
+@pytest.fixture
+def run_printed_markdown() -> Callable[[Path, str], int]:
+    """``run_printed_markdown(doc, namespace_name)``: see ``_run_printed_markdown``."""
+    return _run_printed_markdown

@@ -6,7 +6,6 @@ test needs no network.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -58,21 +57,10 @@ def test_core_and_fields_alone_in_a_fresh_venv(tmp_path: Path, isolated_venv: An
         deps=["pluggy", "greenlet", "pycountry", "iso4217", "phonenumbers", "jsonschema"],
         install=["dorm-core", "dorm-fields[jsonschema]"],
     )
-    python, env, purelib = venv.python, venv.env, venv.purelib
-    result = subprocess.run(
-        [str(python), "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert venv.script_lines(SCRIPT, tmp_path) == [
         "[('spring-3', '0.9.0', '9.50 EUR', '#ABCDEF'), ('spring-2', '1.0.0-rc.1', "
         "'9.50 EUR', '#ABCDEF'), ('spring', '1.0.0', '9.50 EUR', '#ABCDEF')]",
         "currency mismatch",
         "no tasks plugin",
     ]
-    site = subprocess.run(
-        [str(python), "-c", "import dorm.contrib.extra_fields as f; print(f.__file__)"],
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout
-    assert site.startswith(str(purelib)), site
+    venv.assert_installed("dorm.contrib.extra_fields", tmp_path)

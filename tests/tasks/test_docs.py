@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
 from typing import Any
@@ -13,18 +11,7 @@ DOC = REPO / "docs" / "tasks.md"
 _FENCE = re.compile(r"^```(python)?\n(.*?)^```$", re.M | re.S)
 
 
-def test_tasks_md_runs_and_prints_what_it_shows(fresh_settings: Any) -> None:
-    namespace: dict[str, Any] = {"__name__": "docs_tasks"}
-    pending: str | None = None
-    checked = 0
-    for lang, code in _FENCE.findall(DOC.read_text()):
-        if lang == "python":
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, str(DOC), "exec"), namespace)
-            pending = printed.getvalue() or None
-        elif pending is not None:
-            assert pending == code
-            checked += 1
-            pending = None
-    assert checked == 5
+def test_tasks_md_runs_and_prints_what_it_shows(
+    fresh_settings: Any, run_printed_markdown: Any
+) -> None:
+    assert run_printed_markdown(DOC, "docs_tasks") == 5

@@ -6,7 +6,6 @@ there) are copied from this environment, so the test needs no network.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -66,45 +65,13 @@ def test_core_and_tasks_alone_in_a_fresh_venv(tmp_path: Path, isolated_venv: Any
         deps=["pluggy", "greenlet", "croniter", "pytest"],
         install=["dorm-core", "dorm-tasks"],
     )
-    root, python, env, purelib = venv.root, venv.python, venv.env, venv.purelib
-    result = subprocess.run(
-        [str(python), "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert venv.script_lines(SCRIPT, tmp_path) == [
         "1 [3] ['done']",
         "no temporal plugin",
         "no fields plugin",
     ]
-    dorm = root / "bin" / "dorm"
-    helptext = subprocess.run(
-        [str(dorm), "--help"], capture_output=True, text=True, env=env, cwd=tmp_path
-    ).stdout
+    helptext = venv.dorm_help(tmp_path)
     assert "worker" in helptext and "tasks" in helptext
     # The plugin's own tests, SQLite half, with only dorm-core and dorm-tasks installed.
-    tests = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "sqlite",
-            "tests/tasks/test_queue.py",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
-    assert " passed" in tests.stdout
-    location = subprocess.run(
-        [str(python), "-c", "import dorm.contrib.tasks as t; print(t.__file__)"],
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout
-    assert location.startswith(str(purelib)), location
+    venv.run_sqlite_tests("tests/tasks/test_queue.py")
+    venv.assert_installed("dorm.contrib.tasks", tmp_path)

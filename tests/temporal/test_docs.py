@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import io
 import re
 import tempfile
 from pathlib import Path
@@ -28,21 +26,10 @@ def clean_apps() -> Any:
             apps.clear(label)
 
 
-def test_temporal_md_runs_and_prints_what_it_shows(fresh_settings: Any, clean_apps: Any) -> None:
-    namespace: dict[str, Any] = {"__name__": "docs_temporal"}
-    pending: str | None = None
-    checked = 0
-    for lang, code in _FENCE.findall(DOC.read_text()):
-        if lang == "python":
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, str(DOC), "exec"), namespace)
-            pending = printed.getvalue() or None
-        elif pending is not None:
-            assert pending == code
-            checked += 1
-            pending = None
-    assert checked == 5
+def test_temporal_md_runs_and_prints_what_it_shows(
+    fresh_settings: Any, clean_apps: Any, run_printed_markdown: Any
+) -> None:
+    assert run_printed_markdown(DOC, "docs_temporal") == 5
 
 
 def test_readme_example_runs(fresh_settings: Any, clean_apps: Any) -> None:

@@ -6,7 +6,6 @@ there) are copied from this environment, so the test needs no network.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -53,48 +52,13 @@ def test_core_and_temporal_alone_in_a_fresh_venv(tmp_path: Path, isolated_venv: 
         deps=["pluggy", "greenlet", "pytest"],
         install=["dorm-core", "dorm-temporal"],
     )
-    python, env, purelib = venv.python, venv.env, venv.purelib
-    result = subprocess.run(
-        [str(python), "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert venv.script_lines(SCRIPT, tmp_path) == [
         "a [('a', None), ('b', 'ann')]",
         "no tasks",
         "no extra_fields",
     ]
-    helptext = subprocess.run(
-        [str(venv.root / "bin" / "dorm"), "--help"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    ).stdout
+    helptext = venv.dorm_help(tmp_path)
     assert "temporal" in helptext and "worker" not in helptext
     # The plugin's own tests, SQLite half, with only dorm-core and dorm-temporal installed.
-    tests = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "sqlite",
-            "tests/temporal/test_capture.py",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
-    assert " passed" in tests.stdout
-    location = subprocess.run(
-        [str(python), "-c", "import dorm.contrib.temporal as t; print(t.__file__)"],
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout
-    assert location.startswith(str(purelib)), location
+    venv.run_sqlite_tests("tests/temporal/test_capture.py")
+    venv.assert_installed("dorm.contrib.temporal", tmp_path)
