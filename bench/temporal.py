@@ -11,7 +11,13 @@ paired ratios tracked / untracked (lower is better; 1.0 = no overhead):
 - ``bulk_insert``: one ``bulk_create`` of 10,000 rows;
 - ``update_filter``: one ``filter(...).update(score=F("score") + 1)`` of 1,000 rows;
 - ``as_of_read``: ``list(as_of(Tracked, t))`` of 10,000 rows against
-  ``list(Plain.objects.filter(...))`` of the same 10,000 rows.
+  ``list(Plain.objects.filter(...))`` of the same 10,000 rows;
+- two floors (no target; they say what ``update_filter`` can reach): the same update
+  of an untracked table against a table whose trigger does only part of dorm-temporal's
+  work, without context or change detection. ``floor_copy`` copies each updated row into
+  a bare log table (as little as any capture by trigger can do); ``floor_close_copy``
+  closes the open version and inserts the new one in an indexed version table (what the
+  design asks of every update: ``valid_to`` closed by the same statement).
 
 Targets: single-row writes 1.5x at most, bulk writes and the as-of read 2.0x at most.
 Results go to ``bench/results/temporal.md``.
@@ -35,6 +41,61 @@ SINGLE = 300
 BULK = 10_000
 UPDATE = 1_000
 TARGETS = {"insert_one": 1.5, "bulk_insert": 2.0, "update_filter": 2.0, "as_of_read": 2.0}
+FLOORS = {
+    # name: (what the trigger does, SQLite body, PostgreSQL body)
+    "copy": (
+        "copies each updated row into a bare log table",
+        "INSERT INTO {log} (id, name, score) VALUES (NEW.id, NEW.name, NEW.score)",
+        "INSERT INTO {log} (id, name, score) SELECT id, name, score FROM dorm_new",
+    ),
+    "close_copy": (
+        "closes the row's open version and inserts the new one, in a version table with a "
+        "primary key and an (id, valid_from) index",
+        "UPDATE {log} SET valid_to = 'now' WHERE id = OLD.id AND valid_to IS NULL; "
+        "INSERT INTO {log} (id, name, score, valid_from) "
+        "VALUES (NEW.id, NEW.name, NEW.score, 'now')",
+        "UPDATE {log} AS l SET valid_to = now() FROM dorm_new AS n "
+        "WHERE l.id = n.id AND l.valid_to IS NULL; "
+        "INSERT INTO {log} (id, name, score, valid_from) SELECT id, name, score, now() "
+        "FROM dorm_new",
+    ),
+}
+
+
+FLOOR_MODELS: dict[str, Any] = {}
+
+
+def _floor_sql(vendor: str, floor: str) -> tuple[list[str], list[str]]:
+    """Create and drop a floor table, its log table and its trigger."""
+    t, log = f"bench_temporal_floor_{floor}", f"bench_temporal_floor_{floor}_log"
+    _, sqlite_body, pg_body = FLOORS[floor]
+    if vendor == "sqlite":
+        create = [
+            f"CREATE TABLE {t} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "name VARCHAR(100) NOT NULL, score INTEGER NOT NULL)",
+            f"CREATE TABLE {log} (log_id INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER, "
+            "name VARCHAR(100), score INTEGER, valid_from TEXT, valid_to TEXT)",
+            f"CREATE TRIGGER {t}_copy AFTER UPDATE ON {t} FOR EACH ROW BEGIN "
+            f"{sqlite_body.format(log=log)}; END",
+        ]
+        drop = [f"DROP TABLE {t}", f"DROP TABLE {log}"]
+    else:
+        create = [
+            f"CREATE TABLE {t} (id serial PRIMARY KEY, name varchar(100) NOT NULL, "
+            "score integer NOT NULL)",
+            f"CREATE TABLE {log} (log_id bigserial PRIMARY KEY, id integer, "
+            "name varchar(100), score integer, valid_from timestamptz, valid_to timestamptz)",
+            f"CREATE FUNCTION {t}_copy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"{pg_body.format(log=log)}; RETURN NULL; END $$",
+            f"CREATE TRIGGER {t}_copy AFTER UPDATE ON {t} REFERENCING NEW TABLE AS dorm_new "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {t}_copy()",
+        ]
+        drop = [f"DROP TABLE {t}", f"DROP TABLE {log}", f"DROP FUNCTION {t}_copy()"]
+    if floor == "copy":  # a bare log: no key, no index
+        create[1] = f"CREATE TABLE {log} (id integer, name varchar(100), score integer)"
+    else:
+        create.insert(2, f"CREATE INDEX {log}_idx ON {log} (id, valid_from)")
+    return create, drop
 
 
 def _models() -> tuple[Any, Any]:
@@ -56,6 +117,26 @@ def _models() -> tuple[Any, Any]:
         class Meta:
             app_label = "bench_temporal"
 
+    for floor in FLOORS:  # tables and triggers made by _floor_sql: the same columns
+        meta = type(
+            "Meta",
+            (),
+            {
+                "app_label": "bench_temporal",
+                "managed": False,
+                "db_table": f"bench_temporal_floor_{floor}",
+            },
+        )
+        FLOOR_MODELS[floor] = type(
+            f"Floor_{floor}",
+            (dorm.Model,),
+            {
+                "__module__": __name__,
+                "name": dorm.CharField(max_length=100),
+                "score": dorm.IntegerField(default=0),
+                "Meta": meta,
+            },
+        )
     return Tracked, Plain
 
 
@@ -130,7 +211,36 @@ def measure(tracked: Any, plain: Any) -> dict[str, float]:
         assert len(readers["tracked"]()) == BULK
         ratios.append(times["tracked"] / times["plain"])
     results["as_of_read"] = statistics.median(ratios)
+    for floor in FLOORS:
+        results[f"floor_{floor}"] = _update_floor(floor, plain)
     return results
+
+
+def _update_floor(floor: str, plain: Any) -> float:
+    """``update_filter`` of the plain model against the same update of a floor table."""
+    import dorm
+    from dorm.db.connection import get_connection
+
+    conn = get_connection()
+    model = FLOOR_MODELS[floor]
+    log = f"{model._meta.db_table}_log"
+    ratios = []
+    for round_ in range(ROUNDS):
+        times = {}
+        for m in (plain, model) if round_ % 2 == 0 else (model, plain):
+            _empty(m)
+            conn.execute(f"DELETE FROM {log}", ())
+            _seed(m, UPDATE * 2)
+            if m is model and floor != "copy":  # one open version per row
+                conn.execute(
+                    f"INSERT INTO {log} (id, name, score, valid_from) "
+                    f"SELECT id, name, score, '2000-01-01' FROM {model._meta.db_table}",
+                    (),
+                )
+            query = m.objects.filter(score__lt=UPDATE)
+            times[m.__name__] = _timed(lambda q=query: q.update(score=dorm.F("score") + 1))
+        ratios.append(times[model.__name__] / times[plain.__name__])
+    return statistics.median(ratios)
 
 
 def _run_vendor(settings: dict[str, Any], tracked: Any, plain: Any) -> dict[str, float]:
@@ -139,13 +249,23 @@ def _run_vendor(settings: dict[str, Any], tracked: Any, plain: Any) -> dict[str,
     from dorm.migrations.schema import SchemaEditor
 
     dorm.configure(DATABASES={"default": settings})
+    from dorm.db.connection import get_connection
+
+    vendor = get_connection().vendor
+    create_floor = [sql for floor in FLOORS for sql in _floor_sql(vendor, floor)[0]]
+    drop_floor = [sql for floor in FLOORS for sql in _floor_sql(vendor, floor)[1]]
     with SchemaEditor() as editor:
         editor.create_model(plain)
         editor.create_model(tracked)
         editor.create_model(tracked._temporal_model)
+        for sql in create_floor:
+            editor.execute(sql)
     try:
         return measure(tracked, plain)
     finally:
+        with SchemaEditor() as editor:
+            for sql in drop_floor:
+                editor.execute(sql)
         with SchemaEditor() as editor:
             editor.delete_model(tracked._temporal_model)
             editor.delete_model(tracked)
@@ -184,6 +304,9 @@ def main() -> int:
             ratio = table[vendor][name]
             cells.append(f"{ratio:.2f}x" + ("" if ratio <= target else " (over target)"))
         lines.append(f"| {name} | {target:.1f}x | " + " | ".join(cells) + " |")
+    for floor, (what, _, _) in FLOORS.items():
+        cells = " | ".join(f"{table[vendor][f'floor_{floor}']:.2f}x" for vendor in table)
+        lines.append(f"| floor_{floor}: a trigger that {what} | - | {cells} |")
     text = "\n".join(lines) + "\n"
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
