@@ -161,8 +161,8 @@ class Atomic(ContextDecorator):
                 "dorm_transaction_committed", alias=self.using, savepoint=True, duration=duration
             )
 
-    @staticmethod
-    def _end(db: Any, conn: Any, statement: str) -> None:
+    def _end(self, db: Any, conn: Any, statement: str) -> None:
+        # An instance method: dorm.contrib.two_phase ends its blocks with PREPARE TRANSACTION.
         if statement == "COMMIT":
             db._commit(conn)
         else:

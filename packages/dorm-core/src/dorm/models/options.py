@@ -88,6 +88,10 @@ class Options:
         self.get_latest_by = declared.get("get_latest_by")
         self.default_related_name = declared.get("default_related_name")
         self.managed = bool(declared.get("managed", True))
+        # Fields that every QuerySet.update() sets when the call does not: name -> a
+        # factory of the value or expression. Empty unless a plugin fills it from the
+        # dorm_class_prepared hook (dorm-saga bumps an optimistic-lock ``version``).
+        self.update_defaults: dict[str, Callable[[], Any]] = {}
         self.auto_created = declared.get("auto_created", False)
         self.local_fields: list[Field] = []
         self.local_many_to_many: list[Field] = []

@@ -646,6 +646,11 @@ class QuerySet(AsyncQuerySetMixin):
             raise TypeError("update() needs at least one field=value")
         assert self.model is not None
         opts = self.model._meta
+        if opts.update_defaults:
+            kwargs = {
+                **{n: make() for n, make in opts.update_defaults.items() if n not in kwargs},
+                **kwargs,
+            }
         values: list[tuple[Field, Any]] = []
         for name, value in kwargs.items():
             field = opts.get_concrete_field(name, "update()")
