@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-tasks: $(BENCH_STAMP)
 # dorm-temporal: a tracked table against the same untracked table, SQLite and PostgreSQL.
 bench-temporal: $(STAMP)
 	$(PY) bench/temporal.py
+
+# dorm-saga: two-phase commit, @idempotent and named_lock against the plain way.
+bench-saga: $(STAMP)
+	$(PY) bench/saga.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -186,6 +186,53 @@ def temporal_step() -> None:
     print(f"   history of the mug: {list(versions)}")
 
 
+def saga_step() -> None:
+    """dorm-saga: a saga compensated in reverse, and an inbox that drops a redelivery."""
+    step("dorm-saga: a failed saga compensated in reverse; a redelivered message skipped")
+    try:
+        from dorm.contrib.inbox import InboxRecord, idempotent
+        from dorm.contrib.saga import Saga, Step
+    except ImportError:
+        print("   dorm-saga is not installed (pip install dorm-saga)")
+        return
+
+    class Order(dorm.Model):
+        state = dorm.CharField(max_length=20)
+
+        class Meta:
+            app_label = "tour"
+
+    class Inbox(InboxRecord):
+        class Meta:
+            app_label = "tour"
+
+    with SchemaEditor() as editor:
+        editor.create_model(Order)
+        editor.create_model(Inbox)
+
+    def reserve(ctx: dict[str, Any]) -> None:
+        ctx["order"] = Order.objects.create(state="reserved").pk
+
+    def release(ctx: dict[str, Any]) -> None:
+        Order.objects.filter(pk=ctx["order"]).update(state="released")
+
+    def charge(ctx: dict[str, Any]) -> None:
+        raise RuntimeError("card declined")
+
+    run = Saga(steps=[Step("reserve", reserve, release), Step("charge", charge)]).run()
+    print(
+        f"   saga ok={run.ok}, failed at {run.failure[0] if run.failure else None!r}, "
+        f"compensated {run.compensated}"
+    )
+    print(f"   orders: {list(Order.objects.values_list('state', flat=True))}")
+
+    @idempotent(Inbox, handler_name="tour")
+    def on_paid(message_id: str) -> str:
+        return f"handled {message_id}"
+
+    print(f"   inbox: {on_paid('msg-1')!r}, redelivered: {on_paid('msg-1')!r}")
+
+
 def run() -> None:
     step(f"dorm {dorm.__version__}: the plugins this environment has")
     main(["plugins"])
@@ -232,6 +279,7 @@ def run() -> None:
     extra_fields_step()
     tasks_step()
     temporal_step()
+    saga_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     handler = logging.StreamHandler(sys.stdout)

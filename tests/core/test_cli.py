@@ -134,3 +134,15 @@ def test_console_script_runs_as_a_process() -> None:
     result = subprocess.run([str(script), "nope"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("dorm: unknown command 'nope'")
+
+
+def test_parse_age_for_older_than_options() -> None:
+    import datetime
+
+    from dorm.cli.command import parse_age
+
+    assert parse_age("90d") == datetime.timedelta(days=90)
+    assert parse_age(" 15 m ") == datetime.timedelta(minutes=15)
+    assert parse_age("2w") == datetime.timedelta(weeks=2)
+    with pytest.raises(ValueError, match="--keep '3 days': expected a number and a unit"):
+        parse_age("3 days", option="--keep")

@@ -35,3 +35,6 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "now:        [('cap', 1350), ('mug', 810)]" in out
     assert "as_of(before): [('cap', 1500), ('mug', 900)]" in out
     assert "history of the mug: [('insert', 900, None), ('update', 810, 'tour')]" in out
+    assert "saga ok=False, failed at 'charge', compensated ['reserve']" in out
+    assert "orders: ['released']" in out
+    assert "inbox: 'handled msg-1', redelivered: None" in out

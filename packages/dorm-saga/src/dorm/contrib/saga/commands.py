@@ -5,28 +5,20 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import re
 from typing import Any
 
+from dorm.cli.command import parse_age as _parse_age
 from dorm.cli.migration_commands import SettingsCommand
 from dorm.exceptions import CommandError
 
 __all__ = ["COMMANDS", "InboxCommand", "SagaCommand", "TwoPhaseCommand", "parse_age"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
 def parse_age(text: str, option: str = "--older-than") -> datetime.timedelta:
-    """``"90d"`` -> 90 days; units s, m, h, d, w.
-
-    :raises CommandError: not a whole number followed by one unit.
-    """
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
-    if match is None:
-        raise CommandError(
-            f"{option} {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 30d"
-        )
-    return datetime.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    """``"90d"`` -> 90 days (``dorm.cli.command.parse_age``), a ``CommandError`` if not."""
+    try:
+        return _parse_age(text, option)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _import_modules(names: list[str] | None) -> None:

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import sys
 from typing import Any
 
+from dorm.cli.command import parse_age
 from dorm.cli.migration_commands import SettingsCommand
 from dorm.exceptions import CommandError
 
 __all__ = ["COMMANDS", "TemporalCommand", "parse_age", "prune"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_age(text: str) -> datetime.timedelta:
-    """``"90d"`` -> 90 days; units s, m, h, d, w.
-
-    :raises ValueError: not a whole number followed by one unit.
-    """
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
-    if match is None:
-        raise ValueError(
-            f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 90d"
-        )
-    return datetime.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-
 
 def prune(
     model: Any, older_than: datetime.timedelta, batch_size: int = 1000, using: str = "default"
