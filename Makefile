@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-temporal: $(STAMP)
 # dorm-saga: two-phase commit, @idempotent and named_lock against the plain way.
 bench-saga: $(STAMP)
 	$(PY) bench/saga.py
+
+# dorm-async: the loader pattern against the N+1 loop and select_related, SQLite and PostgreSQL.
+bench-async: $(STAMP)
+	$(PY) bench/dataloaders.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

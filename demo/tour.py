@@ -186,6 +186,50 @@ def temporal_step() -> None:
     print(f"   history of the mug: {list(versions)}")
 
 
+def async_step() -> None:
+    """dorm-async: a loop's authors in one query; background tasks with an ExceptionGroup."""
+    step("dorm-async: a data loader turns the N+1 loop into one query; bounded background tasks")
+    try:
+        from dorm.contrib.background import BackgroundTasks
+        from dorm.contrib.dataloader import DataLoader
+        from dorm.contrib.sync_dataloader import SyncDataLoader
+    except ImportError:
+        print("   dorm-async is not installed (pip install dorm-async)")
+        return
+    import asyncio
+
+    from dorm.test import CaptureQueriesContext
+
+    notes = list(Note.objects.order_by("pk"))
+    loader: Any = SyncDataLoader(lambda ids: Author.objects.in_bulk(ids))
+    with CaptureQueriesContext() as queries:
+        for note in notes:
+            loader.load(note.author_id)
+        loader.flush()
+        names = [loader.load(note.author_id).name for note in notes]
+    print(f"   SyncDataLoader: the authors of {len(notes)} notes {names} in {len(queries)} query")
+
+    def mail(address: str) -> str:
+        if "@" not in address:
+            raise ValueError(f"not an address: {address!r}")
+        return address
+
+    async def main() -> None:
+        aloader: Any = DataLoader(lambda ids: Author.objects.ain_bulk(ids))
+        with CaptureQueriesContext() as aqueries:
+            await asyncio.gather(*(aloader.load(note.author_id) for note in notes))
+        print(f"   DataLoader: {len(notes)} loads in one tick, {len(aqueries)} query")
+        bg = BackgroundTasks(concurrency=2)
+        for address in ("ada@example.com", "nobody", "grace@example.com"):
+            bg.add(mail, address)  # a sync function: runs in a thread
+        try:
+            await bg.run()
+        except* ValueError as group:
+            print(f"   BackgroundTasks: {group.message}: {[str(e) for e in group.exceptions]}")
+
+    asyncio.run(main())
+
+
 def saga_step() -> None:
     """dorm-saga: a saga compensated in reverse, and an inbox that drops a redelivery."""
     step("dorm-saga: a failed saga compensated in reverse; a redelivered message skipped")
@@ -280,6 +324,7 @@ def run() -> None:
     tasks_step()
     temporal_step()
     saga_step()
+    async_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     handler = logging.StreamHandler(sys.stdout)

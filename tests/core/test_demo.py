@@ -38,3 +38,6 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "saga ok=False, failed at 'charge', compensated ['reserve']" in out
     assert "orders: ['released']" in out
     assert "inbox: 'handled msg-1', redelivered: None" in out
+    assert "SyncDataLoader: the authors of 2 notes ['Ada', 'Ada'] in 1 query" in out
+    assert "DataLoader: 2 loads in one tick, 1 query" in out
+    assert "1 of 3 tasks failed: [\"not an address: 'nobody'\"]" in out
