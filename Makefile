@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-saga: $(STAMP)
 # dorm-async: the loader pattern against the N+1 loop and select_related, SQLite and PostgreSQL.
 bench-async: $(STAMP)
 	$(PY) bench/dataloaders.py
+
+# dorm-security: anonymize_model at 10k and 100k rows against one hand-written UPDATE.
+bench-security: $(STAMP)
+	$(PY) bench/security.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -186,6 +186,71 @@ def temporal_step() -> None:
     print(f"   history of the mug: {list(versions)}")
 
 
+def security_step() -> None:
+    """dorm-security: mask a table in place, rotate a token, guard and rate-limit a call."""
+    step("dorm-security: anonymize in batches, rotate a token, permissions, rate limits")
+    try:
+        from dorm.contrib.anonymizer import anonymize_model
+        from dorm.contrib.auth.tokens import ShortLivedToken, TokenStore
+        from dorm.contrib.permissions import (
+            GroupMembership,
+            PermissionDenied,
+            PermissionGrant,
+            grant,
+            requires,
+        )
+        from dorm.contrib.rate_limit import RateLimited, TokenBucket, rate_limited
+    except ImportError:
+        print("   dorm-security is not installed (pip install dorm-security)")
+        return
+
+    class Customer(dorm.Model):
+        email = dorm.EmailField(unique=True, pii=True)
+        notes = dorm.TextField(default="")
+
+        class Meta:
+            app_label = "tour"
+
+    with SchemaEditor() as editor:
+        for model in (Customer, ShortLivedToken, PermissionGrant, GroupMembership):
+            editor.create_model(model)
+    Customer.objects.bulk_create(
+        [Customer(email=f"c{i}@shop.example", notes="calls at night") for i in range(5)]
+    )
+    changed = anonymize_model(
+        Customer, {"email": "random_email", "notes": "redact"}, batch_size=2, seed="tour"
+    )
+    first = Customer.objects.order_by("pk").first()
+    assert first is not None
+    print(f"   anonymized {changed} rows in batches of 2: {first.email}, {first.notes!r}")
+    store = TokenStore()
+    new, old = store.rotate(store.issue("customer:1"))
+    both = store.verify(old) == store.verify(new) == "customer:1"
+    print(f"   rotated a token; old and new both valid in the grace window: {both}")
+
+    @requires("customer.export")
+    def export(user: Any) -> str:
+        return "export.csv"
+
+    try:
+        export(first)
+    except PermissionDenied as exc:
+        print(f"   refused: {exc}")
+    grant(first, "customer.export")
+    print(f"   after grant(): {export(first)}")
+    bucket = TokenBucket(rate_per_second=1, burst=3)
+
+    @rate_limited(bucket, key=lambda user: user.pk)
+    def download(user: Any) -> str:
+        return "ok"
+
+    try:
+        for _ in range(5):
+            download(first)
+    except RateLimited as exc:
+        print(f"   4th download in a row: {exc}")
+
+
 def async_step() -> None:
     """dorm-async: a loop's authors in one query; background tasks with an ExceptionGroup."""
     step("dorm-async: a data loader turns the N+1 loop into one query; bounded background tasks")
@@ -325,6 +390,7 @@ def run() -> None:
     temporal_step()
     saga_step()
     async_step()
+    security_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     handler = logging.StreamHandler(sys.stdout)

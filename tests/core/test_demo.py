@@ -40,4 +40,9 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "inbox: 'handled msg-1', redelivered: None" in out
     assert "SyncDataLoader: the authors of 2 notes ['Ada', 'Ada'] in 1 query" in out
     assert "DataLoader: 2 loads in one tick, 1 query" in out
+    assert "anonymized 5 rows in batches of 2: anon." in out and "'[REDACTED]'" in out
+    assert "old and new both valid in the grace window: True" in out
+    assert "refused: user Customer object (1) (pk=1) lacks permission 'customer.export'" in out
+    assert "after grant(): export.csv" in out
+    assert "4th download in a row: rate limit of bucket 'default' exceeded" in out
     assert "1 of 3 tasks failed: [\"not an address: 'nobody'\"]" in out
