@@ -267,3 +267,19 @@ def test_max_prepared_transactions_zero_is_a_clear_error(dbs: Any, cluster: Any)
         cluster.admin("ALTER SYSTEM RESET max_prepared_transactions")
         cluster.restart()
     assert state(cluster) == ([], 10, [])
+
+
+def test_recovery_leaves_other_programs_prepared_transactions_alone(
+    dbs: Any, cluster: Any, capsys: Any
+) -> None:
+    import psycopg
+
+    with psycopg.connect(cluster.dsn("tp_primary"), autocommit=True) as conn:
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO orders (sku) VALUES ('foreign')")
+        conn.execute("PREPARE TRANSACTION 'billing_batch_7'")
+    assert main(["two-phase", "recover", "--older-than", "0s"]) == 0
+    assert "no prepared dorm transactions" in capsys.readouterr().out
+    assert state(cluster)[2] == ["billing_batch_7"]
+    sql(cluster, "tp_primary", "ROLLBACK PREPARED 'billing_batch_7'")
+    assert state(cluster) == ([], 10, [])
