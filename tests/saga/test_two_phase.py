@@ -264,7 +264,8 @@ def test_max_prepared_transactions_zero_is_a_clear_error(dbs: Any, cluster: Any)
             pytest.fail("the block must not run")
     finally:
         reset_connections()
-        cluster.admin("ALTER SYSTEM RESET max_prepared_transactions")
+        # The cluster keeps its settings in postgresql.auto.conf, which ALTER SYSTEM edits.
+        cluster.admin("ALTER SYSTEM SET max_prepared_transactions = 20")
         cluster.restart()
     assert state(cluster) == ([], 10, [])
 
