@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-async: $(STAMP)
 # dorm-security: anonymize_model at 10k and 100k rows against one hand-written UPDATE.
 bench-security: $(STAMP)
 	$(PY) bench/security.py
+
+# dorm-observability: overhead of metrics and tracing on core scenarios, SQLite and PostgreSQL.
+bench-observability: $(STAMP)
+	$(PY) bench/observability.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

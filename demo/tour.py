@@ -186,6 +186,63 @@ def temporal_step() -> None:
     print(f"   history of the mug: {list(versions)}")
 
 
+def observability_step() -> None:
+    """dorm-observability: an N+1 loop and its fix, metrics, a row cache, a slow transaction."""
+    step("dorm-observability: N+1 advice, Prometheus metrics, a row cache, slow transactions")
+    try:
+        from prometheus_client import CollectorRegistry
+
+        from dorm.contrib import prometheus, slow_tx
+        from dorm.contrib.nplusone import detect
+        from dorm.contrib.row_cache import RowCache
+    except ImportError:
+        print("   dorm-observability is not installed (pip install dorm-observability)")
+        return
+    registry = CollectorRegistry()
+    prometheus.install(registry)
+    with detect(log=False) as scope:
+        titles = [f"{note.title} by {note.author.name}" for note in Note.objects.all()]
+    finding = scope.findings[0]
+    print(f"   N+1: {finding.count} author reads for {len(titles)} notes -> .{finding.fix.code}")
+    with detect(log=False) as fixed:
+        titles = [f"{n.title} by {n.author.name}" for n in finding.fix.apply(Note.objects.all())]
+    print(f"   with the fix: {len(fixed.findings)} finding(s), {titles}")
+    labels = {"alias": "default", "operation": "select"}
+    count = registry.get_sample_value("dorm_queries_total", labels)
+    print(f"   dorm_queries_total{labels} = {count}")
+    prometheus.uninstall()
+
+    authors = RowCache(Author, maxsize=100)
+    ada = Author.objects.get(name="Ada")
+    authors.get(ada.pk)
+    authors.get(ada.pk)
+    Author.objects.filter(pk=ada.pk).update(name="Ada L.")
+    print(
+        f"   RowCache after an update: {authors.get(ada.pk).name!r}, "
+        f"hits={authors.hits} misses={authors.misses}"
+    )
+    Author.objects.filter(pk=ada.pk).update(name="Ada")
+    authors.close()
+
+    class ShowSlow(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            where: Any = getattr(record, "location", None)
+            duration: Any = getattr(record, "duration_ms", 0.0)
+            print(
+                f"   log {record.levelname} {record.name}: {duration:.0f} ms, "
+                f"opened at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}"
+            )
+
+    slow_tx.install(threshold_ms=50)
+    handler = ShowSlow()
+    logging.getLogger("dorm.contrib.slow_tx").addHandler(handler)
+    with transaction.atomic():
+        Note.objects.filter(stars__gte=5).count()
+        time.sleep(0.06)
+    logging.getLogger("dorm.contrib.slow_tx").removeHandler(handler)
+    slow_tx.uninstall()
+
+
 def security_step() -> None:
     """dorm-security: mask a table in place, rotate a token, guard and rate-limit a call."""
     step("dorm-security: anonymize in batches, rotate a token, permissions, rate limits")
@@ -391,6 +448,7 @@ def run() -> None:
     saga_step()
     async_step()
     security_step()
+    observability_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     handler = logging.StreamHandler(sys.stdout)

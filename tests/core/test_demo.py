@@ -45,4 +45,8 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "refused: user Customer object (1) (pk=1) lacks permission 'customer.export'" in out
     assert "after grant(): export.csv" in out
     assert "4th download in a row: rate limit of bucket 'default' exceeded" in out
+    assert 'N+1: 2 author reads for 2 notes -> .select_related("author")' in out
+    assert "with the fix: 0 finding(s), ['engines by Ada', 'hello by Ada']" in out
+    assert "RowCache after an update: 'Ada L.', hits=1 misses=2" in out
+    assert "log WARNING dorm.contrib.slow_tx:" in out
     assert "1 of 3 tasks failed: [\"not an address: 'nobody'\"]" in out
