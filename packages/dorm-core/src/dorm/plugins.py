@@ -90,6 +90,8 @@ _impls_cache: tuple[object, dict[tuple[str, ...], bool]] = (None, {})
 # hook name -> its implementations in call order, or None when one of them wraps the call;
 # kept beside _impls_cache and cleared with it.
 _plain_impls: tuple[object, dict[str, tuple[Any, ...] | None]] = (None, {})
+# hook name -> its implementations in call order, for notify(); cleared with the others.
+_observer_impls: tuple[object, dict[str, tuple[Any, ...]]] = (None, {})
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -238,10 +240,11 @@ def unregister(plugin: object) -> None:
 
 
 def _invalidate() -> None:
-    global _extensions, _impls_cache, _plain_impls
+    global _extensions, _impls_cache, _plain_impls, _observer_impls
     _extensions = None
     _impls_cache = (None, {})
     _plain_impls = (None, {})
+    _observer_impls = (None, {})
 
 
 def plugin_infos() -> list[PluginInfo]:
@@ -325,11 +328,18 @@ def notify(hook_name: str, **kwargs: Any) -> None:
     Every implementation runs even when an earlier one raised, so one broken tracer does
     not blind another, and the ORM operation being reported is never changed by a plugin.
     """
-    caller = getattr(get_plugin_manager().hook, hook_name)
-    impls = caller.get_hookimpls()
-    if not impls:
-        return
-    for impl in reversed(impls):  # pluggy's own call order: last registered first
+    global _observer_impls
+    pm = get_plugin_manager()
+    owner, known = _observer_impls
+    if owner is not pm:
+        known = {}
+        _observer_impls = (pm, known)
+    impls = known.get(hook_name)
+    if impls is None:
+        # pluggy rebuilds its impl list on every call; post_query runs per statement.
+        # Last registered first, pluggy's own call order.
+        impls = known[hook_name] = tuple(reversed(getattr(pm.hook, hook_name).get_hookimpls()))
+    for impl in impls:
         try:
             result = impl.function(*[kwargs[arg] for arg in impl.argnames])
             if result is not None and isawaitable(result):
