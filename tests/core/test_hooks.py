@@ -422,6 +422,40 @@ def test_hook_dorm_post_query() -> None:
     )
 
 
+def test_hook_dorm_query_failed(tmp_path: Any, fresh_settings: Any) -> None:
+    """Sent from the statement path on failure only: a receiver on the alias and a plugin
+    impl both get the dorm error; a statement that succeeds sends nothing."""
+    import dorm
+    from dorm.db.connection import get_connection
+    from dorm.exceptions import OperationalError
+
+    dorm.configure(DATABASES={"default": {"ENGINE": "sqlite", "NAME": str(tmp_path / "f.db")}})
+    received: list[dict[str, Any]] = []
+
+    def on_failure(signal: signals.Signal, **got: Any) -> None:
+        received.append(got)
+
+    signals.query_failed.connect(on_failure, sender="default", weak=False)
+    try:
+        calls = _recorder("dorm_query_failed")
+        conn = get_connection()
+        assert conn.fetchone("SELECT 1") == (1,)
+        assert received == [] and calls == []
+        with pytest.raises(OperationalError, match="no such table") as caught:
+            conn.fetchall("SELECT * FROM missing_table")
+    finally:
+        signals.query_failed.disconnect(on_failure, sender="default")
+    expected = {
+        "alias": "default",
+        "vendor": "sqlite",
+        "sql": "SELECT * FROM missing_table",
+        "error": caught.value,
+        "sqlstate": None,
+    }
+    assert received == [{"sender": "default", **expected}]
+    assert calls == [expected]
+
+
 # --- transactions -----------------------------------------------------------------------
 
 

@@ -27,7 +27,15 @@ import pluggy
 if TYPE_CHECKING:
     from dorm.cli.command import Command
 
-__all__ = ["OBSERVER_HOOKS", "PROJECT", "DBType", "SQLRenderer", "hookspec", "spec_names"]
+__all__ = [
+    "OBSERVER_HOOKS",
+    "PROJECT",
+    "DBType",
+    "SQLRenderer",
+    "ValueSchema",
+    "hookspec",
+    "spec_names",
+]
 
 PROJECT = "dorm"
 
@@ -38,6 +46,7 @@ OBSERVER_HOOKS = frozenset(
     {
         "dorm_pre_query",
         "dorm_post_query",
+        "dorm_query_failed",
         "dorm_transaction_started",
         "dorm_transaction_committed",
         "dorm_transaction_rolled_back",
@@ -50,6 +59,8 @@ OBSERVER_HOOKS = frozenset(
 SQLRenderer = Callable[[Any, Any, Any], tuple[str, list[object]]]
 # A column type for one vendor: a literal type or a function of (field, connection).
 DBType = str | Callable[[Any, Any], str]
+# How a field's values look outside the database: (field) -> description dict.
+ValueSchema = Callable[[Any], dict[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------
@@ -172,6 +183,29 @@ def dorm_register_field_types() -> list[tuple[type, str, DBType]]:
     Thread: as ``dorm_register_lookups``.
     Returns: a list of ``(field_class, vendor, db_type)`` triples; the same (field class,
     vendor) from two owners raises PluginConflictError naming both.
+    On error: PluginError naming the plugin; no registration of any plugin is applied.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def dorm_register_value_schemas() -> list[tuple[type, ValueSchema]]:
+    """Return how the values of field classes look outside the database.
+
+    Serializers and schema exporters (MessagePack, JSON, JSON Schema, OpenAPI, Avro) read
+    this to carry a plugin field's values and describe them. ``describe(field)`` returns
+    a dict: ``"type"`` is the carrier, one of ``"string"``, ``"integer"``, ``"number"``,
+    ``"decimal"``, ``"boolean"``, ``"json"``; optional ``"max_length"``, ``"max_digits"``
+    and ``"decimal_places"`` bound it; optional ``"json_schema"`` holds extra JSON Schema
+    2020-12 keywords (``pattern``, ``format``, ``enum``, ``description``, ...). A value
+    travels as ``field.get_db_prep_value(value)`` coerced to the carrier and comes back
+    through ``field.to_python(carried)``. A subclass uses its nearest registered base.
+
+    Fires: once per consumer's registry build, on first need and after a plugin is
+    registered or unregistered.
+    Thread: whichever thread first needs the registry.
+    Returns: a list of ``(field_class, describe)`` pairs; the same field class from two
+    owners raises PluginConflictError naming both.
     On error: PluginError naming the plugin; no registration of any plugin is applied.
     """
     raise NotImplementedError
@@ -311,6 +345,27 @@ def dorm_post_query(
     Thread: the same thread, or event loop, as ``dorm_pre_query``.
     Returns: None (ignored).
     On error: logged on ``dorm.plugins`` (observer hook); the statement's result stands.
+    """
+
+
+@hookspec
+def dorm_query_failed(
+    alias: str, vendor: str, sql: str, error: BaseException, sqlstate: str | None
+) -> None:
+    """Report that a statement sent to ``alias`` failed.
+
+    ``error`` is the dorm exception the caller gets (sensitive values masked);
+    ``sqlstate`` is the server's SQLSTATE code, or None when the driver has none (a lost
+    connection, SQLite). Unlike ``dorm_post_query`` this costs nothing on success, so a
+    plugin that only watches failures (a router marking a server stale) leaves the
+    statement path untouched.
+
+    Fires: once per failed statement (a retried one fails twice), before the error
+    reaches the caller; never for a statement that succeeds.
+    Thread: the thread, or event loop, that ran the statement.
+    Returns: None (ignored).
+    On error: logged on ``dorm.plugins`` (observer hook); the caller gets the statement's
+    error.
     """
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "pre_query",
     "pre_save",
     "queryset_deleted",
+    "query_failed",
     "queryset_updated",
     "receiver",
 ]
@@ -179,7 +180,7 @@ class Signal:
 
     def _send_observed(self, sender: object, named: dict[str, Any]) -> list[tuple[Receiver, Any]]:
         responses: list[tuple[Receiver, Any]] = []
-        for fn in self._live(sender):
+        for fn in self._live(sender) if self._receivers else ():
             try:
                 response = fn(signal=self, sender=sender, **named)
                 if response is not None and plugins.isawaitable(response):
@@ -223,6 +224,8 @@ queryset_deleted = Signal("dorm_queryset_deleted")
 #: Sent with ``sender=<alias>``; ``params`` are masked. Receivers only observe.
 pre_query = Signal("dorm_pre_query", observer=True)
 post_query = Signal("dorm_post_query", observer=True)
+#: Sent with ``sender=<alias>`` only when a statement failed; receivers only observe.
+query_failed = Signal("dorm_query_failed", observer=True)
 
 
 def queries_observed(alias: str) -> bool:

@@ -9,6 +9,11 @@ The binaries are looked up in ``DORM_PG_BINDIR``, then the newest
 ``/usr/lib/postgresql/<version>/bin`` (Debian and Ubuntu), then ``initdb`` on ``PATH``.
 PostgreSQL refuses to run as root; under root the binaries run as the ``postgres`` user.
 The superuser of the cluster is ``dorm``, authenticated by ``trust`` (no password).
+
+``cluster.start_replica()`` makes a streaming hot standby of a running cluster: a copy
+taken with ``pg_basebackup -R`` (initdb's ``pg_hba.conf`` already trusts replication
+connections from 127.0.0.1), started on its own loopback port; it returns once the
+primary reports the standby as streaming. ``promote()`` turns a standby into a primary.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +116,8 @@ class PgCluster:
     running: bool = False
     # True for benchmarks that must pay for durability (fsync, synchronous commit).
     durable: bool = False
+    # More ``postgresql.auto.conf`` settings (name -> value as written in the file).
+    extra_settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def datadir(self) -> Path:
@@ -179,6 +187,7 @@ class PgCluster:
             "synchronous_commit": "on" if self.durable else "off",
             "full_page_writes": "on" if self.durable else "off",
             "timezone": "'UTC'",
+            **self.extra_settings,
         }
         conf = self.datadir / "postgresql.auto.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
@@ -191,6 +200,69 @@ class PgCluster:
             return self.logfile.read_text()[-2000:]
         except OSError:
             return ""
+
+    def start_replica(self, timeout: float = 60.0) -> PgCluster:
+        """Start a streaming hot standby of this running cluster on a free loopback port.
+
+        The copy is taken with ``pg_basebackup -R`` (which writes ``standby.signal``); the
+        standby connects with ``application_name`` set to its directory's name and this
+        returns once ``pg_stat_replication`` here shows it streaming.
+
+        :raises RuntimeError: the copy failed, or the standby did not start or stream
+            within ``timeout`` seconds (the message holds the standby's log).
+        """
+        replica = PgCluster(self.bindir, durable=self.durable)
+        name = re.sub(r"[^a-z0-9_]", "_", replica.root.name.lower())
+        replica.extra_settings = {
+            **self.extra_settings,
+            "primary_conninfo": f"'host=127.0.0.1 port={self.port} user={PG_USER} "
+            f"application_name={name}'",
+        }
+        demote = _drop_privileges()
+        replica.root.chmod(0o700)
+        if demote is not None:
+            os.chown(replica.root, demote.uid, demote.gid)  # type: ignore[attr-defined]
+        try:
+            replica._run(
+                "pg_basebackup",
+                *("-D", str(replica.datadir), "-h", "127.0.0.1", "-p", str(self.port)),
+                *("-U", PG_USER, "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+            )
+        except subprocess.CalledProcessError as exc:
+            replica.stop()
+            raise RuntimeError(f"pg_basebackup failed: {exc.stderr.strip()}") from exc
+        replica.port = _free_port()
+        replica._write_config()
+        result = replica._pg_ctl("-t", str(int(timeout)), "start", check=False)
+        if result.returncode != 0:
+            detail = result.stderr + replica._log_tail()
+            replica.stop()
+            raise RuntimeError(f"the standby did not start: {detail}")
+        replica.running = True
+        atexit.register(replica.stop)
+        self._wait_streaming(replica, name, timeout)
+        return replica
+
+    def _wait_streaming(self, replica: PgCluster, name: str, timeout: float) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT state FROM pg_stat_replication WHERE application_name = %s", (name,)
+                ).fetchone()
+                if row is not None and row[0] == "streaming":
+                    return
+                if time.monotonic() > deadline:
+                    log = replica._log_tail()
+                    replica.stop()
+                    raise RuntimeError(f"the standby is not streaming after {timeout:g}s: {log}")
+                time.sleep(0.05)
+
+    def promote(self) -> None:
+        """Promote this hot standby to a primary; returns when it accepts writes."""
+        self._pg_ctl("-t", "60", "promote")
 
     def restart(self) -> None:
         """Restart the server in place (same port): open connections are cut."""

@@ -495,14 +495,18 @@ class BaseDatabaseWrapper:
                     cursor.execute(sql, params)
             except Exception as exc:
                 failed = self._failed(exc, blocks, params, sensitive, many)
+                self._query_failed(sql, exc, failed)
                 raise failed from _cause(failed, exc)
             return
         shown: Sequence[object] = ()
         if has_hooks:
             shown = self._shown(params, sensitive, many)
-            signals.pre_query.send(
-                sender=self.alias, alias=self.alias, vendor=self.vendor, sql=sql, params=shown
-            )
+            # Observers usually want only the end of a statement (its duration): no
+            # pre_query send for them.
+            if signals.pre_query.has_listeners(self.alias):
+                signals.pre_query.send(
+                    sender=self.alias, alias=self.alias, vendor=self.vendor, sql=sql, params=shown
+                )
         start = time.perf_counter()
         error: BaseException | None = None
         try:
@@ -512,6 +516,7 @@ class BaseDatabaseWrapper:
                 cursor.execute(sql, params)
         except Exception as exc:
             error = self._failed(exc, blocks, params, sensitive, many)
+            self._query_failed(sql, exc, error)
             raise error from _cause(error, exc)
         finally:
             duration = time.perf_counter() - start
@@ -538,6 +543,18 @@ class BaseDatabaseWrapper:
                 text = mask_message(text, row, sensitive)
             error = type(error)(text)
         return error
+
+    def _query_failed(self, sql: str, exc: Exception, error: BaseException) -> None:
+        """Send ``query_failed`` (and its hook) when anything listens: error path only."""
+        if signals.query_failed.has_listeners(self.alias):
+            signals.query_failed.send(
+                sender=self.alias,
+                alias=self.alias,
+                vendor=self.vendor,
+                sql=sql,
+                error=error,
+                sqlstate=getattr(exc, "sqlstate", None),
+            )
 
     @staticmethod
     def _shown(
@@ -572,7 +589,7 @@ class BaseDatabaseWrapper:
                 f"; error={error}" if error is not None else "",
                 extra={"duration": duration, "sql": sql, "params": shown, "alias": self.alias},
             )
-        if has_hooks:
+        if has_hooks and signals.post_query.has_listeners(self.alias):
             signals.post_query.send(
                 sender=self.alias,
                 alias=self.alias,
@@ -715,6 +732,7 @@ class BaseDatabaseWrapper:
                     cur.execute(sql, params)
                 except Exception as exc:
                     failed = self._failed(exc, blocks, params, sensitive, False)
+                    self._query_failed(sql, exc, failed)
                     raise failed from _cause(failed, exc)
             try:
                 if mode == "all":
