@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability bench-serializers clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench-security: $(STAMP)
 # dorm-observability: overhead of metrics and tracing on core scenarios, SQLite and PostgreSQL.
 bench-observability: $(STAMP)
 	$(PY) bench/observability.py
+
+# dorm-serializers: stream_msgpack against json.dumps over values() and msgpack over raw tuples.
+bench-serializers: $(STAMP)
+	$(PY) bench/serializers.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -243,6 +243,52 @@ def observability_step() -> None:
     slow_tx.uninstall()
 
 
+def serializers_step() -> None:
+    """dorm-serializers: a QuerySet streamed as MessagePack and read back; its schemas."""
+    step("dorm-serializers: stream a table as MessagePack, read it back, export its schemas")
+    try:
+        from dorm.contrib.serializers import (
+            avro_schema_for,
+            iter_msgpack,
+            openapi_schema_for,
+            stream_msgpack,
+        )
+    except ImportError:
+        print("   dorm-serializers is not installed (pip install dorm-serializers)")
+        return
+    import decimal
+
+    class Invoice(dorm.Model):
+        number = dorm.CharField(max_length=12)
+        total = dorm.DecimalField(max_digits=10, decimal_places=2)
+        issued = dorm.DateTimeField()
+
+        class Meta:
+            app_label = "tour"
+
+    with SchemaEditor() as editor:
+        editor.create_model(Invoice)
+    issued = datetime.datetime(2026, 1, 31, 12, 0, tzinfo=datetime.UTC)
+    Invoice.objects.bulk_create(
+        [
+            Invoice(
+                number=f"F-{i:04d}",
+                total=decimal.Decimal(i) * 10 + decimal.Decimal("0.99"),
+                issued=issued,
+            )
+            for i in range(1, 2001)
+        ]
+    )
+    chunks = list(stream_msgpack(Invoice.objects.all(), chunk_rows=500))
+    data = b"".join(chunks)
+    print(f"   {Invoice.objects.count()} rows -> {len(chunks)} chunks, {len(data):,} bytes")
+    last = list(iter_msgpack(data, Invoice))[-1]
+    print(f"   read back: {last.number} {last.total!r} {last.issued.isoformat()}")
+    price = openapi_schema_for(Invoice)["properties"]["total"]
+    print(f"   OpenAPI total: {price['type']} matching {price['pattern']}")
+    print(f"   Avro total: {avro_schema_for(Invoice)['fields'][2]['type']}")
+
+
 def security_step() -> None:
     """dorm-security: mask a table in place, rotate a token, guard and rate-limit a call."""
     step("dorm-security: anonymize in batches, rotate a token, permissions, rate limits")
@@ -449,6 +495,7 @@ def run() -> None:
     async_step()
     security_step()
     observability_step()
+    serializers_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     handler = logging.StreamHandler(sys.stdout)

@@ -49,4 +49,7 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "with the fix: 0 finding(s), ['engines by Ada', 'hello by Ada']" in out
     assert "RowCache after an update: 'Ada L.', hits=1 misses=2" in out
     assert "log WARNING dorm.contrib.slow_tx:" in out
+    assert "2000 rows -> 4 chunks" in out
+    assert "read back: F-2000 Decimal('20000.99') 2026-01-31T12:00:00+00:00" in out
+    assert "Avro total: {'type': 'bytes', 'logicalType': 'decimal'" in out
     assert "1 of 3 tasks failed: [\"not an address: 'nobody'\"]" in out

@@ -76,6 +76,7 @@ def test_dorm_fields_implements_no_save_hook() -> None:
         "dorm_connection_created",
         "dorm_register_field_types",
         "dorm_register_lookups",
+        "dorm_register_value_schemas",
     ]
 
 

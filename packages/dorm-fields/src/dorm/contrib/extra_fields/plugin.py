@@ -15,13 +15,19 @@ from dorm.contrib.extra_fields.network import (
     NetContains,
     sqlite_net_contains,
 )
-from dorm.hookspecs import DBType
+from dorm.contrib.extra_fields.value_schemas import value_schemas
+from dorm.hookspecs import DBType, ValueSchema
 from dorm.plugins import hookimpl
 
 
 @hookimpl
 def dorm_register_field_types() -> list[tuple[type, str, DBType]]:
     return column_types()
+
+
+@hookimpl
+def dorm_register_value_schemas() -> list[tuple[type, ValueSchema]]:
+    return value_schemas()
 
 
 @hookimpl
