@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability bench-serializers clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability bench-serializers bench-routing clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ bench-observability: $(STAMP)
 # dorm-serializers: stream_msgpack against json.dumps over values() and msgpack over raw tuples.
 bench-serializers: $(STAMP)
 	$(PY) bench/serializers.py
+
+# dorm-routing: reads through ActivePassiveRouter against a fixed-alias router (primary + standby).
+bench-routing: $(STAMP)
+	$(PY) bench/routing.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache
