@@ -445,6 +445,43 @@ def saga_step() -> None:
     print(f"   inbox: {on_paid('msg-1')!r}, redelivered: {on_paid('msg-1')!r}")
 
 
+def routing_step() -> None:
+    """dorm-routing: a primary and a streaming standby behind ActivePassiveRouter."""
+    step("dorm-routing: writes to the primary, reads to a streaming standby (two servers)")
+    try:
+        from dorm.contrib.active_passive import ActivePassiveRouter
+    except ImportError:
+        print("   dorm-routing is not installed (pip install dorm-routing)")
+        return
+    from dorm.test.postgres import PostgresUnavailableError, start_cluster
+
+    try:
+        primary = start_cluster()
+    except PostgresUnavailableError as exc:
+        print(f"   needs the PostgreSQL server binaries: {exc}")
+        return
+    standby = None
+    router = ActivePassiveRouter(aliases=["node_a", "node_b"], sticky_seconds=1.0)
+    try:
+        standby = primary.start_replica()
+        dorm.configure(
+            DATABASES={
+                "default": primary.settings("postgres"),
+                "node_a": primary.settings("postgres"),
+                "node_b": standby.settings("postgres"),
+            },
+            DATABASE_ROUTERS=[router],
+        )
+        print(f"   roles: {[(s.alias, s.role) for s in router.status()]}")
+        print(f"   writes -> {router.primary}, reads -> {router.db_for_read(Note)}")
+    finally:
+        router.close()
+        reset_connections()
+        if standby is not None:
+            standby.stop()
+        primary.stop()
+
+
 def run() -> None:
     step(f"dorm {dorm.__version__}: the plugins this environment has")
     main(["plugins"])
@@ -513,6 +550,7 @@ def run() -> None:
     plugins.unregister("audit")
     reset_connections()
     shutil.rmtree(workdir, ignore_errors=True)
+    routing_step()
 
 
 if __name__ == "__main__":

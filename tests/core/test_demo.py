@@ -52,4 +52,11 @@ def test_tour_runs_and_shows_real_results() -> None:
     assert "2000 rows -> 4 chunks" in out
     assert "read back: F-2000 Decimal('20000.99') 2026-01-31T12:00:00+00:00" in out
     assert "Avro total: {'type': 'bytes', 'logicalType': 'decimal'" in out
+    from dorm.test.postgres import find_pg_bindir
+
+    if find_pg_bindir() is not None:
+        assert "roles: [('node_a', 'primary'), ('node_b', 'replica')]" in out
+        assert "writes -> node_a, reads -> node_b" in out
+    else:
+        assert "needs the PostgreSQL server binaries" in out
     assert "1 of 3 tasks failed: [\"not an address: 'nobody'\"]" in out
