@@ -474,8 +474,11 @@ class BaseDatabaseWrapper:
         params: Sequence[Any],
         sensitive: Sequence[int] | None,
         many: bool,
+        observed: bool | None = None,
     ) -> None:
-        """Execute on ``cursor`` with logging, query hooks, capture and error translation."""
+        """Execute on ``cursor`` with logging, query hooks, capture and error translation.
+
+        ``observed``: ``signals.queries_observed()`` when the caller has just asked it."""
         blocks = self.state.blocks
         if blocks and blocks[-1].rollback and not sql.startswith(_TRANSACTION_STATEMENTS):
             # As in Django: after an error (or set_rollback(True)) the block is doomed; a
@@ -485,7 +488,7 @@ class BaseDatabaseWrapper:
                 f"statements can run until the end of the atomic() block (wrap the statement "
                 f"that may fail in its own atomic() to recover from its error)"
             )
-        has_hooks = signals.queries_observed(self.alias)
+        has_hooks = signals.queries_observed(self.alias) if observed is None else observed
         if not (has_hooks or self._captures or logger.isEnabledFor(logging.DEBUG)):
             # Nothing observes this statement (the common case): no clock, no report.
             try:
@@ -589,8 +592,24 @@ class BaseDatabaseWrapper:
                 f"; error={error}" if error is not None else "",
                 extra={"duration": duration, "sql": sql, "params": shown, "alias": self.alias},
             )
-        if has_hooks and signals.post_query.has_listeners(self.alias):
+        if not has_hooks:
+            return
+        if signals.post_query._receivers:
             signals.post_query.send(
+                sender=self.alias,
+                alias=self.alias,
+                vendor=self.vendor,
+                sql=sql,
+                params=shown,
+                duration=duration,
+                rowcount=rowcount,
+                error=error,
+            )
+        elif plugins.has_impls("dorm_post_query"):
+            # Plugin observers only (metrics, tracing): the hook, without the signal's
+            # receiver bookkeeping; the same arguments and error policy.
+            plugins.notify(
+                "dorm_post_query",
                 sender=self.alias,
                 alias=self.alias,
                 vendor=self.vendor,
@@ -719,13 +738,15 @@ class BaseDatabaseWrapper:
             raise translate_error(exc) from exc
         try:
             blocks = state.blocks
+            observed = signals.queries_observed(self.alias)
             if (
                 (blocks and blocks[-1].rollback)
                 or self._captures
-                or signals.queries_observed(self.alias)
+                or observed
                 or logger.isEnabledFor(logging.DEBUG)
             ):
-                self._run(cur, sql, params, sensitive, False)  # checks, hooks, log, capture
+                # Checks, hooks, log, capture.
+                self._run(cur, sql, params, sensitive, False, observed)
             else:
                 # Nothing observes this statement (the common case): _run's quiet path.
                 try:
