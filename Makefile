@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability bench-serializers bench-routing clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability bench-serializers bench-routing bench-pgvector clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ bench-serializers: $(STAMP)
 # dorm-routing: reads through ActivePassiveRouter against a fixed-alias router (primary + standby).
 bench-routing: $(STAMP)
 	$(PY) bench/routing.py
+
+# dorm-pgvector: k-NN (exact and HNSW) and rerank against the raw driver; recall@10.
+bench-pgvector: $(STAMP)
+	$(PY) bench/pgvector.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

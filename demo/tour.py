@@ -289,6 +289,48 @@ def serializers_step() -> None:
     print(f"   Avro total: {avro_schema_for(Invoice)['fields'][2]['type']}")
 
 
+def pgvector_step() -> None:
+    """dorm-pgvector: nearest neighbours by cosine distance, then a hybrid rerank."""
+    step("dorm-pgvector: k-NN with CosineDistance, and rerank() fusing vector and text")
+    try:
+        from dorm.contrib.pgvector import CosineDistance, SearchVectorField, VectorField
+        from dorm.contrib.pgvector.reranker import rerank
+    except ImportError:
+        print("   dorm-pgvector is not installed (pip install dorm-pgvector)")
+        return
+
+    class Snippet(dorm.Model):
+        text = dorm.CharField(max_length=60)
+        embedding = VectorField(dimensions=3)
+        search_vector = SearchVectorField(source_fields=["text"])
+
+        class Meta:
+            app_label = "tour"
+
+    with SchemaEditor() as editor:
+        editor.create_model(Snippet)
+    Snippet.objects.bulk_create(
+        [
+            Snippet(text="vector search in postgres", embedding=[0.9, 0.1, 0.0]),
+            Snippet(text="search engines rank text", embedding=[0.5, 0.5, 0.2]),
+            Snippet(text="a recipe for pasta", embedding=[0.0, 0.2, 0.9]),
+        ]
+    )
+    q = [1.0, 0.3, 0.0]
+    nearest = Snippet.objects.annotate(d=CosineDistance("embedding", q)).order_by("d")[:2]
+    print(f"   nearest: {[(s.text, round(s.d, 3)) for s in nearest]}")
+    hits = rerank(
+        Snippet,
+        vector_field="embedding",
+        text_field_tsv="search_vector",
+        query_vector=q,
+        query_text="search rank",
+        weight_vector=0.5,
+        limit=2,
+    )
+    print(f"   rerank:  {[(s.text, round(s.score, 3)) for s in hits]}")
+
+
 def security_step() -> None:
     """dorm-security: mask a table in place, rotate a token, guard and rate-limit a call."""
     step("dorm-security: anonymize in batches, rotate a token, permissions, rate limits")
@@ -533,6 +575,7 @@ def run() -> None:
     security_step()
     observability_step()
     serializers_step()
+    pgvector_step()
 
     step("a broken observer hook is logged, never raised (see docs/hooks.md)")
     handler = logging.StreamHandler(sys.stdout)

@@ -59,4 +59,6 @@ def test_tour_runs_and_shows_real_results() -> None:
         assert "writes -> node_a, reads -> node_b" in out
     else:
         assert "needs the PostgreSQL server binaries" in out
+    assert "nearest: [('vector search in postgres', 0.016), ('search engines rank text'" in out
+    assert "rerank:  [('search engines rank text', 0.926)" in out
     assert "1 of 3 tasks failed: [\"not an address: 'nobody'\"]" in out

@@ -192,7 +192,15 @@ class SchemaEditor:
         by_name = {f.name: f for f in fields}
         return [(by_name[n] if n in by_name else model._meta.get_field(n)).column for n in names]
 
-    def index_sql(self, model: type[Model], index: Index, fields: Sequence[Field] = ()) -> str:
+    def index_sql(
+        self, model: type[Model], index: Index, fields: Sequence[Field] = ()
+    ) -> str | None:
+        """CREATE INDEX for ``index``; an index class of a plugin (HNSW, say) renders its
+        own through ``create_sql(schema_editor, model, fields)``, which returns None on a
+        vendor that has no such index (nothing is created there)."""
+        custom = getattr(index, "create_sql", None)
+        if custom is not None:
+            return custom(self, model, fields)  # type: ignore[no-any-return]
         qn = self.quote_name
         table = model._meta.db_table
         names = [name for name, _order in index.field_orders()]
@@ -241,7 +249,10 @@ class SchemaEditor:
         conditional unique constraints."""
         table = model._meta.db_table
         statements = [self.field_index_sql(table, f) for f in fields if _has_index(f)]
-        statements += [self.index_sql(model, index, fields) for index in indexes]
+        for index in indexes:
+            statement = self.index_sql(model, index, fields)
+            if statement is not None:
+                statements.append(statement)
         statements += [
             self.partial_unique_sql(model, c, fields)
             for c in constraints
@@ -519,9 +530,13 @@ class SchemaEditor:
             self.execute(self.field_index_sql(table, new_field))
 
     def add_index(self, model: type[Model], index: Index) -> None:
-        self.execute(self.index_sql(model, index))
+        statement = self.index_sql(model, index)
+        if statement is not None:
+            self.execute(statement)
 
     def remove_index(self, model: type[Model], index: Index) -> None:
+        if getattr(index, "create_sql", None) is not None and self.index_sql(model, index) is None:
+            return  # a plugin's index that this vendor never created
         self.execute(f"DROP INDEX {self.quote_name(self.index_name(model, index))}")
 
     @_reports_alteration
