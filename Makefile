@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dorm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability bench-serializers bench-routing bench-pgvector clean
+.PHONY: demo test lint wheels bench bench-tasks bench-temporal bench-saga bench-async bench-security bench-observability bench-serializers bench-routing bench-pgvector bench-startup clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-routing: $(STAMP)
 # dorm-pgvector: k-NN (exact and HNSW) and rerank against the raw driver; recall@10.
 bench-pgvector: $(STAMP)
 	$(PY) bench/pgvector.py
+
+# import dorm, loading every installed plugin, and dorm --help.
+bench-startup: $(STAMP)
+	$(PY) bench/startup.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

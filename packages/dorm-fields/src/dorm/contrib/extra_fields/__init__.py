@@ -21,18 +21,85 @@ Usage::
 
 from __future__ import annotations
 
-from dorm.contrib.extra_fields.color import ColorField
-from dorm.contrib.extra_fields.country import Country, CountryField
-from dorm.contrib.extra_fields.exceptions import CurrencyMismatchError
-from dorm.contrib.extra_fields.money import Money, MoneyField
-from dorm.contrib.extra_fields.network import IPRangeField
-from dorm.contrib.extra_fields.paths import PathField
-from dorm.contrib.extra_fields.percentage import PercentageField
-from dorm.contrib.extra_fields.phone import PhoneField
-from dorm.contrib.extra_fields.schema import JSONSchemaField
-from dorm.contrib.extra_fields.semver import SemVer, SemverField
-from dorm.contrib.extra_fields.slug import autoslug, slugify
-from dorm.contrib.extra_fields.timezone import TimezoneField
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dorm.contrib.extra_fields.color import (
+        ColorField,
+    )
+    from dorm.contrib.extra_fields.country import (
+        Country,
+        CountryField,
+    )
+    from dorm.contrib.extra_fields.exceptions import (
+        CurrencyMismatchError,
+    )
+    from dorm.contrib.extra_fields.money import (
+        Money,
+        MoneyField,
+    )
+    from dorm.contrib.extra_fields.network import (
+        IPRangeField,
+    )
+    from dorm.contrib.extra_fields.paths import (
+        PathField,
+    )
+    from dorm.contrib.extra_fields.percentage import (
+        PercentageField,
+    )
+    from dorm.contrib.extra_fields.phone import (
+        PhoneField,
+    )
+    from dorm.contrib.extra_fields.schema import (
+        JSONSchemaField,
+    )
+    from dorm.contrib.extra_fields.semver import (
+        SemVer,
+        SemverField,
+    )
+    from dorm.contrib.extra_fields.slug import (
+        autoslug,
+        slugify,
+    )
+    from dorm.contrib.extra_fields.timezone import (
+        TimezoneField,
+    )
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
+_EXPORTS = {
+    "ColorField": "dorm.contrib.extra_fields.color",
+    "Country": "dorm.contrib.extra_fields.country",
+    "CountryField": "dorm.contrib.extra_fields.country",
+    "CurrencyMismatchError": "dorm.contrib.extra_fields.exceptions",
+    "Money": "dorm.contrib.extra_fields.money",
+    "MoneyField": "dorm.contrib.extra_fields.money",
+    "IPRangeField": "dorm.contrib.extra_fields.network",
+    "PathField": "dorm.contrib.extra_fields.paths",
+    "PercentageField": "dorm.contrib.extra_fields.percentage",
+    "PhoneField": "dorm.contrib.extra_fields.phone",
+    "JSONSchemaField": "dorm.contrib.extra_fields.schema",
+    "SemVer": "dorm.contrib.extra_fields.semver",
+    "SemverField": "dorm.contrib.extra_fields.semver",
+    "autoslug": "dorm.contrib.extra_fields.slug",
+    "slugify": "dorm.contrib.extra_fields.slug",
+    "TimezoneField": "dorm.contrib.extra_fields.timezone",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __version__ = "1.0.0"
 

@@ -21,17 +21,53 @@ without costs, row estimates or node ids.
 
 from __future__ import annotations
 
-from dorm.contrib.plan_drift.drift import (
-    HISTORY_SIZE,
-    CompareResult,
-    clear_history,
-    compare,
-    history,
-    record_baseline,
-    store_path,
-    tags,
-)
-from dorm.contrib.plan_drift.exceptions import BaselineMissingError, PlanDriftError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dorm.contrib.plan_drift.drift import (
+        HISTORY_SIZE,
+        CompareResult,
+        clear_history,
+        compare,
+        history,
+        record_baseline,
+        store_path,
+        tags,
+    )
+    from dorm.contrib.plan_drift.exceptions import (
+        BaselineMissingError,
+        PlanDriftError,
+    )
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
+_EXPORTS = {
+    "HISTORY_SIZE": "dorm.contrib.plan_drift.drift",
+    "CompareResult": "dorm.contrib.plan_drift.drift",
+    "clear_history": "dorm.contrib.plan_drift.drift",
+    "compare": "dorm.contrib.plan_drift.drift",
+    "history": "dorm.contrib.plan_drift.drift",
+    "record_baseline": "dorm.contrib.plan_drift.drift",
+    "store_path": "dorm.contrib.plan_drift.drift",
+    "tags": "dorm.contrib.plan_drift.drift",
+    "BaselineMissingError": "dorm.contrib.plan_drift.exceptions",
+    "PlanDriftError": "dorm.contrib.plan_drift.exceptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __version__ = "1.0.0"
 

@@ -27,16 +27,61 @@ SQLite stores float32 blobs and computes distances with sqlite-vec or Python fun
 
 from __future__ import annotations
 
-from dorm.contrib.pgvector.exceptions import PgvectorError, VectorExtensionMissingError
-from dorm.contrib.pgvector.expressions import (
-    CosineDistance,
-    Distance,
-    L2Distance,
-    MaxInnerProduct,
-    TextRank,
-)
-from dorm.contrib.pgvector.fields import SearchVectorField, VectorField
-from dorm.contrib.pgvector.indexes import HnswIndex, IvfflatIndex, VectorExtension
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dorm.contrib.pgvector.exceptions import (
+        PgvectorError,
+        VectorExtensionMissingError,
+    )
+    from dorm.contrib.pgvector.expressions import (
+        CosineDistance,
+        Distance,
+        L2Distance,
+        MaxInnerProduct,
+        TextRank,
+    )
+    from dorm.contrib.pgvector.fields import (
+        SearchVectorField,
+        VectorField,
+    )
+    from dorm.contrib.pgvector.indexes import (
+        HnswIndex,
+        IvfflatIndex,
+        VectorExtension,
+    )
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
+_EXPORTS = {
+    "PgvectorError": "dorm.contrib.pgvector.exceptions",
+    "VectorExtensionMissingError": "dorm.contrib.pgvector.exceptions",
+    "CosineDistance": "dorm.contrib.pgvector.expressions",
+    "Distance": "dorm.contrib.pgvector.expressions",
+    "L2Distance": "dorm.contrib.pgvector.expressions",
+    "MaxInnerProduct": "dorm.contrib.pgvector.expressions",
+    "TextRank": "dorm.contrib.pgvector.expressions",
+    "SearchVectorField": "dorm.contrib.pgvector.fields",
+    "VectorField": "dorm.contrib.pgvector.fields",
+    "HnswIndex": "dorm.contrib.pgvector.indexes",
+    "IvfflatIndex": "dorm.contrib.pgvector.indexes",
+    "VectorExtension": "dorm.contrib.pgvector.indexes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __version__ = "1.0.0"
 

@@ -28,9 +28,43 @@ the statement is not retried. ``dorm routing status`` prints what the probes fou
 
 from __future__ import annotations
 
-from dorm.contrib.active_passive.exceptions import NoPrimaryError, RoutingError
-from dorm.contrib.active_passive.probe import AliasStatus
-from dorm.contrib.active_passive.router import ActivePassiveRouter
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dorm.contrib.active_passive.exceptions import (
+        NoPrimaryError,
+        RoutingError,
+    )
+    from dorm.contrib.active_passive.probe import (
+        AliasStatus,
+    )
+    from dorm.contrib.active_passive.router import (
+        ActivePassiveRouter,
+    )
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
+_EXPORTS = {
+    "NoPrimaryError": "dorm.contrib.active_passive.exceptions",
+    "RoutingError": "dorm.contrib.active_passive.exceptions",
+    "AliasStatus": "dorm.contrib.active_passive.probe",
+    "ActivePassiveRouter": "dorm.contrib.active_passive.router",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __version__ = "1.0.0"
 

@@ -23,20 +23,63 @@ field class raises UnknownFieldTypeError naming the field and that hook.
 
 from __future__ import annotations
 
-from dorm.contrib.serializers.exceptions import (
-    RecordError,
-    SerializerError,
-    StreamFormatError,
-    UnknownFieldTypeError,
-)
-from dorm.contrib.serializers.jsonl import iter_jsonl, stream_jsonl
-from dorm.contrib.serializers.schemas import (
-    avro_record,
-    avro_schema_for,
-    json_schema_for,
-    openapi_schema_for,
-)
-from dorm.contrib.serializers.streams import astream_msgpack, iter_msgpack, stream_msgpack
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dorm.contrib.serializers.exceptions import (
+        RecordError,
+        SerializerError,
+        StreamFormatError,
+        UnknownFieldTypeError,
+    )
+    from dorm.contrib.serializers.jsonl import (
+        iter_jsonl,
+        stream_jsonl,
+    )
+    from dorm.contrib.serializers.schemas import (
+        avro_record,
+        avro_schema_for,
+        json_schema_for,
+        openapi_schema_for,
+    )
+    from dorm.contrib.serializers.streams import (
+        astream_msgpack,
+        iter_msgpack,
+        stream_msgpack,
+    )
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
+_EXPORTS = {
+    "RecordError": "dorm.contrib.serializers.exceptions",
+    "SerializerError": "dorm.contrib.serializers.exceptions",
+    "StreamFormatError": "dorm.contrib.serializers.exceptions",
+    "UnknownFieldTypeError": "dorm.contrib.serializers.exceptions",
+    "iter_jsonl": "dorm.contrib.serializers.jsonl",
+    "stream_jsonl": "dorm.contrib.serializers.jsonl",
+    "avro_record": "dorm.contrib.serializers.schemas",
+    "avro_schema_for": "dorm.contrib.serializers.schemas",
+    "json_schema_for": "dorm.contrib.serializers.schemas",
+    "openapi_schema_for": "dorm.contrib.serializers.schemas",
+    "astream_msgpack": "dorm.contrib.serializers.streams",
+    "iter_msgpack": "dorm.contrib.serializers.streams",
+    "stream_msgpack": "dorm.contrib.serializers.streams",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __version__ = "1.0.0"
 

@@ -1,0 +1,79 @@
+"""Start-up cost with every distribution of the workspace installed.
+
+``make bench-startup`` (or ``python bench/startup.py``). Each figure is the median of
+``RUNS`` fresh processes, timed around the work itself inside the process (interpreter
+start-up excluded), except ``dorm --help``, timed as a whole command:
+
+- ``import dorm``: targets 60 ms at most;
+- ``plugins loaded``: the first model class, hook or query loads every installed plugin
+  through its entry point; a plugin must add (almost) nothing until it is used;
+- ``dorm --help``: the whole command, plugins' subcommands listed; target 100 ms.
+
+Results go to ``bench/results/startup.md``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RUNS = 15
+PROBE = """
+import time
+t0 = time.perf_counter()
+import dorm
+t1 = time.perf_counter()
+from dorm import plugins
+plugins.get_plugin_manager()
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1, len(plugins.plugin_infos()))
+"""
+
+
+def main() -> int:
+    imports, loads, helps = [], [], []
+    count = 0
+    dorm_cli = str(Path(sys.executable).parent / "dorm")
+    for _ in range(RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+        ).stdout.split()
+        imports.append(float(out[0]))
+        loads.append(float(out[1]))
+        count = int(out[2])
+        start = time.perf_counter()
+        subprocess.run([dorm_cli, "--help"], capture_output=True, check=True)
+        helps.append(time.perf_counter() - start)
+    bare = statistics.median(_timed([sys.executable, "-c", "pass"]) for _ in range(RUNS))
+    rows = [
+        ("import dorm", statistics.median(imports), "60 ms"),
+        (f"plugins loaded ({count} registered)", statistics.median(loads), "-"),
+        ("dorm --help (whole command)", statistics.median(helps), "100 ms"),
+        ("python -c pass (for scale)", bare, "-"),
+    ]
+    lines = [
+        f"# Start-up with every workspace distribution installed (median of {RUNS} processes)",
+        "",
+        "| what | time | target |",
+        "|---|---|---|",
+        *[f"| {name} | {seconds * 1000:.1f} ms | {target} |" for name, seconds, target in rows],
+    ]
+    text = "\n".join(lines) + "\n"
+    (BENCH / "results").mkdir(exist_ok=True)
+    (BENCH / "results" / "startup.md").write_text(text)
+    print(text)
+    return 0
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
