@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from dorm import signals
 from dorm.apps import apps
+from dorm.conf import settings
 from dorm.exceptions import (
     FieldDoesNotExist,
     FieldError,
@@ -103,6 +104,15 @@ def _persistence() -> Any:
 
 
 def _app_label(module: str) -> str:
+    """The label of the installed app whose package holds ``module`` (the longest match, as
+    Django picks the app config containing the module); else a guess from the module name."""
+    if settings.configured:
+        best = ""
+        for app in settings.INSTALLED_APPS:
+            if (module == app or module.startswith(app + ".")) and len(app) > len(best):
+                best = app
+        if best:
+            return best.rsplit(".", 1)[-1]
     parts = module.split(".")
     if parts[-1] == "models" and len(parts) > 1:
         return parts[-2]

@@ -363,7 +363,7 @@ class Field:
         if errors:
             raise ValidationError(errors)
 
-    def validate(self, value: Any, instance: Model | None) -> None:
+    def validate(self, value: Any, model_instance: Model | None) -> None:
         """Check choices, null and blank; raise ValidationError naming the field."""
         if self.choices is not None and value not in self.empty_values:
             allowed = [v for v, _label in self.flat_choices()]
@@ -377,9 +377,9 @@ class Field:
         if not self.blank and value in self.empty_values:
             raise ValidationError(f"{self.name}: this field cannot be blank")
 
-    def clean(self, value: Any, instance: Model | None) -> Any:
+    def clean(self, value: Any, model_instance: Model | None) -> Any:
         value = self.to_python(value)
-        self.validate(value, instance)
+        self.validate(value, model_instance)
         self.run_validators(value)
         return value
 
@@ -516,7 +516,7 @@ class AutoField(IntegerField):
         kwargs.setdefault("blank", True)
         super().__init__(*args, **kwargs)
 
-    def validate(self, value: Any, instance: Model | None) -> None:
+    def validate(self, value: Any, model_instance: Model | None) -> None:
         pass
 
     def rel_db_type(self, connection: BaseDatabaseWrapper) -> str:
@@ -657,7 +657,7 @@ class BooleanField(Field):
     def get_prep_value(self, value: Any) -> Any:
         return self.to_python(value)
 
-    def validate(self, value: Any, instance: Model | None) -> None:
+    def validate(self, value: Any, model_instance: Model | None) -> None:
         if value is None and not self.null:
             raise ValidationError(f"{self.name}: this field cannot be null")
 
