@@ -466,3 +466,166 @@ def test_makemigrations_merge_writes_the_merge_migration(project: Project) -> No
     assert code == 0, err
     assert "Applied 4 migrations" in out
     assert project.run("makemigrations", "--merge")[1].strip() == "No conflicts detected to merge."
+
+
+# --- Meta changes the migrations follow: db_table, options, model renames ----------------------
+
+MODELS_TABLE_V1 = """
+import dorm
+
+
+class Tag(dorm.Model):
+    label = dorm.CharField(max_length=20)
+
+
+class Book(dorm.Model):
+    title = dorm.CharField(max_length=100, db_index=True)
+    pages = dorm.IntegerField()
+    tag = dorm.ForeignKey(Tag, on_delete=dorm.CASCADE, null=True)
+    tags = dorm.ManyToManyField(Tag, related_name="books")
+
+    class Meta:
+        unique_together = [("title", "pages")]
+        indexes = [dorm.Index(fields=["pages"])]
+"""
+
+
+def _index_names(table: str) -> set[str]:
+    conn = get_connection()
+    if conn.vendor == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        return {r[0] for r in conn.fetchall(sql, (table,)) if not r[0].startswith("sqlite_")}
+    sql = "SELECT indexname FROM pg_indexes WHERE tablename = %s"
+    return {r[0] for r in conn.fetchall(sql, (table,)) if not r[0].endswith("_pkey")}
+
+
+def _fill_books(project: Project) -> None:
+    tag_model = apps.get_model("shop", "Tag")
+    book_model = apps.get_model("shop", "Book")
+    sf = tag_model.objects.create(label="sf")
+    dune = book_model.objects.create(title="Dune", pages=412, tag=sf)
+    dune.tags.add(sf)
+    book_model.objects.create(title="Emma", pages=320)
+
+
+def test_changing_db_table_is_migrated_forwards_and_back(project: Project) -> None:
+    project.write_models(MODELS_TABLE_V1)
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    _fill_books(project)
+    before = _index_names("shop_book")
+    assert len({n for n in before if n.endswith("_idx")}) == 3  # title, pages, tag_id
+
+    project.write_models(
+        MODELS_TABLE_V1.replace(
+            'indexes = [dorm.Index(fields=["pages"])]',
+            'indexes = [dorm.Index(fields=["pages"])]\n        db_table = "shop_volumes"',
+        )
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0, out
+    assert "- Rename table for Book to shop_volumes" in out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    assert "operations.AlterModelTable(" in project.migration(second)
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    code, out, _ = project.run("migrate")
+    assert code == 0, out
+    tables = project.tables()
+    assert {"shop_volumes", "shop_volumes_tags"} <= tables
+    assert not {"shop_book", "shop_book_tags"} & tables
+    assert project.rows("SELECT title, pages FROM shop_volumes ORDER BY title") == [
+        ("Dune", 412),
+        ("Emma", 320),
+    ]
+    book_model = apps.get_model("shop", "Book")
+    assert [t.label for t in book_model.objects.get(title="Dune").tags.all()] == ["sf"]
+    after = _index_names("shop_volumes")
+    assert len(after) == len(before)
+    assert not any(name.startswith("shop_book_") for name in after)
+
+    # The renamed indexes and constraints are found by the next change under their names.
+    project.write_models(
+        MODELS_TABLE_V1.replace("db_index=True", "db_index=False").replace(
+            'unique_together = [("title", "pages")]', 'db_table = "shop_volumes"'
+        )
+    )
+    assert project.run("makemigrations")[0] == 0
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert not any("title" in n for n in _index_names("shop_volumes"))
+
+    code, out, _ = project.run("migrate", "shop", "0001_initial")
+    assert code == 0 and "Unapplied 2 migrations" in out, out
+    tables = project.tables()
+    assert {"shop_book", "shop_book_tags"} <= tables and "shop_volumes" not in tables
+    assert _index_names("shop_book") == before
+    assert project.rows("SELECT title, pages FROM shop_book ORDER BY title") == [
+        ("Dune", 412),
+        ("Emma", 320),
+    ]
+    assert project.rows("SELECT COUNT(*) FROM shop_book_tags") == [(1,)]
+    # The unique pair is back under its old name and enforced.
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        get_connection().execute("INSERT INTO shop_book (title, pages) VALUES ('Dune', 412)", ())
+    assert project.run("migrate", "shop", "zero")[0] == 0
+    assert not any(t.startswith("shop_") for t in project.tables())
+
+
+def test_changing_meta_options_is_migrated_and_kept_in_state(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    project.write_models(
+        MODELS_V1
+        + "\n    class Meta:\n        ordering = ['-pages']\n        verbose_name = 'volume'\n"
+        "        permissions = [('can_lend', 'Can lend')]\n"
+        "        default_permissions = ('view',)\n"
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Change Meta options on Book" in out, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    source = project.migration(second)
+    assert "operations.AlterModelOptions(" in source and "'-pages'" in source
+    assert "'can_lend'" in source and "'volume'" in source
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    assert project.run("migrate")[0] == 0
+    book = apps.get_model("shop", "Book")
+    book.objects.create(title="Thin", author="a", pages=10)
+    book.objects.create(title="Thick", author="b", pages=900)
+    assert [b.title for b in book.objects.all()] == ["Thick", "Thin"]
+    assert book._meta.permissions == [("can_lend", "Can lend")]
+    # Dropping the options again is a change too, and migrating back keeps the rows.
+    project.write_models(MODELS_V1)
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Change Meta options on Book" in out
+    assert project.run("migrate")[0] == 0
+    code, out, _ = project.run("migrate", "shop", "0001_initial")
+    assert code == 0 and "Unapplied 2 migrations" in out
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]
+
+
+def test_renaming_a_model_renames_its_automatic_m2m_table(project: Project) -> None:
+    project.write_models(MODELS_TABLE_V1)
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    _fill_books(project)
+    project.write_models(MODELS_TABLE_V1.replace("class Book(", "class Volume("))
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Rename model Book to Volume" in out, out
+    code, out, _ = project.run("migrate")
+    assert code == 0, out
+    tables = project.tables()
+    assert {"shop_volume", "shop_volume_tags"} <= tables and "shop_book_tags" not in tables
+    assert project.rows("SELECT volume_id, tag_id FROM shop_volume_tags") == project.rows(
+        "SELECT v.id, t.id FROM shop_volume v, shop_tag t WHERE v.title = 'Dune'"
+    )
+    volume = apps.get_model("shop", "Volume")
+    dune = volume.objects.get(title="Dune")
+    assert [t.label for t in dune.tags.all()] == ["sf"]
+    dune.tags.clear()
+    dune.tags.add(apps.get_model("shop", "Tag").objects.get(label="sf"))
+    code, out, _ = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out
+    assert project.rows("SELECT COUNT(*) FROM shop_book_tags WHERE book_id IS NOT NULL") == [(1,)]
+    assert project.run("migrate")[0] == 0  # and forwards again
+    assert project.rows("SELECT COUNT(*) FROM shop_volume_tags") == [(1,)]
+    assert project.run("migrate", "shop", "zero")[0] == 0

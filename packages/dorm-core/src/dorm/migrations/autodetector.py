@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dorm.migrations import operations as ops
+from dorm.migrations.model_options import ALTER_OPTION_KEYS
 from dorm.migrations.state import related_label
 from dorm.models.constraints import default_name
 
@@ -80,9 +81,10 @@ class MigrationAutodetector:
         """Return ``{app_label: [operation, ...]}`` for every app with changes.
 
         Within an app the order is: model renames, index/constraint/unique_together removals,
-        field renames, field removals, model creations (a model after those its foreign keys
-        point at), field additions and alterations, index/constraint/unique_together
-        additions, then model deletions (referring models first).
+        table renames (AlterModelTable), field renames, field removals, model creations (a
+        model after those its foreign keys point at), field additions and alterations,
+        index/constraint/unique_together additions and Meta options, then model deletions
+        (referring models first).
         """
         wanted = set(app_labels) if app_labels is not None else None
         old = {k: v for k, v in self.from_state.models.items() if wanted is None or k[0] in wanted}
@@ -120,6 +122,7 @@ class MigrationAutodetector:
         order = (
             "rename_model",
             "remove_meta",
+            "alter_table",
             "rename_field",
             "remove_field",
             "create_model",
@@ -277,6 +280,19 @@ class MigrationAutodetector:
                 emit(
                     app, "remove_meta", ops.RemoveConstraint(model_name=name, name=constraint.name)
                 )
+
+        old_table = old.options.get("db_table") or f"{app}_{new.name_lower}"
+        new_table = new.options.get("db_table") or f"{app}_{new.name_lower}"
+        if old_table != new_table:
+            emit(
+                app,
+                "alter_table",
+                ops.AlterModelTable(name=name, table=new.options.get("db_table")),
+            )
+        old_options = {k: old.options[k] for k in ALTER_OPTION_KEYS if k in old.options}
+        new_options = {k: new.options[k] for k in ALTER_OPTION_KEYS if k in new.options}
+        if old_options != new_options:
+            emit(app, "add_meta", ops.AlterModelOptions(name=name, options=new_options))
 
         for old_name in sorted(renamed):
             emit(

@@ -577,10 +577,51 @@ class SchemaEditor:
                 self._alter(model, f"ADD CONSTRAINT {qn(name)} UNIQUE ({joined})")
 
     def alter_db_table(self, model: type[Model], old_table: str, new_table: str) -> None:
-        """Rename the table (foreign keys pointing at it follow on both backends)."""
-        if old_table != new_table:
-            qn = self.quote_name
-            self.execute(f"ALTER TABLE {qn(old_table)} RENAME TO {qn(new_table)}")
+        """Rename the table ``old_table`` to ``new_table``; ``model`` describes it after the
+        rename (as in Django). Foreign keys pointing at it follow on both backends; the
+        indexes and constraints dorm named after the table are renamed with it. The
+        ``dorm_schema_model_altered`` hook then reports ``model``, so plugins can move what
+        they named after the old table.
+        """
+        if old_table == new_table:
+            return
+        qn = self.quote_name
+        self.execute(f"ALTER TABLE {qn(old_table)} RENAME TO {qn(new_table)}")
+        opts = model._meta
+        # (columns, statement that makes the index again) of each index named after the table.
+        indexes = [
+            ([f.column], self.field_index_sql(new_table, f))
+            for f in opts.concrete_fields
+            if _has_index(f)
+        ]
+        indexes += [
+            (
+                self.columns_of(model, [n for n, _order in index.field_orders()]),
+                self.index_sql(model, index),
+            )
+            for index in opts.indexes
+            if not index.name
+        ]
+        for columns, create in indexes:
+            old_name = default_name(old_table, columns, "idx")
+            if self._sqlite:
+                # SQLite cannot rename an index: make it again under its new name.
+                self.execute(f"DROP INDEX {qn(old_name)}")
+                self.execute(create)
+            else:
+                new_name = default_name(new_table, columns, "idx")
+                self.execute(f"ALTER INDEX {qn(old_name)} RENAME TO {qn(new_name)}")
+        if not self._sqlite:
+            # SQLite keeps these inside its CREATE TABLE text, where no name is looked up.
+            named = [(self.columns_of(model, g), "uniq") for g in opts.unique_together]
+            named += [([f.column], "fk") for f in opts.concrete_fields if _has_db_fk(f)]
+            for columns, suffix in named:
+                self.execute(
+                    f"ALTER TABLE {qn(new_table)} RENAME CONSTRAINT "
+                    f"{qn(default_name(old_table, columns, suffix))} "
+                    f"TO {qn(default_name(new_table, columns, suffix))}"
+                )
+        plugins.get_plugin_manager().hook.dorm_schema_model_altered(schema_editor=self, model=model)
 
 
 def bind_field(model: type[Model], name: str, field: Field) -> Field:

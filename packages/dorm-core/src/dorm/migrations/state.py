@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.apps import Apps
 from dorm.migrations.exceptions import InvalidStateError
+from dorm.models.options import DEFAULT_PERMISSIONS
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
@@ -27,6 +28,8 @@ _OPTION_NAMES = (
     "get_latest_by",
     "default_related_name",
     "managed",
+    "permissions",
+    "default_permissions",
 )
 
 
@@ -110,6 +113,8 @@ class ModelState:
             if name == "verbose_name_plural" and value == f"{opts.verbose_name}s":
                 continue
             if name == "managed" and value:
+                continue
+            if name == "default_permissions" and value == DEFAULT_PERMISSIONS:
                 continue
             if value is None or value == []:
                 continue

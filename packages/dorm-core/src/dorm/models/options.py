@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from dorm.models.fields import Field
     from dorm.models.related import ForeignObjectRel
 
-__all__ = ["Options"]
+__all__ = ["DEFAULT_PERMISSIONS", "Options"]
+
+DEFAULT_PERMISSIONS = ("add", "change", "delete", "view")
 
 _META_ATTRS = frozenset(
     {
@@ -35,6 +37,8 @@ _META_ATTRS = frozenset(
         "default_related_name",
         "managed",
         "auto_created",
+        "permissions",
+        "default_permissions",
     }
 )
 
@@ -88,6 +92,13 @@ class Options:
         self.get_latest_by = declared.get("get_latest_by")
         self.default_related_name = declared.get("default_related_name")
         self.managed = bool(declared.get("managed", True))
+        # Kept for Django compatibility and followed by migrations (AlterModelOptions).
+        self.permissions: list[tuple[str, str]] = [
+            tuple(p) for p in declared.get("permissions") or []
+        ]
+        self.default_permissions: tuple[str, ...] = tuple(
+            declared.get("default_permissions", DEFAULT_PERMISSIONS)
+        )
         # Fields that every QuerySet.update() sets when the call does not: name -> a
         # factory of the value or expression. Empty unless a plugin fills it from the
         # dorm_class_prepared hook (dorm-saga bumps an optimistic-lock ``version``).
