@@ -629,3 +629,143 @@ def test_renaming_a_model_renames_its_automatic_m2m_table(project: Project) -> N
     assert project.run("migrate")[0] == 0  # and forwards again
     assert project.rows("SELECT COUNT(*) FROM shop_volume_tags") == [(1,)]
     assert project.run("migrate", "shop", "zero")[0] == 0
+
+
+MODELS_FK_V1 = """
+import dorm
+
+
+class Shelf(dorm.Model):
+    code = dorm.CharField(max_length=10)
+
+
+class Room(dorm.Model):
+    name = dorm.CharField(max_length=10)
+
+
+class Book(dorm.Model):
+    title = dorm.CharField(max_length=100)
+    shelf = dorm.IntegerField(null=True)
+"""
+
+FK_TO_SHELF = "dorm.ForeignKey(Shelf, on_delete=dorm.SET_NULL, null=True)"
+FK_TO_ROOM = "dorm.ForeignKey(Room, on_delete=dorm.SET_NULL, null=True)"
+
+
+def _insert_book(title: str, shelf: int | None, column: str) -> None:
+    get_connection().execute(
+        f'INSERT INTO shop_book (title, "{column}") VALUES (%s, %s)'.replace(
+            "%s", get_connection().ops.placeholder
+        ),
+        (title, shelf),
+    )
+
+
+def test_alter_field_adds_retargets_and_drops_a_foreign_key(project: Project) -> None:
+    project.write_models(MODELS_FK_V1)
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    shelf = apps.get_model("shop", "Shelf").objects.create(code="S")
+    room = apps.get_model("shop", "Room").objects.create(name="R")
+    room2 = apps.get_model("shop", "Room").objects.create(name="R2")
+    _insert_book("loose", 999, "shelf")  # no key yet: anything goes
+    get_connection().execute("DELETE FROM shop_book WHERE title = 'loose'", ())
+    _insert_book("Dune", shelf.pk, "shelf")
+
+    # An integer becomes a foreign key: constraint and index appear.
+    project.write_models(MODELS_FK_V1.replace("dorm.IntegerField(null=True)", FK_TO_SHELF))
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Alter field shelf on Book" in out, out
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert project.rows("SELECT title, shelf_id FROM shop_book") == [("Dune", shelf.pk)]
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        _insert_book("bad", 999, "shelf_id")
+    assert any("shelf_id" in n for n in _index_names("shop_book"))
+
+    # Retargeted to another table: the old constraint goes, the new one checks.
+    project.write_models(MODELS_FK_V1.replace("dorm.IntegerField(null=True)", FK_TO_ROOM))
+    assert project.run("makemigrations")[0] == 0
+    get_connection().execute(
+        f"UPDATE shop_book SET shelf_id = {int(room.pk)}", ()
+    )  # rows must satisfy the new key
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    _insert_book("in room 2", room2.pk, "shelf_id")
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        _insert_book("bad", room2.pk + 100, "shelf_id")
+    book = apps.get_model("shop", "Book")
+    assert book.objects.get(title="in room 2").shelf.name == "R2"
+
+    # Dropped again: no constraint, the values stay.
+    project.write_models(MODELS_FK_V1)
+    assert project.run("makemigrations")[0] == 0
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    _insert_book("loose", 999, "shelf")
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(3,)]
+    assert not any("shelf" in n for n in _index_names("shop_book"))
+
+    # Back one step (the key to rooms returns and checks the rows), then to the start.
+    get_connection().execute("DELETE FROM shop_book WHERE title = 'loose'", ())
+    (third,) = [n[:-3] for n in project.migrations() if n.startswith("0003_")]
+    code, out, err = project.run("migrate", "shop", third)
+    assert code == 0, out + err
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        _insert_book("bad", 999, "shelf_id")
+    # Undoing the retarget makes the key point at shelves again: the rows must match it.
+    get_connection().execute(f"UPDATE shop_book SET shelf_id = {int(shelf.pk)}", ())
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("in room 2",)]
+    _insert_book("loose", 999, "shelf")
+    get_connection().execute("DELETE FROM shop_book", ())
+    assert project.run("migrate", "shop", "zero")[0] == 0
+
+
+ONLINE_CHECK_MIGRATION = """
+from dorm.migrations import Migration as BaseMigration
+from dorm.migrations import operations
+
+
+class Migration(BaseMigration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        operations.AddCheckConstraintOnline(
+            table="shop_book", name="shop_book_pages_positive", check_sql='"pages" > 0'
+        ),
+    ]
+"""
+
+
+def test_an_online_check_survives_a_later_table_rebuild(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    (project.root / "shop" / "migrations" / "0002_online_check.py").write_text(
+        ONLINE_CHECK_MIGRATION
+    )
+    assert project.run("migrate")[0] == 0
+    book = apps.get_model("shop", "Book")
+    book.objects.create(title="Dune", author="Herbert", pages=412)
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        book.objects.create(title="Void", author="x", pages=0)
+    # The check is the migrations' own: makemigrations does not propose to drop it.
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+
+    # A type change: on SQLite a rebuild of the table, which must keep the check.
+    project.write_models(MODELS_V1.replace("max_length=50", "max_length=300"))
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Alter field author on Book" in out, out
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    book = apps.get_model("shop", "Book")
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        book.objects.create(title="Void", author="x" * 200, pages=-3)
+    assert project.rows("SELECT title, pages FROM shop_book") == [("Dune", 412)]
+
+    # Back past the online check: the constraint goes, the rows stay.
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0 and "Unapplied 2 migrations" in out, out + err
+    get_connection().execute(
+        "INSERT INTO shop_book (title, author, pages) VALUES ('Void', 'x', 0)", ()
+    )
+    assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("Void",)]

@@ -273,7 +273,10 @@ class MigrationAutodetector:
                     "remove_meta",
                     ops.RemoveIndex(model_name=name, name=self._index_name(old, index)),
                 )
-        old_constraints = list(old.options.get("constraints") or [])
+        # Constraints added by AddCheckConstraintOnline live in the state only.
+        old_constraints = [
+            c for c in old.options.get("constraints") or [] if not getattr(c, "from_sql", False)
+        ]
         new_constraints = list(new.options.get("constraints") or [])
         for constraint in old_constraints:
             if constraint not in new_constraints:

@@ -462,6 +462,12 @@ class SchemaEditor:
         table = model._meta.db_table
         conn = self.connection
         renamed = old.column != new.column
+        fk_changed = _fk_target(old) != _fk_target(new) or renamed
+        if _has_db_fk(old) and fk_changed:
+            # Dropped, retargeted, or its column renamed: the constraint goes (and comes
+            # back below under the new column's name when the field still is a key).
+            name = default_name(table, [old.column], "fk")
+            self._alter(model, f"DROP CONSTRAINT IF EXISTS {qn(name)}")
         if _has_index(old) and (not _has_index(new) or renamed):
             self.execute(f"DROP INDEX {qn(default_name(table, [old.column], 'idx'))}")
         if old.unique and not new.unique:
@@ -492,6 +498,8 @@ class SchemaEditor:
             self._alter(model, f"ADD CONSTRAINT {qn(name)} CHECK ({new_check})")
         if _has_index(new) and (not _has_index(old) or renamed):
             self.execute(self.field_index_sql(table, new))
+        if _has_db_fk(new) and (fk_changed or not _has_db_fk(old)):
+            self.execute(self.fk_sql(table, new))
 
     def _pg_unique_names(self, table: str, column: str) -> list[str]:
         """Names of the one-column UNIQUE constraints on ``table.column`` (from the catalog)."""
@@ -638,6 +646,14 @@ def _has_index(field: Field) -> bool:
 
 def _has_db_fk(field: Field) -> bool:
     return field.is_relation and not field.many_to_many and getattr(field, "db_constraint", True)
+
+
+def _fk_target(field: Field) -> tuple[str, str] | None:
+    """``(table, column)`` a field's database foreign key points at, else None."""
+    if not _has_db_fk(field):
+        return None
+    target = field.target_field  # type: ignore[attr-defined]
+    return target.model._meta.db_table, target.column
 
 
 def _auto_through(field: Field) -> Any:
