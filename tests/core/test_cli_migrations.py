@@ -769,3 +769,83 @@ def test_an_online_check_survives_a_later_table_rebuild(project: Project) -> Non
         "INSERT INTO shop_book (title, author, pages) VALUES ('Void', 'x', 0)", ()
     )
     assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("Void",)]
+
+
+def _comments() -> tuple[Any, dict[str, Any]]:
+    conn = get_connection()
+    (table,) = conn.fetchone("SELECT obj_description('shop_book'::regclass, 'pg_class')", ())
+    rows = conn.fetchall(
+        "SELECT attname, col_description(attrelid, attnum) FROM pg_attribute "
+        "WHERE attrelid = 'shop_book'::regclass AND attnum > 0 AND NOT attisdropped",
+        (),
+    )
+    return table, dict(rows)
+
+
+def test_comments_are_migrated_forwards_and_back(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    apps.get_model("shop", "Book").objects.create(title="Dune", author="Herbert", pages=412)
+    project.write_models(
+        MODELS_V1.replace(
+            "pages = dorm.IntegerField()", 'pages = dorm.IntegerField(db_comment="Printed pages")'
+        )
+        + '\n    class Meta:\n        db_table_comment = "The catalogue"\n'
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0, out
+    assert "- Alter field pages on Book" in out and "- Alter Book table comment" in out
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    pg = get_connection().vendor == "postgresql"
+    if pg:
+        assert _comments()[0] == "The catalogue"
+        assert _comments()[1]["pages"] == "Printed pages"
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    if pg:
+        table, columns = _comments()
+        assert table is None and columns["pages"] is None
+    assert project.rows("SELECT title, pages FROM shop_book") == [("Dune", 412)]
+
+
+def test_db_default_is_migrated_and_fills_existing_rows(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    apps.get_model("shop", "Book").objects.create(title="Dune", author="Herbert", pages=412)
+    project.write_models(
+        "from dorm.functions import Lower\n"
+        + MODELS_V1
+        + '    shelf = dorm.CharField(max_length=10, db_default="A1")\n'
+        + '    code = dorm.CharField(max_length=10, db_default=Lower(dorm.Value("NEW")))\n'
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Add field shelf to Book" in out and "- Add field code" in out, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    source = project.migration(second)
+    assert "db_default='A1'" in source
+    assert "db_default=dorm.functions.Lower(dorm.Value('NEW'))" in source
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert project.rows("SELECT title, shelf, code FROM shop_book") == [("Dune", "A1", "new")]
+    book = apps.get_model("shop", "Book").objects.create(title="Emma", author="Austen", pages=1)
+    assert (book.shelf, book.code) == ("A1", "new")
+    # A changed db_default is an AlterField; the column's DEFAULT follows.
+    project.write_models(
+        "from dorm.functions import Lower\n"
+        + MODELS_V1
+        + '    shelf = dorm.CharField(max_length=10, db_default="B2")\n'
+        + '    code = dorm.CharField(max_length=10, db_default=Lower(dorm.Value("NEW")))\n'
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Alter field shelf on Book" in out and "code" not in out, out
+    assert project.run("migrate")[0] == 0
+    get_connection().execute(
+        "INSERT INTO shop_book (title, author, pages) VALUES ('raw', 'x', 3)", ()
+    )
+    assert project.rows("SELECT shelf FROM shop_book WHERE title = 'raw'") == [("B2",)]
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("Emma",), ("raw",)]

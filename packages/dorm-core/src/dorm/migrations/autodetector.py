@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dorm.migrations import operations as ops
 from dorm.migrations.model_options import ALTER_OPTION_KEYS
 from dorm.migrations.state import related_label
+from dorm.migrations.writer import serialize
 from dorm.models.constraints import default_name
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class MigrationAutodetector:
         """``deconstruct()`` without the name, relation targets normalised (and renamed)."""
         _name, path, args, kwargs = field.deconstruct()
         kwargs = dict(kwargs)
+        if hasattr(kwargs.get("db_default"), "resolve_expression"):
+            # Expressions compare by identity: compare what a migration file would hold.
+            kwargs["db_default"] = serialize(kwargs["db_default"])[0]
         target = related_label(field, app_label, own)
         if target is not None:
             if old:
@@ -291,6 +295,14 @@ class MigrationAutodetector:
                 app,
                 "alter_table",
                 ops.AlterModelTable(name=name, table=new.options.get("db_table")),
+            )
+        old_comment = old.options.get("db_table_comment")
+        new_comment = new.options.get("db_table_comment")
+        if old_comment != new_comment:
+            emit(
+                app,
+                "add_meta",
+                ops.AlterModelTableComment(name=name, table_comment=new_comment),
             )
         old_options = {k: old.options[k] for k in ALTER_OPTION_KEYS if k in old.options}
         new_options = {k: new.options[k] for k in ALTER_OPTION_KEYS if k in new.options}

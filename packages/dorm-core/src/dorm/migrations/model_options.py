@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from dorm.migrations.schema import SchemaEditor
     from dorm.migrations.state import ProjectState
 
-__all__ = ["ALTER_OPTION_KEYS", "AlterModelOptions", "AlterModelTable"]
+__all__ = ["ALTER_OPTION_KEYS", "AlterModelOptions", "AlterModelTable", "AlterModelTableComment"]
 
 #: Meta options that change no schema: ``AlterModelOptions`` sets (or clears) each of them.
 ALTER_OPTION_KEYS = (
@@ -25,6 +25,8 @@ ALTER_OPTION_KEYS = (
     "managed",
     "permissions",
     "default_permissions",
+    "default_manager_name",
+    "base_manager_name",
 )
 
 
@@ -75,6 +77,54 @@ class AlterModelTable(Operation):
 
     def describe(self) -> str:
         return f"Rename table for {self.name} to {self.table or '(default)'}"
+
+
+class AlterModelTableComment(Operation):
+    """Set (or with None remove) ``Meta.db_table_comment``: COMMENT ON TABLE on PostgreSQL;
+    on SQLite only the state changes."""
+
+    def __init__(self, name: str, table_comment: str | None) -> None:
+        if table_comment is not None and not isinstance(table_comment, str):
+            raise ValueError(
+                f"AlterModelTableComment {name!r}: table_comment must be a string or None, "
+                f"not {table_comment!r}"
+            )
+        self.name = name
+        self.table_comment = table_comment
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.name)
+        if self.table_comment is None:
+            ms.options.pop("db_table_comment", None)
+        else:
+            ms.options["db_table_comment"] = self.table_comment
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        old = from_state.apps.get_model(app_label, self.name)
+        new = to_state.apps.get_model(app_label, self.name)
+        if new._meta.managed:
+            schema_editor.alter_db_table_comment(
+                new, old._meta.db_table_comment, new._meta.db_table_comment
+            )
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        self.database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def describe(self) -> str:
+        return f"Alter {self.name} table comment"
 
 
 class AlterModelOptions(Operation):

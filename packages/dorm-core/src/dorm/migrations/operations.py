@@ -20,6 +20,7 @@ from dorm.migrations.exceptions import InvalidStateError
 from dorm.migrations.model_options import (
     AlterModelOptions,
     AlterModelTable,
+    AlterModelTableComment,
     rename_auto_m2m_tables,
 )
 from dorm.migrations.operation import Operation
@@ -39,6 +40,7 @@ __all__ = [
     "AlterField",
     "AlterModelOptions",
     "AlterModelTable",
+    "AlterModelTableComment",
     "AlterUniqueTogether",
     "CreateModel",
     "DeleteModel",

@@ -24,6 +24,7 @@ from dorm import plugins, transaction
 from dorm.db.connection import get_connection
 from dorm.exceptions import FieldError
 from dorm.expressions import Col
+from dorm.migrations.comments import column_comment, model_comments, table_comment
 from dorm.models.constraints import CheckConstraint, Index, UniqueConstraint, default_name
 from dorm.sql.compiler import SQLCompiler, unmask
 from dorm.sql.query import Query
@@ -106,6 +107,9 @@ class SchemaEditor:
         db_type = field.db_type(conn)
         internal = field.get_internal_type()
         parts = [qn(field.column), db_type]
+        database_default = self.db_default_sql(model, field)
+        if database_default is not None:
+            parts.append(f"DEFAULT {database_default}")
         if field.primary_key:
             if internal in ("AutoField", "BigAutoField"):
                 if conn.vendor == "sqlite":
@@ -140,12 +144,32 @@ class SchemaEditor:
             sql, params = compiler.compile(compiler.query.where)
         except FullResultSet:
             return "1 = 1"
-        values, _ = unmask(params)
+        return self._inline(sql, params)
+
+    def _inline(self, sql: str, params: Sequence[Any]) -> str:
+        """``sql`` with each placeholder replaced by its value as an SQL literal."""
+        values, _ = unmask(list(params))
         placeholder = self.connection.ops.placeholder
         literals = iter(self.connection.ops.quote_value(v) for v in values)
         # Skip quoted identifiers and strings: a column may be named "a?" or "b %s".
         token = re.compile(rf"\"(?:[^\"]|\"\")*\"|'(?:[^']|'')*'|{re.escape(placeholder)}")
         return token.sub(lambda m: next(literals) if m.group(0) == placeholder else m.group(0), sql)
+
+    def db_default_sql(self, model: type[Model], field: Field) -> str | None:
+        """The field's ``db_default`` as SQL for a DEFAULT clause (parenthesised), or None.
+
+        A plain value is written as a literal; an expression (``Now()``, ``Lower(...)``,
+        ``Value(...)``) is compiled for this vendor with its values inlined.
+        """
+        if not field.has_db_default():
+            return None
+        value = field.db_default
+        if not hasattr(value, "resolve_expression"):
+            return f"({self.connection.ops.quote_value(field.get_db_prep_value(value))})"
+        query = Query(model)
+        compiler = _DDLCompiler(query, self.connection)
+        sql, params = compiler.compile(value.resolve_expression(query))
+        return f"({self._inline(sql, params)})"
 
     # -- tables ----------------------------------------------------------------------------------
 
@@ -273,6 +297,7 @@ class SchemaEditor:
             model, opts.concrete_fields, opts.indexes, opts.constraints
         ):
             self.execute(statement)
+        model_comments(self, model)
         for field in opts.local_many_to_many:
             through = _auto_through(field)
             if through is not None:
@@ -316,7 +341,7 @@ class SchemaEditor:
     def _require_fill(self, model: type[Model], field: Field, where: str = "") -> str | None:
         """The default for existing rows of a NOT NULL field; raise before any DDL if the
         rows need one and the field has none."""
-        literal = self.default_sql(field)
+        literal = self.default_sql(field) or self.db_default_sql(model, field)
         if literal is None and not field.null and self._has_rows(model, where):
             raise FieldError(
                 f"cannot make {model._meta.label}.{field.name} NOT NULL: the table "
@@ -360,7 +385,8 @@ class SchemaEditor:
         qn = self.quote_name
         table = model._meta.db_table
         if self._sqlite:
-            if field.unique or not field.null:
+            # SQLite's ADD COLUMN takes no expression as DEFAULT: rebuild for a db_default.
+            if field.unique or not field.null or field.has_db_default():
                 fields = self._fields_with(model, put=field)
                 fill = {field.column: literal or "NULL"}
                 self._rebuild(model, fields=fields, mapping=fill)
@@ -368,7 +394,11 @@ class SchemaEditor:
             self._alter(model, f"ADD COLUMN {self.column_sql(model, field, inline_fk=True)}")
         else:
             column = self.column_sql(model, field, inline_fk=False)
-            if literal is not None and not field.null:
+            if field.has_db_default():
+                # The column's own DEFAULT fills the existing rows.
+                self._alter(model, f"ADD COLUMN {column}")
+                literal = None
+            elif literal is not None and not field.null:
                 self._alter(model, f"ADD COLUMN {column} DEFAULT {literal}")
                 self._alter(model, f"ALTER COLUMN {qn(field.column)} DROP DEFAULT")
                 literal = None
@@ -380,6 +410,8 @@ class SchemaEditor:
             self.execute(f"UPDATE {qn(table)} SET {qn(field.column)} = {literal}")
         if _has_index(field):
             self.execute(self.field_index_sql(table, field))
+        if field.db_comment is not None:
+            column_comment(self, table, field)
 
     @_reports_alteration
     def remove_field(self, model: type[Model], field: Field) -> None:
@@ -486,6 +518,13 @@ class SchemaEditor:
             self._alter(model, f"ALTER COLUMN {column} TYPE {new_type} USING {column}::{new_type}")
         if fill is not None:
             self.execute(f"UPDATE {qn(table)} SET {column} = {fill} WHERE {column} IS NULL")
+        old_default = self.db_default_sql(model, old)
+        new_default = self.db_default_sql(model, new)
+        if old_default != new_default:
+            if new_default is None:
+                self._alter(model, f"ALTER COLUMN {column} DROP DEFAULT")
+            else:
+                self._alter(model, f"ALTER COLUMN {column} SET DEFAULT {new_default}")
         if old.null and not new.null:
             self._alter(model, f"ALTER COLUMN {column} SET NOT NULL")
         elif new.null and not old.null:
@@ -500,6 +539,8 @@ class SchemaEditor:
             self.execute(self.field_index_sql(table, new))
         if _has_db_fk(new) and (fk_changed or not _has_db_fk(old)):
             self.execute(self.fk_sql(table, new))
+        if old.db_comment != new.db_comment:
+            column_comment(self, table, new)
 
     def _pg_unique_names(self, table: str, column: str) -> list[str]:
         """Names of the one-column UNIQUE constraints on ``table.column`` (from the catalog)."""
@@ -583,6 +624,13 @@ class SchemaEditor:
                 name = default_name(table, cols, "uniq")
                 joined = ", ".join(qn(c) for c in cols)
                 self._alter(model, f"ADD CONSTRAINT {qn(name)} UNIQUE ({joined})")
+
+    def alter_db_table_comment(
+        self, model: type[Model], old_comment: str | None, new_comment: str | None
+    ) -> None:
+        """Set the table's comment (PostgreSQL; SQLite has none)."""
+        if old_comment != new_comment:
+            table_comment(self, model._meta.db_table, new_comment)
 
     def alter_db_table(self, model: type[Model], old_table: str, new_table: str) -> None:
         """Rename the table ``old_table`` to ``new_table``; ``model`` describes it after the

@@ -30,6 +30,9 @@ _OPTION_NAMES = (
     "managed",
     "permissions",
     "default_permissions",
+    "default_manager_name",
+    "base_manager_name",
+    "db_table_comment",
 )
 
 
@@ -137,6 +140,9 @@ class ModelState:
         from dorm.models.base import Model
 
         meta_attrs = copy.deepcopy(self.options)
+        # Managers are not part of the state: a historical model has only ``objects``.
+        meta_attrs.pop("default_manager_name", None)
+        meta_attrs.pop("base_manager_name", None)
         meta_attrs["app_label"] = self.app_label
         meta_attrs["apps"] = apps
         attrs: dict[str, Any] = {

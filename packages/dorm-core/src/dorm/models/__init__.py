@@ -22,7 +22,9 @@ from dorm.models.fields import (
     GenericIPAddressField,
     IntegerField,
     JSONField,
+    PositiveBigIntegerField,
     PositiveIntegerField,
+    PositiveSmallIntegerField,
     SlugField,
     SmallIntegerField,
     TextField,
@@ -30,6 +32,7 @@ from dorm.models.fields import (
     URLField,
     UUIDField,
 )
+from dorm.models.file_path_field import FilePathField
 from dorm.models.manager import Manager
 from dorm.models.query import Prefetch, QuerySet
 from dorm.models.related import (
@@ -67,6 +70,7 @@ __all__ = [
     "DurationField",
     "EmailField",
     "Field",
+    "FilePathField",
     "FloatField",
     "ForeignKey",
     "GenericIPAddressField",
@@ -77,7 +81,9 @@ __all__ = [
     "ManyToManyField",
     "Model",
     "OneToOneField",
+    "PositiveBigIntegerField",
     "PositiveIntegerField",
+    "PositiveSmallIntegerField",
     "Prefetch",
     "QuerySet",
     "SlugField",

@@ -12,6 +12,7 @@ from dorm.conf import settings
 from dorm.exceptions import (
     FieldDoesNotExist,
     FieldError,
+    ImproperlyConfigured,
     MultipleObjectsReturned,
     NotSupportedError,
     ObjectDoesNotExist,
@@ -216,18 +217,39 @@ class ModelBase(type):
 
     @property
     def _default_manager(cls) -> Manager:
-        return cls._meta.managers[0]  # type: ignore[attr-defined,no-any-return]
+        opts = cls._meta  # type: ignore[attr-defined]
+        if opts.default_manager_name:
+            return _named_manager(cls, opts.default_manager_name, "default_manager_name")
+        return opts.managers[0]  # type: ignore[no-any-return]
 
     @property
     def _base_manager(cls) -> Manager:
+        opts = cls._meta  # type: ignore[attr-defined]
+        if opts.base_manager_name:
+            return _named_manager(cls, opts.base_manager_name, "base_manager_name")
         manager = Manager()
         manager.model = cls  # type: ignore[assignment]
         manager.name = "_base_manager"
         return manager
 
 
+def _named_manager(cls: Any, name: str, option: str) -> Manager:
+    for manager in cls._meta.managers:
+        if manager.name == name:
+            return manager  # type: ignore[no-any-return]
+    known = ", ".join(m.name for m in cls._meta.managers)
+    raise ImproperlyConfigured(
+        f"{cls.__name__}.Meta.{option} = {name!r} names no manager of the model; "
+        f"its managers: {known}"
+    )
+
+
 def _check_meta(cls: type[Model]) -> None:
     opts = cls._meta
+    for option in ("default_manager_name", "base_manager_name"):
+        name = getattr(opts, option)
+        if name:
+            _named_manager(cls, name, option)
     names = {f.name for f in opts.fields} | {"pk"}
     for group in opts.unique_together:
         for name in group:
@@ -256,7 +278,11 @@ def _check_meta(cls: type[Model]) -> None:
 def _fixed_default(field: Any) -> Any:
     """The immutable value ``field.get_default()`` always returns when the field has no
     default of its own (None, or the type's empty value), else NOT_PROVIDED."""
-    if type(field).get_default is not Field.get_default or field.has_default():
+    if (
+        type(field).get_default is not Field.get_default
+        or field.has_default()
+        or field.has_db_default()
+    ):
         return NOT_PROVIDED
     value = None if field.null else field.empty_default
     return value if type(value) in (type(None), str, bytes, int) else NOT_PROVIDED

@@ -26,6 +26,7 @@ __all__ = [
     "BooleanField",
     "CharField",
     "DateField",
+    "DatabaseDefault",
     "DateTimeField",
     "DecimalField",
     "DurationField",
@@ -35,7 +36,9 @@ __all__ = [
     "GenericIPAddressField",
     "IntegerField",
     "JSONField",
+    "PositiveBigIntegerField",
     "PositiveIntegerField",
+    "PositiveSmallIntegerField",
     "SlugField",
     "SmallIntegerField",
     "TextField",
@@ -56,6 +59,7 @@ _CORE_FIELD_MODULES = frozenset(
         "dorm.models.data_fields",
         "dorm.models.related",
         "dorm.models.many_to_many",
+        "dorm.models.file_path_field",
     }
 )
 
@@ -77,6 +81,30 @@ class _NotProvided:
 
 
 NOT_PROVIDED: Any = _NotProvided()
+
+
+class DatabaseDefault:
+    """The value of a field with ``db_default`` that was not given: the INSERT leaves the
+    column out, the database fills it, and RETURNING reads the value back (Django 5.0)."""
+
+    _instance: ClassVar[DatabaseDefault | None] = None
+
+    def __new__(cls) -> DatabaseDefault:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DatabaseDefault()"
+
+    def __copy__(self) -> DatabaseDefault:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DatabaseDefault:
+        return self
+
+
+DATABASE_DEFAULT = DatabaseDefault()
 
 
 class DeferredAttribute:
@@ -156,6 +184,8 @@ class Field:
         db_column: str | None = None,
         validators: Sequence[Callable[[Any], None]] = (),
         pii: bool = False,
+        db_comment: str | None = None,
+        db_default: Any = NOT_PROVIDED,
     ) -> None:
         self.verbose_name = verbose_name
         self.name = name or ""
@@ -172,6 +202,14 @@ class Field:
         self.db_column = db_column
         self._validators = list(validators)
         self.pii = pii
+        if db_comment is not None and not isinstance(db_comment, str):
+            raise TypeError(
+                f"{type(self).__name__}: db_comment must be a string, got {db_comment!r}"
+            )
+        self.db_comment = db_comment
+        # A value or expression the database fills in when an INSERT leaves the column out
+        # (Django 5.0's db_default): the column's DEFAULT clause.
+        self.db_default = db_default
         # The model class once contribute_to_class ran (Any: set late, read everywhere).
         self.model: Any = None
         self.attname = ""
@@ -255,9 +293,14 @@ class Field:
     def has_default(self) -> bool:
         return self.default is not NOT_PROVIDED
 
+    def has_db_default(self) -> bool:
+        return self.db_default is not NOT_PROVIDED
+
     def get_default(self) -> Any:
         if self.has_default():
             return self.default() if callable(self.default) else self.default
+        if self.has_db_default():
+            return DATABASE_DEFAULT
         if self.null:
             return None
         return self.empty_default
@@ -408,6 +451,7 @@ class Field:
             "help_text": "",
             "db_column": None,
             "pii": False,
+            "db_comment": None,
         }
         for key, default in defaults.items():
             value = self._unique if key == "unique" else getattr(self, key)
@@ -415,6 +459,8 @@ class Field:
                 kwargs[key] = value
         if self.has_default():
             kwargs["default"] = self.default
+        if self.has_db_default():
+            kwargs["db_default"] = self.db_default
         if self._validators:
             kwargs["validators"] = list(self._validators)
         module = type(self).__module__
@@ -504,6 +550,20 @@ class PositiveIntegerField(IntegerField):
 
     def db_check(self, connection: BaseDatabaseWrapper) -> str | None:
         return f"{connection.ops.quote_name(self.column)} >= 0"
+
+
+class PositiveBigIntegerField(PositiveIntegerField):
+    """A non-negative 64-bit integer: ``bigint`` with ``CHECK (column >= 0)``, as Django."""
+
+    internal_type = "PositiveBigIntegerField"
+    _range = (0, 2**63 - 1)
+
+
+class PositiveSmallIntegerField(PositiveIntegerField):
+    """A non-negative 16-bit integer: ``smallint`` with ``CHECK (column >= 0)``, as Django."""
+
+    internal_type = "PositiveSmallIntegerField"
+    _range = (0, 2**15 - 1)
 
 
 class AutoField(IntegerField):

@@ -39,6 +39,9 @@ _META_ATTRS = frozenset(
         "auto_created",
         "permissions",
         "default_permissions",
+        "default_manager_name",
+        "base_manager_name",
+        "db_table_comment",
     }
 )
 
@@ -99,6 +102,15 @@ class Options:
         self.default_permissions: tuple[str, ...] = tuple(
             declared.get("default_permissions", DEFAULT_PERMISSIONS)
         )
+        # The manager ``_default_manager`` / ``_base_manager`` return (Django's Meta options).
+        self.default_manager_name: str | None = declared.get("default_manager_name")
+        self.base_manager_name: str | None = declared.get("base_manager_name")
+        self.db_table_comment: str | None = declared.get("db_table_comment")
+        if self.db_table_comment is not None and not isinstance(self.db_table_comment, str):
+            raise ImproperlyConfigured(
+                f"{model_name}.Meta.db_table_comment must be a string, "
+                f"got {self.db_table_comment!r}"
+            )
         # Fields that every QuerySet.update() sets when the call does not: name -> a
         # factory of the value or expression. Empty unless a plugin fills it from the
         # dorm_class_prepared hook (dorm-saga bumps an optimistic-lock ``version``).
@@ -146,6 +158,7 @@ class Options:
             "init_attnames",
             "keyword_init",
             "insert_fields",
+            "db_default_fields",
         ):
             self.__dict__.pop(name, None)
 
@@ -168,6 +181,11 @@ class Options:
     def insert_fields(self) -> list[Field]:
         """The columns an INSERT of a new row writes: every concrete field but the pk."""
         return [f for f in self.concrete_fields if not f.primary_key]
+
+    @cached_property
+    def db_default_fields(self) -> tuple[Field, ...]:
+        """The concrete fields with a ``db_default`` (empty for most models: one check)."""
+        return tuple(f for f in self.concrete_fields if f.has_db_default())
 
     @cached_property
     def init_attnames(self) -> tuple[str, ...]:
