@@ -849,3 +849,34 @@ def test_db_default_is_migrated_and_fills_existing_rows(project: Project) -> Non
     code, out, err = project.run("migrate", "shop", "0001_initial")
     assert code == 0, out + err
     assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("Emma",), ("raw",)]
+
+
+def test_unique_constraint_options_are_migrated_on_postgresql(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    project.write_models(
+        MODELS_V1
+        + "\n    class Meta:\n        constraints = [dorm.UniqueConstraint(fields=['title'], "
+        "name='book_title_uniq', include=['pages'], deferrable=None, nulls_distinct=False)]\n"
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "book_title_uniq" in out, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    assert "nulls_distinct=False" in project.migration(second)
+    code, out, err = project.run("migrate")
+    if get_connection().vendor == "sqlite":
+        assert code == 1
+        assert (
+            "UniqueConstraint 'book_title_uniq' on shop.Book: include=, nulls_distinct= is " in err
+        )
+        assert "not supported by SQLite" in err
+        return
+    assert code == 0, out + err
+    book = apps.get_model("shop", "Book")
+    book.objects.create(title="Dune", author="Herbert", pages=1)
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        book.objects.create(title="Dune", author="other", pages=2)
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    book.objects.create(title="Dune", author="other", pages=2)
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]

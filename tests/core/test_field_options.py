@@ -11,7 +11,12 @@ import pytest
 
 import dorm
 from dorm.db.connection import get_connection
-from dorm.exceptions import ImproperlyConfigured, IntegrityError, ValidationError
+from dorm.exceptions import (
+    ImproperlyConfigured,
+    IntegrityError,
+    NotSupportedError,
+    ValidationError,
+)
 from dorm.functions import Lower, Now
 from dorm.models.fields import DatabaseDefault
 
@@ -262,3 +267,98 @@ def test_db_default_with_bulk_create_and_raw_sql(db) -> None:
     )
     raw = Ticket.objects.get(title="raw")
     assert (raw.status, raw.code, raw.weight) == ("new", "abc", 7)
+
+
+# --- UniqueConstraint(deferrable=, include=, nulls_distinct=) -------------------------------------
+
+
+def _seat_model(**options: Any) -> Any:
+    class Seat(dorm.Model):
+        row = dorm.CharField(max_length=5)
+        number = dorm.IntegerField(null=True)
+        holder = dorm.CharField(max_length=20, default="")
+
+        class Meta:
+            app_label = f"t_unique_{abs(hash(tuple(sorted(options))))}"
+            constraints = [
+                dorm.UniqueConstraint(fields=["row", "number"], name="seat_uniq", **options)
+            ]
+
+    return Seat
+
+
+@pytest.fixture
+def seat_table(db: Any) -> Any:
+    from dorm.apps import apps
+    from dorm.migrations.schema import SchemaEditor
+
+    made: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        model = _seat_model(**options)
+        with SchemaEditor() as editor:
+            editor.create_model(model)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        with SchemaEditor() as editor:
+            editor.delete_model(model)
+        apps.clear(model._meta.app_label)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"deferrable": dorm.Deferrable.DEFERRED},
+        {"include": ["holder"]},
+        {"nulls_distinct": False},
+    ],
+    ids=["deferrable", "include", "nulls_distinct"],
+)
+def test_unique_options_are_postgresql_only(db, seat_table: Any, options: dict[str, Any]) -> None:
+    from dorm import transaction
+
+    if db.vendor == "sqlite":
+        (option,) = options
+        with pytest.raises(NotSupportedError, match=rf"'seat_uniq'.*: {option}= is not supported"):
+            seat_table(**options)
+        return
+    seat = seat_table(**options)
+    seat.objects.create(row="A", number=1)
+    if "deferrable" in options:
+        # Checked at COMMIT: a swap through a duplicate passes.
+        with transaction.atomic():
+            other = seat.objects.create(row="A", number=1, holder="dup")
+            seat.objects.filter(pk=other.pk).update(number=2)
+        assert sorted(seat.objects.values_list("number", flat=True)) == [1, 2]
+        with pytest.raises(IntegrityError), transaction.atomic():
+            seat.objects.create(row="A", number=1)
+    elif "include" in options:
+        with pytest.raises(IntegrityError):
+            seat.objects.create(row="A", number=1)
+        (definition,) = get_connection().fetchone(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indexrelid = 'seat_uniq'::regclass",
+            (),
+        )
+        assert "INCLUDE (holder)" in definition
+    else:
+        seat.objects.create(row="B", number=None)
+        with pytest.raises(IntegrityError):
+            seat.objects.create(row="B", number=None)
+        with pytest.raises(ValidationError, match="already exists"):
+            seat(row="B", number=None).validate_constraints()
+    assert seat.objects.filter(row="A").count() >= 1
+
+
+def test_unique_option_errors_name_the_constraint() -> None:
+    with pytest.raises(ValueError, match="'u': a constraint with a condition cannot be deferred"):
+        dorm.UniqueConstraint(
+            fields=["a"], name="u", condition=dorm.Q(a=1), deferrable=dorm.Deferrable.DEFERRED
+        )
+    with pytest.raises(ValueError, match="'u': deferrable must be Deferrable.DEFERRED"):
+        dorm.UniqueConstraint(fields=["a"], name="u", deferrable="deferred")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'u': include must be a list of field names"):
+        dorm.UniqueConstraint(fields=["a"], name="u", include="b")

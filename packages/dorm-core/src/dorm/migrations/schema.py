@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import plugins, transaction
 from dorm.db.connection import get_connection
-from dorm.exceptions import FieldError
+from dorm.exceptions import FieldError, NotSupportedError
 from dorm.expressions import Col
 from dorm.migrations.comments import column_comment, model_comments, table_comment
 from dorm.models.constraints import CheckConstraint, Index, UniqueConstraint, default_name
@@ -198,9 +198,8 @@ class SchemaEditor:
             definitions.append(f"CONSTRAINT {qn(name)} UNIQUE ({', '.join(qn(c) for c in cols)})")
         for constraint in constraints:
             if isinstance(constraint, UniqueConstraint) and constraint.condition is None:
-                cols = self.columns_of(model, constraint.fields, fields)
                 definitions.append(
-                    f"CONSTRAINT {qn(constraint.name)} UNIQUE ({', '.join(qn(c) for c in cols)})"
+                    f"CONSTRAINT {qn(constraint.name)} {self.unique_sql(model, constraint, fields)}"
                 )
             elif isinstance(constraint, CheckConstraint):
                 definitions.append(
@@ -239,13 +238,48 @@ class SchemaEditor:
         names = [name for name, _order in index.field_orders()]
         return default_name(model._meta.db_table, self.columns_of(model, names, fields), "idx")
 
+    def _unique_parts(
+        self, model: type[Model], constraint: UniqueConstraint, fields: Sequence[Field]
+    ) -> tuple[str, str, str]:
+        """``(NULLS clause, "(columns)", INCLUDE clause)`` of a unique constraint.
+
+        :raises NotSupportedError: an option this vendor lacks (all of them on SQLite).
+        """
+        unsupported = constraint.unsupported_options()
+        if unsupported and self.connection.vendor != "postgresql":
+            raise NotSupportedError(
+                f"UniqueConstraint {constraint.name!r} on {model._meta.label}: "
+                f"{', '.join(o + '=' for o in unsupported)} is not supported by "
+                f"{self.connection.display_name} (PostgreSQL only); drop the option "
+                f"or use PostgreSQL"
+            )
+        qn = self.quote_name
+        cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields, fields))
+        nulls = "NULLS NOT DISTINCT " if constraint.nulls_distinct is False else ""
+        include = ""
+        if constraint.include:
+            covered = self.columns_of(model, constraint.include, fields)
+            include = f" INCLUDE ({', '.join(qn(c) for c in covered)})"
+        return nulls, f"({cols})", include
+
+    def unique_sql(
+        self, model: type[Model], constraint: UniqueConstraint, fields: Sequence[Field] = ()
+    ) -> str:
+        """``UNIQUE ...`` of a table constraint, with its PostgreSQL options."""
+        nulls, cols, include = self._unique_parts(model, constraint, fields)
+        sql = f"UNIQUE {nulls}{cols}{include}"
+        if constraint.deferrable is not None:
+            sql += f" DEFERRABLE INITIALLY {constraint.deferrable.name}"
+        return sql
+
     def partial_unique_sql(
         self, model: type[Model], constraint: UniqueConstraint, fields: Sequence[Field] = ()
     ) -> str:
         qn = self.quote_name
-        cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields, fields))
+        nulls, cols, include = self._unique_parts(model, constraint, fields)
         return (
-            f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(model._meta.db_table)} ({cols}) "
+            f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(model._meta.db_table)} "
+            f"{cols}{include} {nulls}"
             f"WHERE {self.condition_sql(model, constraint.condition)}"
         )
 
@@ -583,8 +617,9 @@ class SchemaEditor:
             kept = [c for c in model._meta.constraints if c.name != constraint.name]
             self._rebuild(model, constraints=[*kept, constraint])
         elif isinstance(constraint, UniqueConstraint):
-            cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields))
-            self._alter(model, f"ADD CONSTRAINT {qn(constraint.name)} UNIQUE ({cols})")
+            self._alter(
+                model, f"ADD CONSTRAINT {qn(constraint.name)} {self.unique_sql(model, constraint)}"
+            )
         elif isinstance(constraint, CheckConstraint):
             condition = self.condition_sql(model, constraint.condition)
             self._alter(model, f"ADD CONSTRAINT {qn(constraint.name)} CHECK ({condition})")

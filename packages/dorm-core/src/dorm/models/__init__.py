@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dorm.models.base import Model
-from dorm.models.constraints import CheckConstraint, Index, UniqueConstraint
+from dorm.models.constraints import CheckConstraint, Deferrable, Index, UniqueConstraint
 from dorm.models.fields import (
     NOT_PROVIDED,
     AutoField,
@@ -67,6 +67,7 @@ __all__ = [
     "DateField",
     "DateTimeField",
     "DecimalField",
+    "Deferrable",
     "DurationField",
     "EmailField",
     "Field",
