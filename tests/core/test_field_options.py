@@ -12,6 +12,7 @@ import pytest
 import dorm
 from dorm.db.connection import get_connection
 from dorm.exceptions import (
+    FieldError,
     ImproperlyConfigured,
     IntegrityError,
     NotSupportedError,
@@ -362,3 +363,77 @@ def test_unique_option_errors_name_the_constraint() -> None:
         dorm.UniqueConstraint(fields=["a"], name="u", deferrable="deferred")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'u': include must be a list of field names"):
         dorm.UniqueConstraint(fields=["a"], name="u", include="b")
+
+
+# --- GeneratedField -------------------------------------------------------------------------------
+
+
+class Line(dorm.Model):
+    price = dorm.IntegerField()
+    quantity = dorm.IntegerField(default=1)
+    total = dorm.GeneratedField(
+        expression=dorm.F("price") * dorm.F("quantity"),
+        output_field=dorm.IntegerField(),
+        db_persist=True,
+    )
+    label = dorm.CharField(max_length=20, default="")
+    slug = dorm.GeneratedField(
+        expression=Lower("label"), output_field=dorm.CharField(max_length=20), db_persist=True
+    )
+
+    class Meta:
+        app_label = "t_field_options"
+
+
+MODELS.append(Line)
+
+
+def test_generated_field_is_computed_by_the_database(db) -> None:
+    line = Line.objects.create(price=3, quantity=4, label="Hello")
+    assert (line.total, line.slug) == (12, "hello")  # read back with RETURNING
+    line.quantity = 10
+    line.save()
+    assert line.total == 30  # forgotten by the UPDATE, reloaded on access
+    assert Line.objects.get(pk=line.pk).total == 30
+    assert list(Line.objects.filter(total__gt=20).values_list("slug", flat=True)) == ["hello"]
+    made = Line.objects.bulk_create([Line(price=2, quantity=2), Line(price=5, label="X")])
+    assert [(m.total, m.slug) for m in made] == [(4, ""), (5, "x")]
+    Line.objects.filter(pk=made[0].pk).update(price=7)
+    assert Line.objects.get(pk=made[0].pk).total == 14
+    with pytest.raises(FieldError, match="Line.total is a GeneratedField"):
+        Line.objects.bulk_update(made, ["total"])
+
+
+def test_generated_field_arguments_and_vendor_limits(db) -> None:
+    from dorm.migrations.schema import SchemaEditor
+
+    with pytest.raises(TypeError, match="expression must be an expression"):
+        dorm.GeneratedField(expression=5, output_field=dorm.IntegerField(), db_persist=True)
+    with pytest.raises(TypeError, match="takes no default="):
+        dorm.GeneratedField(
+            expression=dorm.F("a"), output_field=dorm.IntegerField(), db_persist=True, default=1
+        )
+
+    class Virtual(dorm.Model):
+        n = dorm.IntegerField()
+        double = dorm.GeneratedField(
+            expression=dorm.F("n") * 2, output_field=dorm.IntegerField(), db_persist=False
+        )
+
+        class Meta:
+            app_label = "t_field_options_virtual"
+
+    if db.vendor == "postgresql":
+        with (
+            pytest.raises(NotSupportedError, match="PostgreSQL has only stored generated"),
+            SchemaEditor() as editor,
+        ):
+            editor.create_model(Virtual)
+        return
+    with SchemaEditor() as editor:
+        editor.create_model(Virtual)
+    try:
+        assert Virtual.objects.create(n=21).double == 42
+    finally:
+        with SchemaEditor() as editor:
+            editor.delete_model(Virtual)

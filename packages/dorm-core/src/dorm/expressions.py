@@ -463,6 +463,11 @@ class CombinedExpression(Expression):
     def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         self.lhs, self.rhs = exprs
 
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        """For migration files (a GeneratedField's ``F("a") * F("b")``, say)."""
+        kwargs = {"output_field": self._output_field} if self._output_field is not None else {}
+        return "dorm.expressions.CombinedExpression", [self.lhs, self.connector, self.rhs], kwargs
+
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         lhs_sql, lhs_params = compiler.compile(self.lhs)
         rhs_sql, rhs_params = compiler.compile(self.rhs)

@@ -60,9 +60,15 @@ class MigrationAutodetector:
         """``deconstruct()`` without the name, relation targets normalised (and renamed)."""
         _name, path, args, kwargs = field.deconstruct()
         kwargs = dict(kwargs)
-        if hasattr(kwargs.get("db_default"), "resolve_expression"):
-            # Expressions compare by identity: compare what a migration file would hold.
-            kwargs["db_default"] = serialize(kwargs["db_default"])[0]
+        for key, value in kwargs.items():
+            # Expressions and fields (db_default, a GeneratedField's expression and
+            # output_field) compare by identity: compare what a migration file would hold.
+            if (
+                hasattr(value, "resolve_expression")
+                or hasattr(value, "deconstruct")
+                and hasattr(value, "contribute_to_class")
+            ):
+                kwargs[key] = serialize(value)[0]
         target = related_label(field, app_label, own)
         if target is not None:
             if old:

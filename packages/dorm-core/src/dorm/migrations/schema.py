@@ -110,6 +110,8 @@ class SchemaEditor:
         database_default = self.db_default_sql(model, field)
         if database_default is not None:
             parts.append(f"DEFAULT {database_default}")
+        if field.generated:
+            parts.append(self._generated_sql(model, field))
         if field.primary_key:
             if internal in ("AutoField", "BigAutoField"):
                 if conn.vendor == "sqlite":
@@ -155,13 +157,26 @@ class SchemaEditor:
         token = re.compile(rf"\"(?:[^\"]|\"\")*\"|'(?:[^']|'')*'|{re.escape(placeholder)}")
         return token.sub(lambda m: next(literals) if m.group(0) == placeholder else m.group(0), sql)
 
+    def _generated_sql(self, model: type[Model], field: Any) -> str:
+        """``GENERATED ALWAYS AS (expression) STORED|VIRTUAL`` of a GeneratedField."""
+        if not field.db_persist and self.connection.vendor == "postgresql":
+            raise NotSupportedError(
+                f"{model._meta.label}.{field.name}: PostgreSQL has only stored generated "
+                f"columns; use GeneratedField(..., db_persist=True)"
+            )
+        query = Query(model)
+        compiler = _DDLCompiler(query, self.connection)
+        sql, params = compiler.compile(field.expression.resolve_expression(query))
+        kind = "STORED" if field.db_persist else "VIRTUAL"
+        return f"GENERATED ALWAYS AS ({self._inline(sql, params)}) {kind}"
+
     def db_default_sql(self, model: type[Model], field: Field) -> str | None:
         """The field's ``db_default`` as SQL for a DEFAULT clause (parenthesised), or None.
 
         A plain value is written as a literal; an expression (``Now()``, ``Lower(...)``,
         ``Value(...)``) is compiled for this vendor with its values inlined.
         """
-        if not field.has_db_default():
+        if not field.has_db_default() or field.generated:
             return None
         value = field.db_default
         if not hasattr(value, "resolve_expression"):
@@ -376,6 +391,8 @@ class SchemaEditor:
         """The default for existing rows of a NOT NULL field; raise before any DDL if the
         rows need one and the field has none."""
         literal = self.default_sql(field) or self.db_default_sql(model, field)
+        if field.generated:
+            return None  # the database computes it for every row
         if literal is None and not field.null and self._has_rows(model, where):
             raise FieldError(
                 f"cannot make {model._meta.label}.{field.name} NOT NULL: the table "

@@ -33,6 +33,7 @@ from dorm.models.fields import (
     UUIDField,
 )
 from dorm.models.file_path_field import FilePathField
+from dorm.models.generated_field import GeneratedField
 from dorm.models.manager import Manager
 from dorm.models.query import Prefetch, QuerySet
 from dorm.models.related import (
@@ -74,6 +75,7 @@ __all__ = [
     "FilePathField",
     "FloatField",
     "ForeignKey",
+    "GeneratedField",
     "GenericIPAddressField",
     "Index",
     "IntegerField",

@@ -103,7 +103,9 @@ def _insert_groups(
     groups: dict[tuple[bool, tuple[Field, ...]], list[Any]] = {}
     for obj in objs:
         values = obj.__dict__
-        defaulted = tuple(f for f in db_default_fields if values.get(f.attname) is DATABASE_DEFAULT)
+        defaulted = tuple(
+            f for f in db_default_fields if f.generated or values.get(f.attname) is DATABASE_DEFAULT
+        )
         groups.setdefault((obj.pk is not None, defaulted), []).append(obj)
     # Rows with a primary key first, as bulk_create always wrote them.
     ordered = sorted(groups.items(), key=lambda item: not item[0][0])
@@ -198,7 +200,11 @@ def upsert(
             f"constraint or name the columns of an existing one"
         )
     if update_fields is None:
-        updates = [f for f in opts.concrete_fields if not f.primary_key and f.name not in names]
+        updates = [
+            f
+            for f in opts.concrete_fields
+            if not f.primary_key and not f.generated and f.name not in names
+        ]
     else:
         # Many-to-many fields are not columns of this table: skip them, as the default does.
         wanted = [n for n in update_fields if not _is_m2m(model, n)]

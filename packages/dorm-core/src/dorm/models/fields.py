@@ -60,6 +60,7 @@ _CORE_FIELD_MODULES = frozenset(
         "dorm.models.related",
         "dorm.models.many_to_many",
         "dorm.models.file_path_field",
+        "dorm.models.generated_field",
     }
 )
 
@@ -160,6 +161,8 @@ class Field:
     empty_default: ClassVar[Any] = None
     #: True for fields that hold a relation (ForeignKey, ManyToManyField, ...).
     is_relation: ClassVar[bool] = False
+    #: True for a column the database computes (GeneratedField): never written.
+    generated: ClassVar[bool] = False
     many_to_many: ClassVar[bool] = False
     #: The class attribute each model gets for this field (see ``ValidatedAttribute``).
     descriptor_class: ClassVar[type[DeferredAttribute]] = DeferredAttribute

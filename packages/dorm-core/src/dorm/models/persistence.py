@@ -123,12 +123,20 @@ def _save_table(
         non_pk = [f for f in opts.concrete_fields if not f.primary_key]
         if update_fields is not None:
             non_pk = [f for f in non_pk if f.name in update_fields or f.attname in update_fields]
-        values = [(f, f.pre_save(obj, False)) for f in non_pk]
-        # A value the database has not given yet is not written over the row's.
-        values = [(f, v) for f, v in values if v is not DATABASE_DEFAULT]
+        if opts.db_default_fields:
+            # Generated columns are never written; a db_default value the database has
+            # not given yet is not written over the row's.
+            non_pk = [f for f in non_pk if not f.generated]
+            values = [(f, f.pre_save(obj, False)) for f in non_pk]
+            values = [(f, v) for f, v in values if v is not DATABASE_DEFAULT]
+        else:
+            values = [(f, f.pre_save(obj, False)) for f in non_pk]
         qs = cls._base_manager.using(using).filter(pk=pk_val)
         rows = qs._update(values) if values else int(qs.exists())
         if rows:
+            for field in opts.db_default_fields:
+                if field.generated:
+                    obj.__dict__.pop(field.attname, None)  # recomputed: reload on access
             return False
         if force_update or update_fields is not None:
             from dorm.exceptions import DatabaseError
@@ -145,7 +153,9 @@ def _save_table(
     else:
         fields = opts.concrete_fields
     defaulted = opts.db_default_fields and tuple(
-        f for f in opts.db_default_fields if obj.__dict__.get(f.attname) is DATABASE_DEFAULT
+        f
+        for f in opts.db_default_fields
+        if f.generated or obj.__dict__.get(f.attname) is DATABASE_DEFAULT
     )
     if defaulted:
         # The database fills these columns: leave them out and read them back.
