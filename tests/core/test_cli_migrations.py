@@ -916,3 +916,21 @@ def test_generated_field_is_migrated_forwards_and_back(project: Project) -> None
         ("Dune", 412),
         ("Emma", 10),
     ]
+
+
+def test_a_proxy_model_needs_no_migration(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    project.write_models(
+        MODELS_V1
+        + "\n\nclass LongBook(Book):\n    class Meta:\n        proxy = True\n"
+        + "        ordering = ['-pages']\n"
+    )
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    assert project.run("migrate")[1] == "No migrations to apply.\n"
+    long_book = apps.get_model("shop", "LongBook")
+    long_book.objects.create(title="Dune", author="Herbert", pages=412)
+    long_book.objects.create(title="Emma", author="Austen", pages=320)
+    assert [b.title for b in long_book.objects.all()] == ["Dune", "Emma"]
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]
+    assert "shop_longbook" not in project.tables()

@@ -338,6 +338,11 @@ class SchemaEditor:
         opts = model._meta
         if opts.abstract:
             raise FieldError(f"{model.__name__} is abstract and has no table")
+        if opts.proxy:
+            raise FieldError(
+                f"{model.__name__} is a proxy of {opts.concrete_model.__name__} and has no "
+                f"table of its own (it uses {opts.db_table!r}); create the concrete model"
+            )
         self.execute(self.table_sql(model))
         for field in opts.concrete_fields:
             if _has_db_fk(field) and self.connection.vendor != "sqlite":

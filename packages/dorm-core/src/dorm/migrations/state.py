@@ -213,8 +213,8 @@ class ProjectState:
         state = cls()
         for model in apps.get_models():
             opts = model._meta
-            if opts.auto_created or opts.abstract:
-                continue
+            if opts.auto_created or opts.abstract or opts.proxy:
+                continue  # a proxy has no table: migrations leave it out
             if wanted is not None and opts.app_label not in wanted:
                 continue
             state.models[(opts.app_label, opts.model_name)] = ModelState.from_model(model)

@@ -141,11 +141,17 @@ class ModelBase(type):
         model_parents = [p for p in parents if hasattr(p, "_meta")]
         abstract_parents = [p for p in model_parents if p._meta.abstract]
         concrete_parents = [p for p in model_parents if not p._meta.abstract]
+        if meta is not None and getattr(meta, "proxy", False):
+            from dorm.models.proxy import prepare_proxy
+
+            module = attrs.get("__module__", "")
+            label = getattr(meta, "app_label", None) or _app_label(module)
+            return prepare_proxy(cls, meta, label, concrete_parents, contributable)
         if concrete_parents:
             raise NotSupportedError(
                 f"{name} subclasses the concrete model {concrete_parents[0].__name__}: "
                 f"multi-table inheritance is not supported; mark the parent "
-                f"Meta.abstract = True"
+                f"Meta.abstract = True, or make {name} a proxy (Meta.proxy = True)"
             )
         if meta is None:
             # A model without Meta inherits its abstract parent's options, abstract excepted.
@@ -163,6 +169,7 @@ class ModelBase(type):
             meta = type("Meta", (meta,), {"db_table": None})
         opts = Options(meta, app_label, name)
         opts.model = cls
+        opts.concrete_model = cls
         cls._meta = opts
 
         # Fields and managers of abstract parents are copied into each child.

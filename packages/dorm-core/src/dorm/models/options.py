@@ -42,6 +42,7 @@ _META_ATTRS = frozenset(
         "default_manager_name",
         "base_manager_name",
         "db_table_comment",
+        "proxy",
     }
 )
 
@@ -105,6 +106,10 @@ class Options:
         # The manager ``_default_manager`` / ``_base_manager`` return (Django's Meta options).
         self.default_manager_name: str | None = declared.get("default_manager_name")
         self.base_manager_name: str | None = declared.get("base_manager_name")
+        # A proxy model (Meta.proxy): the table, fields and reverse relations of
+        # ``concrete_model``, its own managers, ordering and methods (dorm.models.proxy).
+        self.proxy = bool(declared.get("proxy", False))
+        self.concrete_model: Any = None
         self.db_table_comment: str | None = declared.get("db_table_comment")
         if self.db_table_comment is not None and not isinstance(self.db_table_comment, str):
             raise ImproperlyConfigured(
