@@ -9,7 +9,7 @@ from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.expressions import Case, Value, When
 from dorm.models.fields import DATABASE_DEFAULT
-from dorm.models.persistence import store_returned
+from dorm.models.persistence import returned_converters, store_returned
 from dorm.sql import writes
 from dorm.sql.compiler import column_converter
 
@@ -74,6 +74,8 @@ def bulk_create(
     read_back = on_conflict != "ignore"  # an ignored row returns nothing to match
     with transaction.atomic(using=using, savepoint=False):
         for has_pk, defaulted, group in _insert_groups(objs, opts.db_default_fields):
+            if not group:
+                continue
             fields = all_fields if has_pk else no_pk_fields
             returning: list[Field] = []
             if read_back:
@@ -85,8 +87,13 @@ def bulk_create(
                 model, group, fields, db, returning, on_conflict, unique, updates, batch_size
             )
             if returning and len(rows) == len(group):
-                for obj, row in zip(group, rows, strict=True):
-                    store_returned(db, obj, returning, row)
+                if defaulted:
+                    converters = returned_converters(db, returning)
+                    for obj, row in zip(group, rows, strict=True):
+                        store_returned(db, obj, returning, row, converters)
+                else:  # only the new primary keys, as they come
+                    for obj, row in zip(group, rows, strict=True):
+                        obj.__dict__[pk.attname] = row[0]
         for obj in objs:
             obj._state.adding = False
             obj._state.db = using
@@ -100,6 +107,10 @@ def _insert_groups(
 ) -> list[tuple[bool, tuple[Field, ...], list[Any]]]:
     """``(has pk, fields left to the database, objects)``: one INSERT shape per group (one
     group unless a batch mixes them)."""
+    if not db_default_fields:  # the usual case: split by primary key only
+        with_pk = [o for o in objs if o.pk is not None]
+        without_pk = [o for o in objs if o.pk is None]
+        return [(True, (), with_pk), (False, (), without_pk)]
     groups: dict[tuple[bool, tuple[Field, ...]], list[Any]] = {}
     for obj in objs:
         values = obj.__dict__

@@ -167,7 +167,10 @@ def _save_table(
         rows = writes.insert(cls, [obj], fields, db, returning_fields=returning)
     if returning:
         if rows:
-            store_returned(db, obj, returning, rows[0])
+            if defaulted:
+                store_returned(db, obj, returning, rows[0])
+            else:  # the hot path: only the new primary key
+                obj.__dict__[pk_field.attname] = pk_field.to_python(rows[0][0])
         else:  # a backend without RETURNING
             obj.__dict__[pk_field.attname] = db.fetchone("SELECT last_insert_rowid()")[0]
             if defaulted:
@@ -175,14 +178,27 @@ def _save_table(
     return True
 
 
-def store_returned(db: Any, obj: Model, fields: Sequence[Field], row: Sequence[Any]) -> None:
-    """Set ``obj``'s ``fields`` from a RETURNING row, converted as a query would."""
+def returned_converters(db: Any, fields: Sequence[Field]) -> list[Any]:
+    """The ``db value -> Python`` function of each RETURNING column (None: as it comes)."""
     from dorm.sql.compiler import column_converter
 
-    for field, value in zip(fields, row, strict=True):
-        convert = column_converter(db.ops, field)
+    return [column_converter(db.ops, field) for field in fields]
+
+
+def store_returned(
+    db: Any,
+    obj: Model,
+    fields: Sequence[Field],
+    row: Sequence[Any],
+    converters: Sequence[Any] | None = None,
+) -> None:
+    """Set ``obj``'s ``fields`` from a RETURNING row, converted as a query would."""
+    if converters is None:
+        converters = returned_converters(db, fields)
+    values = obj.__dict__
+    for field, value, convert in zip(fields, row, converters, strict=True):
         value = value if convert is None else convert(value)
-        obj.__dict__[field.attname] = field.to_python(value) if field.primary_key else value
+        values[field.attname] = field.to_python(value) if field.primary_key else value
 
 
 def delete(obj: Model, using: str | None) -> tuple[int, dict[str, int]]:
