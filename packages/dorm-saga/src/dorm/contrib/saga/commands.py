@@ -13,6 +13,7 @@ from dorm.exceptions import CommandError
 
 __all__ = ["COMMANDS", "InboxCommand", "SagaCommand", "TwoPhaseCommand", "parse_age"]
 
+
 def parse_age(text: str, option: str = "--older-than") -> datetime.timedelta:
     """``"90d"`` -> 90 days (``dorm.cli.command.parse_age``), a ``CommandError`` if not."""
     try:

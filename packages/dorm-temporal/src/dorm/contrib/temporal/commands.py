@@ -13,6 +13,7 @@ from dorm.exceptions import CommandError
 
 __all__ = ["COMMANDS", "TemporalCommand", "parse_age", "prune"]
 
+
 def prune(
     model: Any, older_than: datetime.timedelta, batch_size: int = 1000, using: str = "default"
 ) -> int:
