@@ -466,3 +466,471 @@ def test_makemigrations_merge_writes_the_merge_migration(project: Project) -> No
     assert code == 0, err
     assert "Applied 4 migrations" in out
     assert project.run("makemigrations", "--merge")[1].strip() == "No conflicts detected to merge."
+
+
+# --- Meta changes the migrations follow: db_table, options, model renames ----------------------
+
+MODELS_TABLE_V1 = """
+import dorm
+
+
+class Tag(dorm.Model):
+    label = dorm.CharField(max_length=20)
+
+
+class Book(dorm.Model):
+    title = dorm.CharField(max_length=100, db_index=True)
+    pages = dorm.IntegerField()
+    tag = dorm.ForeignKey(Tag, on_delete=dorm.CASCADE, null=True)
+    tags = dorm.ManyToManyField(Tag, related_name="books")
+
+    class Meta:
+        unique_together = [("title", "pages")]
+        indexes = [dorm.Index(fields=["pages"])]
+"""
+
+
+def _index_names(table: str) -> set[str]:
+    conn = get_connection()
+    if conn.vendor == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        return {r[0] for r in conn.fetchall(sql, (table,)) if not r[0].startswith("sqlite_")}
+    sql = "SELECT indexname FROM pg_indexes WHERE tablename = %s"
+    return {r[0] for r in conn.fetchall(sql, (table,)) if not r[0].endswith("_pkey")}
+
+
+def _fill_books(project: Project) -> None:
+    tag_model = apps.get_model("shop", "Tag")
+    book_model = apps.get_model("shop", "Book")
+    sf = tag_model.objects.create(label="sf")
+    dune = book_model.objects.create(title="Dune", pages=412, tag=sf)
+    dune.tags.add(sf)
+    book_model.objects.create(title="Emma", pages=320)
+
+
+def test_changing_db_table_is_migrated_forwards_and_back(project: Project) -> None:
+    project.write_models(MODELS_TABLE_V1)
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    _fill_books(project)
+    before = _index_names("shop_book")
+    assert len({n for n in before if n.endswith("_idx")}) == 3  # title, pages, tag_id
+
+    project.write_models(
+        MODELS_TABLE_V1.replace(
+            'indexes = [dorm.Index(fields=["pages"])]',
+            'indexes = [dorm.Index(fields=["pages"])]\n        db_table = "shop_volumes"',
+        )
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0, out
+    assert "- Rename table for Book to shop_volumes" in out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    assert "operations.AlterModelTable(" in project.migration(second)
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    code, out, _ = project.run("migrate")
+    assert code == 0, out
+    tables = project.tables()
+    assert {"shop_volumes", "shop_volumes_tags"} <= tables
+    assert not {"shop_book", "shop_book_tags"} & tables
+    assert project.rows("SELECT title, pages FROM shop_volumes ORDER BY title") == [
+        ("Dune", 412),
+        ("Emma", 320),
+    ]
+    book_model = apps.get_model("shop", "Book")
+    assert [t.label for t in book_model.objects.get(title="Dune").tags.all()] == ["sf"]
+    after = _index_names("shop_volumes")
+    assert len(after) == len(before)
+    assert not any(name.startswith("shop_book_") for name in after)
+
+    # The renamed indexes and constraints are found by the next change under their names.
+    project.write_models(
+        MODELS_TABLE_V1.replace("db_index=True", "db_index=False").replace(
+            'unique_together = [("title", "pages")]', 'db_table = "shop_volumes"'
+        )
+    )
+    assert project.run("makemigrations")[0] == 0
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert not any("title" in n for n in _index_names("shop_volumes"))
+
+    code, out, _ = project.run("migrate", "shop", "0001_initial")
+    assert code == 0 and "Unapplied 2 migrations" in out, out
+    tables = project.tables()
+    assert {"shop_book", "shop_book_tags"} <= tables and "shop_volumes" not in tables
+    assert _index_names("shop_book") == before
+    assert project.rows("SELECT title, pages FROM shop_book ORDER BY title") == [
+        ("Dune", 412),
+        ("Emma", 320),
+    ]
+    assert project.rows("SELECT COUNT(*) FROM shop_book_tags") == [(1,)]
+    # The unique pair is back under its old name and enforced.
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        get_connection().execute("INSERT INTO shop_book (title, pages) VALUES ('Dune', 412)", ())
+    assert project.run("migrate", "shop", "zero")[0] == 0
+    assert not any(t.startswith("shop_") for t in project.tables())
+
+
+def test_changing_meta_options_is_migrated_and_kept_in_state(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    project.write_models(
+        MODELS_V1
+        + "\n    class Meta:\n        ordering = ['-pages']\n        verbose_name = 'volume'\n"
+        "        permissions = [('can_lend', 'Can lend')]\n"
+        "        default_permissions = ('view',)\n"
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Change Meta options on Book" in out, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    source = project.migration(second)
+    assert "operations.AlterModelOptions(" in source and "'-pages'" in source
+    assert "'can_lend'" in source and "'volume'" in source
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    assert project.run("migrate")[0] == 0
+    book = apps.get_model("shop", "Book")
+    book.objects.create(title="Thin", author="a", pages=10)
+    book.objects.create(title="Thick", author="b", pages=900)
+    assert [b.title for b in book.objects.all()] == ["Thick", "Thin"]
+    assert book._meta.permissions == [("can_lend", "Can lend")]
+    # Dropping the options again is a change too, and migrating back keeps the rows.
+    project.write_models(MODELS_V1)
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Change Meta options on Book" in out
+    assert project.run("migrate")[0] == 0
+    code, out, _ = project.run("migrate", "shop", "0001_initial")
+    assert code == 0 and "Unapplied 2 migrations" in out
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]
+
+
+def test_renaming_a_model_renames_its_automatic_m2m_table(project: Project) -> None:
+    project.write_models(MODELS_TABLE_V1)
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    _fill_books(project)
+    project.write_models(MODELS_TABLE_V1.replace("class Book(", "class Volume("))
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Rename model Book to Volume" in out, out
+    code, out, _ = project.run("migrate")
+    assert code == 0, out
+    tables = project.tables()
+    assert {"shop_volume", "shop_volume_tags"} <= tables and "shop_book_tags" not in tables
+    assert project.rows("SELECT volume_id, tag_id FROM shop_volume_tags") == project.rows(
+        "SELECT v.id, t.id FROM shop_volume v, shop_tag t WHERE v.title = 'Dune'"
+    )
+    volume = apps.get_model("shop", "Volume")
+    dune = volume.objects.get(title="Dune")
+    assert [t.label for t in dune.tags.all()] == ["sf"]
+    dune.tags.clear()
+    dune.tags.add(apps.get_model("shop", "Tag").objects.get(label="sf"))
+    code, out, _ = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out
+    assert project.rows("SELECT COUNT(*) FROM shop_book_tags WHERE book_id IS NOT NULL") == [(1,)]
+    assert project.run("migrate")[0] == 0  # and forwards again
+    assert project.rows("SELECT COUNT(*) FROM shop_volume_tags") == [(1,)]
+    assert project.run("migrate", "shop", "zero")[0] == 0
+
+
+MODELS_FK_V1 = """
+import dorm
+
+
+class Shelf(dorm.Model):
+    code = dorm.CharField(max_length=10)
+
+
+class Room(dorm.Model):
+    name = dorm.CharField(max_length=10)
+
+
+class Book(dorm.Model):
+    title = dorm.CharField(max_length=100)
+    shelf = dorm.IntegerField(null=True)
+"""
+
+FK_TO_SHELF = "dorm.ForeignKey(Shelf, on_delete=dorm.SET_NULL, null=True)"
+FK_TO_ROOM = "dorm.ForeignKey(Room, on_delete=dorm.SET_NULL, null=True)"
+
+
+def _insert_book(title: str, shelf: int | None, column: str) -> None:
+    get_connection().execute(
+        f'INSERT INTO shop_book (title, "{column}") VALUES (%s, %s)'.replace(
+            "%s", get_connection().ops.placeholder
+        ),
+        (title, shelf),
+    )
+
+
+def test_alter_field_adds_retargets_and_drops_a_foreign_key(project: Project) -> None:
+    project.write_models(MODELS_FK_V1)
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    shelf = apps.get_model("shop", "Shelf").objects.create(code="S")
+    room = apps.get_model("shop", "Room").objects.create(name="R")
+    room2 = apps.get_model("shop", "Room").objects.create(name="R2")
+    _insert_book("loose", 999, "shelf")  # no key yet: anything goes
+    get_connection().execute("DELETE FROM shop_book WHERE title = 'loose'", ())
+    _insert_book("Dune", shelf.pk, "shelf")
+
+    # An integer becomes a foreign key: constraint and index appear.
+    project.write_models(MODELS_FK_V1.replace("dorm.IntegerField(null=True)", FK_TO_SHELF))
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Alter field shelf on Book" in out, out
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert project.rows("SELECT title, shelf_id FROM shop_book") == [("Dune", shelf.pk)]
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        _insert_book("bad", 999, "shelf_id")
+    assert any("shelf_id" in n for n in _index_names("shop_book"))
+
+    # Retargeted to another table: the old constraint goes, the new one checks.
+    project.write_models(MODELS_FK_V1.replace("dorm.IntegerField(null=True)", FK_TO_ROOM))
+    assert project.run("makemigrations")[0] == 0
+    get_connection().execute(
+        f"UPDATE shop_book SET shelf_id = {int(room.pk)}", ()
+    )  # rows must satisfy the new key
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    _insert_book("in room 2", room2.pk, "shelf_id")
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        _insert_book("bad", room2.pk + 100, "shelf_id")
+    book = apps.get_model("shop", "Book")
+    assert book.objects.get(title="in room 2").shelf.name == "R2"
+
+    # Dropped again: no constraint, the values stay.
+    project.write_models(MODELS_FK_V1)
+    assert project.run("makemigrations")[0] == 0
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    _insert_book("loose", 999, "shelf")
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(3,)]
+    assert not any("shelf" in n for n in _index_names("shop_book"))
+
+    # Back one step (the key to rooms returns and checks the rows), then to the start.
+    get_connection().execute("DELETE FROM shop_book WHERE title = 'loose'", ())
+    (third,) = [n[:-3] for n in project.migrations() if n.startswith("0003_")]
+    code, out, err = project.run("migrate", "shop", third)
+    assert code == 0, out + err
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        _insert_book("bad", 999, "shelf_id")
+    # Undoing the retarget makes the key point at shelves again: the rows must match it.
+    get_connection().execute(f"UPDATE shop_book SET shelf_id = {int(shelf.pk)}", ())
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("in room 2",)]
+    _insert_book("loose", 999, "shelf")
+    get_connection().execute("DELETE FROM shop_book", ())
+    assert project.run("migrate", "shop", "zero")[0] == 0
+
+
+ONLINE_CHECK_MIGRATION = """
+from dorm.migrations import Migration as BaseMigration
+from dorm.migrations import operations
+
+
+class Migration(BaseMigration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        operations.AddCheckConstraintOnline(
+            table="shop_book", name="shop_book_pages_positive", check_sql='"pages" > 0'
+        ),
+    ]
+"""
+
+
+def test_an_online_check_survives_a_later_table_rebuild(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    (project.root / "shop" / "migrations" / "0002_online_check.py").write_text(
+        ONLINE_CHECK_MIGRATION
+    )
+    assert project.run("migrate")[0] == 0
+    book = apps.get_model("shop", "Book")
+    book.objects.create(title="Dune", author="Herbert", pages=412)
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        book.objects.create(title="Void", author="x", pages=0)
+    # The check is the migrations' own: makemigrations does not propose to drop it.
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+
+    # A type change: on SQLite a rebuild of the table, which must keep the check.
+    project.write_models(MODELS_V1.replace("max_length=50", "max_length=300"))
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Alter field author on Book" in out, out
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    book = apps.get_model("shop", "Book")
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        book.objects.create(title="Void", author="x" * 200, pages=-3)
+    assert project.rows("SELECT title, pages FROM shop_book") == [("Dune", 412)]
+
+    # Back past the online check: the constraint goes, the rows stay.
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0 and "Unapplied 2 migrations" in out, out + err
+    get_connection().execute(
+        "INSERT INTO shop_book (title, author, pages) VALUES ('Void', 'x', 0)", ()
+    )
+    assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("Void",)]
+
+
+def _comments() -> tuple[Any, dict[str, Any]]:
+    conn = get_connection()
+    (table,) = conn.fetchone("SELECT obj_description('shop_book'::regclass, 'pg_class')", ())
+    rows = conn.fetchall(
+        "SELECT attname, col_description(attrelid, attnum) FROM pg_attribute "
+        "WHERE attrelid = 'shop_book'::regclass AND attnum > 0 AND NOT attisdropped",
+        (),
+    )
+    return table, dict(rows)
+
+
+def test_comments_are_migrated_forwards_and_back(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    apps.get_model("shop", "Book").objects.create(title="Dune", author="Herbert", pages=412)
+    project.write_models(
+        MODELS_V1.replace(
+            "pages = dorm.IntegerField()", 'pages = dorm.IntegerField(db_comment="Printed pages")'
+        )
+        + '\n    class Meta:\n        db_table_comment = "The catalogue"\n'
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0, out
+    assert "- Alter field pages on Book" in out and "- Alter Book table comment" in out
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    pg = get_connection().vendor == "postgresql"
+    if pg:
+        assert _comments()[0] == "The catalogue"
+        assert _comments()[1]["pages"] == "Printed pages"
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    if pg:
+        table, columns = _comments()
+        assert table is None and columns["pages"] is None
+    assert project.rows("SELECT title, pages FROM shop_book") == [("Dune", 412)]
+
+
+def test_db_default_is_migrated_and_fills_existing_rows(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    apps.get_model("shop", "Book").objects.create(title="Dune", author="Herbert", pages=412)
+    project.write_models(
+        "from dorm.functions import Lower\n"
+        + MODELS_V1
+        + '    shelf = dorm.CharField(max_length=10, db_default="A1")\n'
+        + '    code = dorm.CharField(max_length=10, db_default=Lower(dorm.Value("NEW")))\n'
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Add field shelf to Book" in out and "- Add field code" in out, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    source = project.migration(second)
+    assert "db_default='A1'" in source
+    assert "db_default=dorm.functions.Lower(dorm.Value('NEW'))" in source
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert project.rows("SELECT title, shelf, code FROM shop_book") == [("Dune", "A1", "new")]
+    book = apps.get_model("shop", "Book").objects.create(title="Emma", author="Austen", pages=1)
+    assert (book.shelf, book.code) == ("A1", "new")
+    # A changed db_default is an AlterField; the column's DEFAULT follows.
+    project.write_models(
+        "from dorm.functions import Lower\n"
+        + MODELS_V1
+        + '    shelf = dorm.CharField(max_length=10, db_default="B2")\n'
+        + '    code = dorm.CharField(max_length=10, db_default=Lower(dorm.Value("NEW")))\n'
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Alter field shelf on Book" in out and "code" not in out, out
+    assert project.run("migrate")[0] == 0
+    get_connection().execute(
+        "INSERT INTO shop_book (title, author, pages) VALUES ('raw', 'x', 3)", ()
+    )
+    assert project.rows("SELECT shelf FROM shop_book WHERE title = 'raw'") == [("B2",)]
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    assert sorted(project.rows("SELECT title FROM shop_book")) == [("Dune",), ("Emma",), ("raw",)]
+
+
+def test_unique_constraint_options_are_migrated_on_postgresql(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    project.write_models(
+        MODELS_V1
+        + "\n    class Meta:\n        constraints = [dorm.UniqueConstraint(fields=['title'], "
+        "name='book_title_uniq', include=['pages'], deferrable=None, nulls_distinct=False)]\n"
+    )
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "book_title_uniq" in out, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    assert "nulls_distinct=False" in project.migration(second)
+    code, out, err = project.run("migrate")
+    if get_connection().vendor == "sqlite":
+        assert code == 1
+        assert (
+            "UniqueConstraint 'book_title_uniq' on shop.Book: include=, nulls_distinct= is " in err
+        )
+        assert "not supported by SQLite" in err
+        return
+    assert code == 0, out + err
+    book = apps.get_model("shop", "Book")
+    book.objects.create(title="Dune", author="Herbert", pages=1)
+    with pytest.raises(dorm.exceptions.IntegrityError):
+        book.objects.create(title="Dune", author="other", pages=2)
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    book.objects.create(title="Dune", author="other", pages=2)
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]
+
+
+GENERATED_LINE = (
+    "    double = dorm.GeneratedField(expression=dorm.F('pages') * 2, "
+    "output_field=dorm.IntegerField(), db_persist=True)\n"
+)
+
+
+def test_generated_field_is_migrated_forwards_and_back(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    apps.get_model("shop", "Book").objects.create(title="Dune", author="Herbert", pages=412)
+    project.write_models(MODELS_V1 + GENERATED_LINE)
+    code, out, _ = project.run("makemigrations")
+    assert code == 0 and "- Add field double to Book" in out, out
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    source = project.migration(second)
+    assert "dorm.GeneratedField(" in source and "db_persist=True" in source
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert project.rows("SELECT title, double FROM shop_book") == [("Dune", 824)]
+    # Another change to the table (a SQLite rebuild) keeps the generated column working.
+    project.write_models(MODELS_V1.replace("max_length=50", "max_length=300") + GENERATED_LINE)
+    assert project.run("makemigrations")[0] == 0
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    book = apps.get_model("shop", "Book").objects.create(title="Emma", author="A", pages=10)
+    assert book.double == 20
+    assert project.rows("SELECT double FROM shop_book ORDER BY pages") == [(20,), (824,)]
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    assert sorted(project.rows("SELECT title, pages FROM shop_book")) == [
+        ("Dune", 412),
+        ("Emma", 10),
+    ]
+
+
+def test_a_proxy_model_needs_no_migration(project: Project) -> None:
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    project.write_models(
+        MODELS_V1
+        + "\n\nclass LongBook(Book):\n    class Meta:\n        proxy = True\n"
+        + "        ordering = ['-pages']\n"
+    )
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+    assert project.run("migrate")[1] == "No migrations to apply.\n"
+    long_book = apps.get_model("shop", "LongBook")
+    long_book.objects.create(title="Dune", author="Herbert", pages=412)
+    long_book.objects.create(title="Emma", author="Austen", pages=320)
+    assert [b.title for b in long_book.objects.all()] == ["Dune", "Emma"]
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]
+    assert "shop_longbook" not in project.tables()

@@ -231,7 +231,10 @@ def test_caught_integrity_error_without_inner_block_marks_rollback(db) -> None:
 
 
 def test_durable_block_cannot_be_nested(db) -> None:
-    with pytest.raises(TransactionManagementError, match="durable=True"), transaction.atomic():
+    with (
+        pytest.raises(TransactionManagementError, match="durable atomic block"),
+        transaction.atomic(),
+    ):
         Account.objects.create(name="outer")
         with transaction.atomic(durable=True):
             Account.objects.create(name="never")

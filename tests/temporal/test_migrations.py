@@ -140,3 +140,52 @@ def test_makemigrations_migrate_and_back_to_zero(
             "SELECT proname FROM pg_catalog.pg_proc WHERE proname LIKE %s", ("shelves%",)
         )
     assert left == []
+
+
+def _versions(volume: Any, pk: Any) -> list[tuple[str, str]]:
+    return [(h.operation, h.title) for h in volume.history.filter(pk=pk)]
+
+
+def test_a_renamed_tracked_table_keeps_one_set_of_triggers(
+    project: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _backend = project
+    assert _run(capsys, "makemigrations")[0] == 0
+    assert _run(capsys, "migrate")[0] == 0
+    volume = apps.get_model("shelves", "Volume")
+    v = volume.objects.create(title="a")
+
+    (root / "shelves" / "models.py").write_text(
+        textwrap.dedent(MODELS_SOURCE) + '\n    class Meta:\n        db_table = "shelves_books"\n'
+    )
+    code, out = _run(capsys, "makemigrations")
+    assert code == 0 and "Rename table for Volume to shelves_books" in out, out
+    code, out = _run(capsys, "migrate")
+    assert code == 0, out
+    volume = apps.get_model("shelves", "Volume")
+    volume.objects.filter(pk=v.pk).update(title="b")
+    # One version per change: the triggers named after the old table are gone.
+    assert _versions(volume, v.pk) == [("insert", "a"), ("update", "b")]
+    code, out = _run(capsys, "temporal", "status", "--model", "shelves.Volume")
+    assert code == 0 and "2 version(s), 1 current, triggers ok" in out, out
+
+    code, out = _run(capsys, "migrate", "shelves", "0001_initial")
+    assert code == 0, out
+    (root / "shelves" / "models.py").write_text(textwrap.dedent(MODELS_SOURCE))
+    assert _run(capsys, "temporal", "status", "--model", "shelves.Volume")[0] == 0
+    volume = apps.get_model("shelves", "Volume")
+    volume.objects.filter(pk=v.pk).update(title="c")
+    assert _versions(volume, v.pk) == [("insert", "a"), ("update", "b"), ("update", "c")]
+    conn = get_connection()
+    if conn.vendor == "sqlite":
+        names = conn.fetchall("SELECT name FROM sqlite_master WHERE type = 'trigger'", ())
+    else:
+        names = conn.fetchall(
+            "SELECT tgname FROM pg_catalog.pg_trigger WHERE NOT tgisinternal AND tgname LIKE %s",
+            ("shelves%",),
+        )
+    assert sorted(n for (n,) in names) == [
+        "shelves_volume_temporal_delete",
+        "shelves_volume_temporal_insert",
+        "shelves_volume_temporal_update",
+    ]

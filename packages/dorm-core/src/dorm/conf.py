@@ -196,6 +196,10 @@ class Settings:
             return
         self._set({name: value})
 
+    def configure(self, **values: Any) -> Settings:
+        """``settings.configure(...)`` as in Django: the same as ``dorm.configure(...)``."""
+        return configure(**values)
+
     def __dir__(self) -> Iterator[str]:
         return iter(sorted(self._values or {}))
 

@@ -425,6 +425,11 @@ class Value(Expression):
     def __repr__(self) -> str:
         return f"Value({self.value!r})"
 
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        """For migration files (a ``db_default``, say): ``dorm.Value(value, ...)``."""
+        kwargs = {"output_field": self._output_field} if self._output_field is not None else {}
+        return "dorm.Value", [self.value], kwargs
+
 
 class RawSQL(Expression):
     """A fragment of SQL with its own bound parameters (``?`` / ``%s`` per backend)."""
@@ -457,6 +462,11 @@ class CombinedExpression(Expression):
 
     def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         self.lhs, self.rhs = exprs
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        """For migration files (a GeneratedField's ``F("a") * F("b")``, say)."""
+        kwargs = {"output_field": self._output_field} if self._output_field is not None else {}
+        return "dorm.expressions.CombinedExpression", [self.lhs, self.connector, self.rhs], kwargs
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         lhs_sql, lhs_params = compiler.compile(self.lhs)
@@ -506,6 +516,15 @@ class Func(Expression):
 
     def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         self.source_expressions = list(exprs)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        """For migration files (a ``db_default``, say): the class path, the arguments and
+        ``output_field`` when one was given."""
+        kwargs: dict[str, Any] = dict(self.extra)
+        if "_output_field" in self.__dict__:
+            kwargs["output_field"] = self._output_field
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}", list(self.source_expressions), kwargs
 
     def compile_args(self, compiler: SQLCompiler, wrap: str = "{}") -> tuple[list[str], list[Any]]:
         """Compile each argument; ``wrap`` formats each one (``"COALESCE({}, '')"``)."""

@@ -283,6 +283,9 @@ def dorm_schema_model_altered(schema_editor: Any, model: type) -> None:
     change. ``model`` is the class the editor was given, which describes the table as it
     stood *before* the change; read the database for the new shape. On SQLite the change
     may have rebuilt the table, which drops its triggers: re-create them here.
+    ``alter_db_table`` (``AlterModelTable``, ``RenameModel``) fires it too, with the model
+    as it is *after* the rename: ``model._meta.db_table`` is the new name, and objects a
+    plugin named after the old one are still there to rename or replace.
 
     Fires: once per altering call, after its last statement, inside the editor's
     transaction.

@@ -63,7 +63,7 @@ _AUTOLOAD_ENV = "DORM_DISABLE_PLUGIN_AUTOLOAD"
 # Core's own hookimpls: registered through the same manager as any plugin.
 _CORE_PLUGIN_MODULES = ("dorm.cli.builtin", "dorm.db.backends.registry", "dorm.sql.builtins")
 _CORE_NAME = "dorm-core"
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]*")  # fullmatch: "$" would let a trailing newline in
 _SQL_FUNCTION_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
 _COMMAND_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
@@ -427,7 +427,7 @@ def _node_name(cls: object) -> str:
 
 
 def _check_vendor(owner: str, vendor: object, hook_name: str) -> str:
-    if not isinstance(vendor, str) or not _NAME_RE.match(vendor):
+    if not isinstance(vendor, str) or not _NAME_RE.fullmatch(vendor):
         raise PluginError(
             f"dorm plugin {owner!r}: {hook_name} needs a vendor name such as "
             f"'postgresql' or 'sqlite', got {vendor!r}"
@@ -493,7 +493,7 @@ def _pairs(hook_name: str, attr: str) -> dict[type, dict[str, type]]:
             )
         field_class, node = item
         name = getattr(node, "lookup_name", None)
-        if not isinstance(name, str) or not _NAME_RE.match(name) or "__" in name:
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or "__" in name:
             raise PluginError(
                 f"dorm plugin {owner!r}: {node.__qualname__}.lookup_name must be a "
                 f"lower-case identifier without '__', got {name!r}"

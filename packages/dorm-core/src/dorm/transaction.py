@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from contextlib import ContextDecorator
@@ -27,11 +28,19 @@ __all__ = [
     "get_rollback",
     "mark_for_rollback_on_error",
     "on_commit",
+    "savepoint",
+    "savepoint_commit",
+    "savepoint_rollback",
     "set_rollback",
 ]
 
 logger = logging.getLogger("dorm.transaction")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NestedDurableError(TransactionManagementError, RuntimeError):
+    """``atomic(durable=True)`` inside another block: a RuntimeError with Django's message,
+    and a TransactionManagementError as dorm raised before."""
 
 
 class Atomic(ContextDecorator):
@@ -46,9 +55,8 @@ class Atomic(ContextDecorator):
         db = connections[self.using]
         state = db.state
         if self.durable and state.blocks:
-            raise TransactionManagementError(
-                "atomic(durable=True) cannot be nested inside another atomic() block: its "
-                "commit would not be final"
+            raise _NestedDurableError(
+                "A durable atomic block cannot be nested within another atomic block."
             )
         if not state.blocks:
             state.conn = db._acquire_begun()
@@ -78,6 +86,12 @@ class Atomic(ContextDecorator):
         state = db.state
         block = state.blocks.pop()
         outermost = not state.blocks
+        if state.manual_savepoints:
+            # Ending the block (RELEASE, ROLLBACK TO, COMMIT) ends the savepoints made in it.
+            depth = len(state.blocks)
+            state.manual_savepoints = {
+                k: v for k, v in state.manual_savepoints.items() if v[0] <= depth
+            }
         duration = time.perf_counter() - block.started
         failed = exc is not None or block.rollback
         conn = state.conn
@@ -290,6 +304,74 @@ def get_rollback(using: str | None = None) -> bool:
     if not state.blocks:
         raise TransactionManagementError("get_rollback() is only valid inside atomic()")
     return state.blocks[-1].rollback
+
+
+_SAVEPOINT_ID = re.compile(r"dorm_sp_\d+")
+
+
+def savepoint(using: str | None = None) -> str | None:
+    """Create a savepoint in the current transaction and return its id (Django's API).
+
+    Outside ``atomic()`` there is no transaction to mark: it returns None, and
+    ``savepoint_commit(None)`` / ``savepoint_rollback(None)`` do nothing, as in Django.
+    """
+    db = connections[using or DEFAULT_DB_ALIAS]
+    state = db.state
+    if not state.blocks:
+        return None
+    db._send_savepoints(state)
+    state.savepoint_counter += 1
+    sid = f"dorm_sp_{state.savepoint_counter}"
+    db._run_plain(state.conn, f"SAVEPOINT {sid}")
+    state.manual_savepoints[sid] = (len(state.blocks), len(state.on_commit))
+    return sid
+
+
+def savepoint_commit(sid: str | None, using: str | None = None) -> None:
+    """Release the savepoint ``sid``: its changes stay part of the enclosing transaction."""
+    db, state = _savepoint_state(sid, using, "savepoint_commit")
+    if state is None or sid is None:
+        return
+    db._run_plain(state.conn, f"RELEASE SAVEPOINT {sid}")
+    _forget_from(state, sid, keep=False)
+
+
+def savepoint_rollback(sid: str | None, using: str | None = None) -> None:
+    """Undo what ran since ``savepoint(sid)``; ``on_commit`` callbacks registered since
+    then are dropped. The savepoint stays open, so it can be rolled back to again."""
+    db, state = _savepoint_state(sid, using, "savepoint_rollback")
+    if state is None or sid is None:
+        return
+    db._run_plain(state.conn, f"ROLLBACK TO SAVEPOINT {sid}")
+    _depth, callbacks = state.manual_savepoints[sid]
+    del state.on_commit[callbacks:]
+    _forget_from(state, sid, keep=True)
+
+
+def _savepoint_state(sid: Any, using: str | None, what: str) -> tuple[Any, ThreadState | None]:
+    if sid is not None and (not isinstance(sid, str) or not _SAVEPOINT_ID.fullmatch(sid)):
+        raise ValueError(
+            f"{what}(): {sid!r} is not a savepoint id; pass the value transaction.savepoint() "
+            f"returned"
+        )
+    db = connections[using or DEFAULT_DB_ALIAS]
+    state = db.state
+    if not state.blocks:
+        return db, None
+    if sid is not None and sid not in state.manual_savepoints:
+        raise TransactionManagementError(
+            f"{what}(): no open savepoint {sid!r} in this transaction (it was released, "
+            f"or the atomic() block that made it has ended)"
+        )
+    return db, state
+
+
+def _forget_from(state: ThreadState, sid: str, keep: bool) -> None:
+    """Drop ``sid`` (unless ``keep``) and every savepoint made after it: the database has
+    released them with it."""
+    names = list(state.manual_savepoints)
+    for name in names[names.index(sid) + (1 if keep else 0) :]:
+        del state.manual_savepoints[name]
 
 
 _scheduled: set[Any] = set()  # asyncio futures

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dorm.migrations import operations as ops
+from dorm.migrations.model_options import ALTER_OPTION_KEYS
 from dorm.migrations.state import related_label
+from dorm.migrations.writer import serialize
 from dorm.models.constraints import default_name
 
 if TYPE_CHECKING:
@@ -58,6 +60,15 @@ class MigrationAutodetector:
         """``deconstruct()`` without the name, relation targets normalised (and renamed)."""
         _name, path, args, kwargs = field.deconstruct()
         kwargs = dict(kwargs)
+        for key, value in kwargs.items():
+            # Expressions and fields (db_default, a GeneratedField's expression and
+            # output_field) compare by identity: compare what a migration file would hold.
+            if (
+                hasattr(value, "resolve_expression")
+                or hasattr(value, "deconstruct")
+                and hasattr(value, "contribute_to_class")
+            ):
+                kwargs[key] = serialize(value)[0]
         target = related_label(field, app_label, own)
         if target is not None:
             if old:
@@ -80,9 +91,10 @@ class MigrationAutodetector:
         """Return ``{app_label: [operation, ...]}`` for every app with changes.
 
         Within an app the order is: model renames, index/constraint/unique_together removals,
-        field renames, field removals, model creations (a model after those its foreign keys
-        point at), field additions and alterations, index/constraint/unique_together
-        additions, then model deletions (referring models first).
+        table renames (AlterModelTable), field renames, field removals, model creations (a
+        model after those its foreign keys point at), field additions and alterations,
+        index/constraint/unique_together additions and Meta options, then model deletions
+        (referring models first).
         """
         wanted = set(app_labels) if app_labels is not None else None
         old = {k: v for k, v in self.from_state.models.items() if wanted is None or k[0] in wanted}
@@ -120,6 +132,7 @@ class MigrationAutodetector:
         order = (
             "rename_model",
             "remove_meta",
+            "alter_table",
             "rename_field",
             "remove_field",
             "create_model",
@@ -270,13 +283,37 @@ class MigrationAutodetector:
                     "remove_meta",
                     ops.RemoveIndex(model_name=name, name=self._index_name(old, index)),
                 )
-        old_constraints = list(old.options.get("constraints") or [])
+        # Constraints added by AddCheckConstraintOnline live in the state only.
+        old_constraints = [
+            c for c in old.options.get("constraints") or [] if not getattr(c, "from_sql", False)
+        ]
         new_constraints = list(new.options.get("constraints") or [])
         for constraint in old_constraints:
             if constraint not in new_constraints:
                 emit(
                     app, "remove_meta", ops.RemoveConstraint(model_name=name, name=constraint.name)
                 )
+
+        old_table = old.options.get("db_table") or f"{app}_{new.name_lower}"
+        new_table = new.options.get("db_table") or f"{app}_{new.name_lower}"
+        if old_table != new_table:
+            emit(
+                app,
+                "alter_table",
+                ops.AlterModelTable(name=name, table=new.options.get("db_table")),
+            )
+        old_comment = old.options.get("db_table_comment")
+        new_comment = new.options.get("db_table_comment")
+        if old_comment != new_comment:
+            emit(
+                app,
+                "add_meta",
+                ops.AlterModelTableComment(name=name, table_comment=new_comment),
+            )
+        old_options = {k: old.options[k] for k in ALTER_OPTION_KEYS if k in old.options}
+        new_options = {k: new.options[k] for k in ALTER_OPTION_KEYS if k in new.options}
+        if old_options != new_options:
+            emit(app, "add_meta", ops.AlterModelOptions(name=name, options=new_options))
 
         for old_name in sorted(renamed):
             emit(

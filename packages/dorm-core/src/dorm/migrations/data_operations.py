@@ -227,6 +227,41 @@ class _RawCondition(RawSQL):
         return f"({self.sql})", []
 
 
+class _OnlineCheck(CheckConstraint):
+    """The state's record of an ``AddCheckConstraintOnline``: a CHECK written in SQL.
+
+    Kept in the model's state so that SQLite rebuilds and re-created tables keep it; the
+    autodetector leaves it alone (no model declares it), and ``full_clean()`` of a
+    historical model does not evaluate it (the database does).
+    """
+
+    from_sql = True
+
+    def __init__(self, *, name: str, check_sql: str) -> None:
+        super().__init__(name=name, condition=_RawCondition(check_sql))
+        self.check_sql = check_sql
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            "dorm.migrations.data_operations._OnlineCheck",
+            [],
+            {"name": self.name, "check_sql": self.check_sql},
+        )
+
+    def validate(
+        self, model: Any, instance: Any, exclude: Any = None, using: str = "default"
+    ) -> None:
+        return None
+
+
+def _state_for_table(state: ProjectState, table: str) -> Any:
+    """The ModelState whose table is ``table``, or None (a table no model describes)."""
+    for (app, name), ms in state.models.items():
+        if (ms.options.get("db_table") or f"{app}_{name}") == table:
+            return ms
+    return None
+
+
 def _model_for_table(state: ProjectState, table: str) -> type[Model]:
     for model in state.apps.get_models():
         if model._meta.db_table == table:
@@ -242,8 +277,9 @@ class AddCheckConstraintOnline(Operation):
 
     PostgreSQL: ``ADD CONSTRAINT ... NOT VALID`` (no scan, brief lock), then a separate
     ``VALIDATE CONSTRAINT`` (scans without blocking writes). SQLite rebuilds the table with
-    the constraint. The project state is not changed: the constraint lives in SQL only, so
-    a later SQLite rebuild of the same table (an AlterField, say) does not keep it.
+    the constraint. The project state keeps it on the model whose table it is, so a later
+    SQLite rebuild of the table (an AlterField, say) keeps it too; ``makemigrations`` does
+    not propose removing it.
     """
 
     def __init__(self, table: str, name: str, check_sql: str) -> None:
@@ -252,7 +288,12 @@ class AddCheckConstraintOnline(Operation):
         self.check_sql = check_sql
 
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        pass
+        ms = _state_for_table(state, self.table)
+        if ms is None:
+            return
+        kept = [c for c in ms.options.get("constraints", []) if c.name != self.name]
+        ms.options["constraints"] = [*kept, _OnlineCheck(name=self.name, check_sql=self.check_sql)]
+        state.invalidate()
 
     def database_forwards(
         self,
@@ -268,8 +309,9 @@ class AddCheckConstraintOnline(Operation):
             from dorm.migrations.sqlite_rebuild import rebuild_table
 
             model = _model_for_table(from_state, self.table)
-            check = CheckConstraint(name=self.name, condition=_RawCondition(self.check_sql))
-            rebuild_table(schema_editor, model, constraints=[*model._meta.constraints, check])
+            check = _OnlineCheck(name=self.name, check_sql=self.check_sql)
+            kept = [c for c in model._meta.constraints if c.name != self.name]
+            rebuild_table(schema_editor, model, constraints=[*kept, check])
         elif vendor == "postgresql":
             run_raw(
                 schema_editor,
@@ -292,7 +334,8 @@ class AddCheckConstraintOnline(Operation):
             from dorm.migrations.sqlite_rebuild import rebuild_table
 
             model = _model_for_table(from_state, self.table)
-            rebuild_table(schema_editor, model, constraints=list(model._meta.constraints))
+            kept = [c for c in model._meta.constraints if c.name != self.name]
+            rebuild_table(schema_editor, model, constraints=kept)
             return
         qn = schema_editor.quote_name
         schema_editor.execute(f"ALTER TABLE {qn(self.table)} DROP CONSTRAINT {qn(self.name)}")

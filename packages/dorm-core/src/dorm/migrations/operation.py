@@ -14,7 +14,12 @@ __all__ = ["Operation"]
 
 # Operations defined in these modules deconstruct to the public path.
 _PUBLIC_MODULES = frozenset(
-    {"dorm.migrations.operations", "dorm.migrations.data_operations", __name__}
+    {
+        "dorm.migrations.operations",
+        "dorm.migrations.data_operations",
+        "dorm.migrations.model_options",
+        __name__,
+    }
 )
 
 

@@ -17,6 +17,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dorm.migrations.exceptions import InvalidStateError
+from dorm.migrations.model_options import (
+    AlterModelOptions,
+    AlterModelTable,
+    AlterModelTableComment,
+    rename_auto_m2m_tables,
+)
 from dorm.migrations.operation import Operation
 
 if TYPE_CHECKING:
@@ -32,6 +38,9 @@ __all__ = [
     "AddField",
     "AddIndex",
     "AlterField",
+    "AlterModelOptions",
+    "AlterModelTable",
+    "AlterModelTableComment",
     "AlterUniqueTogether",
     "CreateModel",
     "DeleteModel",
@@ -172,7 +181,8 @@ class RenameModel(Operation):
         old = _model(from_state, app_label, self.old_name)
         new = _model(to_state, app_label, self.new_name)
         if _managed(new):
-            schema_editor.alter_db_table(old, old._meta.db_table, new._meta.db_table)
+            schema_editor.alter_db_table(new, old._meta.db_table, new._meta.db_table)
+            rename_auto_m2m_tables(schema_editor, old, new)
 
     def database_backwards(
         self,
@@ -184,7 +194,8 @@ class RenameModel(Operation):
         new = _model(from_state, app_label, self.new_name)
         old = _model(to_state, app_label, self.old_name)
         if _managed(old):
-            schema_editor.alter_db_table(new, new._meta.db_table, old._meta.db_table)
+            schema_editor.alter_db_table(old, new._meta.db_table, old._meta.db_table)
+            rename_auto_m2m_tables(schema_editor, new, old)
 
     def describe(self) -> str:
         return f"Rename model {self.old_name} to {self.new_name}"

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import plugins, transaction
 from dorm.db.connection import get_connection
-from dorm.exceptions import FieldError
+from dorm.exceptions import FieldError, NotSupportedError
 from dorm.expressions import Col
+from dorm.migrations.comments import column_comment, model_comments, table_comment
 from dorm.models.constraints import CheckConstraint, Index, UniqueConstraint, default_name
 from dorm.sql.compiler import SQLCompiler, unmask
 from dorm.sql.query import Query
@@ -106,6 +107,11 @@ class SchemaEditor:
         db_type = field.db_type(conn)
         internal = field.get_internal_type()
         parts = [qn(field.column), db_type]
+        database_default = self.db_default_sql(model, field)
+        if database_default is not None:
+            parts.append(f"DEFAULT {database_default}")
+        if field.generated:
+            parts.append(self._generated_sql(model, field))
         if field.primary_key:
             if internal in ("AutoField", "BigAutoField"):
                 if conn.vendor == "sqlite":
@@ -140,12 +146,45 @@ class SchemaEditor:
             sql, params = compiler.compile(compiler.query.where)
         except FullResultSet:
             return "1 = 1"
-        values, _ = unmask(params)
+        return self._inline(sql, params)
+
+    def _inline(self, sql: str, params: Sequence[Any]) -> str:
+        """``sql`` with each placeholder replaced by its value as an SQL literal."""
+        values, _ = unmask(list(params))
         placeholder = self.connection.ops.placeholder
         literals = iter(self.connection.ops.quote_value(v) for v in values)
         # Skip quoted identifiers and strings: a column may be named "a?" or "b %s".
         token = re.compile(rf"\"(?:[^\"]|\"\")*\"|'(?:[^']|'')*'|{re.escape(placeholder)}")
         return token.sub(lambda m: next(literals) if m.group(0) == placeholder else m.group(0), sql)
+
+    def _generated_sql(self, model: type[Model], field: Any) -> str:
+        """``GENERATED ALWAYS AS (expression) STORED|VIRTUAL`` of a GeneratedField."""
+        if not field.db_persist and self.connection.vendor == "postgresql":
+            raise NotSupportedError(
+                f"{model._meta.label}.{field.name}: PostgreSQL has only stored generated "
+                f"columns; use GeneratedField(..., db_persist=True)"
+            )
+        query = Query(model)
+        compiler = _DDLCompiler(query, self.connection)
+        sql, params = compiler.compile(field.expression.resolve_expression(query))
+        kind = "STORED" if field.db_persist else "VIRTUAL"
+        return f"GENERATED ALWAYS AS ({self._inline(sql, params)}) {kind}"
+
+    def db_default_sql(self, model: type[Model], field: Field) -> str | None:
+        """The field's ``db_default`` as SQL for a DEFAULT clause (parenthesised), or None.
+
+        A plain value is written as a literal; an expression (``Now()``, ``Lower(...)``,
+        ``Value(...)``) is compiled for this vendor with its values inlined.
+        """
+        if not field.has_db_default() or field.generated:
+            return None
+        value = field.db_default
+        if not hasattr(value, "resolve_expression"):
+            return f"({self.connection.ops.quote_value(field.get_db_prep_value(value))})"
+        query = Query(model)
+        compiler = _DDLCompiler(query, self.connection)
+        sql, params = compiler.compile(value.resolve_expression(query))
+        return f"({self._inline(sql, params)})"
 
     # -- tables ----------------------------------------------------------------------------------
 
@@ -174,9 +213,8 @@ class SchemaEditor:
             definitions.append(f"CONSTRAINT {qn(name)} UNIQUE ({', '.join(qn(c) for c in cols)})")
         for constraint in constraints:
             if isinstance(constraint, UniqueConstraint) and constraint.condition is None:
-                cols = self.columns_of(model, constraint.fields, fields)
                 definitions.append(
-                    f"CONSTRAINT {qn(constraint.name)} UNIQUE ({', '.join(qn(c) for c in cols)})"
+                    f"CONSTRAINT {qn(constraint.name)} {self.unique_sql(model, constraint, fields)}"
                 )
             elif isinstance(constraint, CheckConstraint):
                 definitions.append(
@@ -223,13 +261,48 @@ class SchemaEditor:
         names = [name for name, _order in index.field_orders()]
         return default_name(model._meta.db_table, self.columns_of(model, names, fields), "idx")
 
+    def _unique_parts(
+        self, model: type[Model], constraint: UniqueConstraint, fields: Sequence[Field]
+    ) -> tuple[str, str, str]:
+        """``(NULLS clause, "(columns)", INCLUDE clause)`` of a unique constraint.
+
+        :raises NotSupportedError: an option this vendor lacks (all of them on SQLite).
+        """
+        unsupported = constraint.unsupported_options()
+        if unsupported and self.connection.vendor != "postgresql":
+            raise NotSupportedError(
+                f"UniqueConstraint {constraint.name!r} on {model._meta.label}: "
+                f"{', '.join(o + '=' for o in unsupported)} is not supported by "
+                f"{self.connection.display_name} (PostgreSQL only); drop the option "
+                f"or use PostgreSQL"
+            )
+        qn = self.quote_name
+        cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields, fields))
+        nulls = "NULLS NOT DISTINCT " if constraint.nulls_distinct is False else ""
+        include = ""
+        if constraint.include:
+            covered = self.columns_of(model, constraint.include, fields)
+            include = f" INCLUDE ({', '.join(qn(c) for c in covered)})"
+        return nulls, f"({cols})", include
+
+    def unique_sql(
+        self, model: type[Model], constraint: UniqueConstraint, fields: Sequence[Field] = ()
+    ) -> str:
+        """``UNIQUE ...`` of a table constraint, with its PostgreSQL options."""
+        nulls, cols, include = self._unique_parts(model, constraint, fields)
+        sql = f"UNIQUE {nulls}{cols}{include}"
+        if constraint.deferrable is not None:
+            sql += f" DEFERRABLE INITIALLY {constraint.deferrable.name}"
+        return sql
+
     def partial_unique_sql(
         self, model: type[Model], constraint: UniqueConstraint, fields: Sequence[Field] = ()
     ) -> str:
         qn = self.quote_name
-        cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields, fields))
+        nulls, cols, include = self._unique_parts(model, constraint, fields)
         return (
-            f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(model._meta.db_table)} ({cols}) "
+            f"CREATE UNIQUE INDEX {qn(constraint.name)} ON {qn(model._meta.db_table)} "
+            f"{cols}{include} {nulls}"
             f"WHERE {self.condition_sql(model, constraint.condition)}"
         )
 
@@ -276,6 +349,11 @@ class SchemaEditor:
         opts = model._meta
         if opts.abstract:
             raise FieldError(f"{model.__name__} is abstract and has no table")
+        if opts.proxy:
+            raise FieldError(
+                f"{model.__name__} is a proxy of {opts.concrete_model.__name__} and has no "
+                f"table of its own (it uses {opts.db_table!r}); create the concrete model"
+            )
         self.execute(self.table_sql(model))
         for field in opts.concrete_fields:
             if _has_db_fk(field) and self.connection.vendor != "sqlite":
@@ -284,6 +362,7 @@ class SchemaEditor:
             model, opts.concrete_fields, opts.indexes, opts.constraints
         ):
             self.execute(statement)
+        model_comments(self, model)
         for field in opts.local_many_to_many:
             through = _auto_through(field)
             if through is not None:
@@ -327,7 +406,9 @@ class SchemaEditor:
     def _require_fill(self, model: type[Model], field: Field, where: str = "") -> str | None:
         """The default for existing rows of a NOT NULL field; raise before any DDL if the
         rows need one and the field has none."""
-        literal = self.default_sql(field)
+        literal = self.default_sql(field) or self.db_default_sql(model, field)
+        if field.generated:
+            return None  # the database computes it for every row
         if literal is None and not field.null and self._has_rows(model, where):
             raise FieldError(
                 f"cannot make {model._meta.label}.{field.name} NOT NULL: the table "
@@ -371,7 +452,8 @@ class SchemaEditor:
         qn = self.quote_name
         table = model._meta.db_table
         if self._sqlite:
-            if field.unique or not field.null:
+            # SQLite's ADD COLUMN takes no expression as DEFAULT: rebuild for a db_default.
+            if field.unique or not field.null or field.has_db_default():
                 fields = self._fields_with(model, put=field)
                 fill = {field.column: literal or "NULL"}
                 self._rebuild(model, fields=fields, mapping=fill)
@@ -379,7 +461,11 @@ class SchemaEditor:
             self._alter(model, f"ADD COLUMN {self.column_sql(model, field, inline_fk=True)}")
         else:
             column = self.column_sql(model, field, inline_fk=False)
-            if literal is not None and not field.null:
+            if field.has_db_default():
+                # The column's own DEFAULT fills the existing rows.
+                self._alter(model, f"ADD COLUMN {column}")
+                literal = None
+            elif literal is not None and not field.null:
                 self._alter(model, f"ADD COLUMN {column} DEFAULT {literal}")
                 self._alter(model, f"ALTER COLUMN {qn(field.column)} DROP DEFAULT")
                 literal = None
@@ -391,6 +477,8 @@ class SchemaEditor:
             self.execute(f"UPDATE {qn(table)} SET {qn(field.column)} = {literal}")
         if _has_index(field):
             self.execute(self.field_index_sql(table, field))
+        if field.db_comment is not None:
+            column_comment(self, table, field)
 
     @_reports_alteration
     def remove_field(self, model: type[Model], field: Field) -> None:
@@ -473,6 +561,12 @@ class SchemaEditor:
         table = model._meta.db_table
         conn = self.connection
         renamed = old.column != new.column
+        fk_changed = _fk_target(old) != _fk_target(new) or renamed
+        if _has_db_fk(old) and fk_changed:
+            # Dropped, retargeted, or its column renamed: the constraint goes (and comes
+            # back below under the new column's name when the field still is a key).
+            name = default_name(table, [old.column], "fk")
+            self._alter(model, f"DROP CONSTRAINT IF EXISTS {qn(name)}")
         if _has_index(old) and (not _has_index(new) or renamed):
             self.execute(f"DROP INDEX {qn(default_name(table, [old.column], 'idx'))}")
         if old.unique and not new.unique:
@@ -491,6 +585,13 @@ class SchemaEditor:
             self._alter(model, f"ALTER COLUMN {column} TYPE {new_type} USING {column}::{new_type}")
         if fill is not None:
             self.execute(f"UPDATE {qn(table)} SET {column} = {fill} WHERE {column} IS NULL")
+        old_default = self.db_default_sql(model, old)
+        new_default = self.db_default_sql(model, new)
+        if old_default != new_default:
+            if new_default is None:
+                self._alter(model, f"ALTER COLUMN {column} DROP DEFAULT")
+            else:
+                self._alter(model, f"ALTER COLUMN {column} SET DEFAULT {new_default}")
         if old.null and not new.null:
             self._alter(model, f"ALTER COLUMN {column} SET NOT NULL")
         elif new.null and not old.null:
@@ -503,6 +604,10 @@ class SchemaEditor:
             self._alter(model, f"ADD CONSTRAINT {qn(name)} CHECK ({new_check})")
         if _has_index(new) and (not _has_index(old) or renamed):
             self.execute(self.field_index_sql(table, new))
+        if _has_db_fk(new) and (fk_changed or not _has_db_fk(old)):
+            self.execute(self.fk_sql(table, new))
+        if old.db_comment != new.db_comment:
+            column_comment(self, table, new)
 
     def _pg_unique_names(self, table: str, column: str) -> list[str]:
         """Names of the one-column UNIQUE constraints on ``table.column`` (from the catalog)."""
@@ -549,8 +654,9 @@ class SchemaEditor:
             kept = [c for c in model._meta.constraints if c.name != constraint.name]
             self._rebuild(model, constraints=[*kept, constraint])
         elif isinstance(constraint, UniqueConstraint):
-            cols = ", ".join(qn(c) for c in self.columns_of(model, constraint.fields))
-            self._alter(model, f"ADD CONSTRAINT {qn(constraint.name)} UNIQUE ({cols})")
+            self._alter(
+                model, f"ADD CONSTRAINT {qn(constraint.name)} {self.unique_sql(model, constraint)}"
+            )
         elif isinstance(constraint, CheckConstraint):
             condition = self.condition_sql(model, constraint.condition)
             self._alter(model, f"ADD CONSTRAINT {qn(constraint.name)} CHECK ({condition})")
@@ -591,11 +697,59 @@ class SchemaEditor:
                 joined = ", ".join(qn(c) for c in cols)
                 self._alter(model, f"ADD CONSTRAINT {qn(name)} UNIQUE ({joined})")
 
+    def alter_db_table_comment(
+        self, model: type[Model], old_comment: str | None, new_comment: str | None
+    ) -> None:
+        """Set the table's comment (PostgreSQL; SQLite has none)."""
+        if old_comment != new_comment:
+            table_comment(self, model._meta.db_table, new_comment)
+
     def alter_db_table(self, model: type[Model], old_table: str, new_table: str) -> None:
-        """Rename the table (foreign keys pointing at it follow on both backends)."""
-        if old_table != new_table:
-            qn = self.quote_name
-            self.execute(f"ALTER TABLE {qn(old_table)} RENAME TO {qn(new_table)}")
+        """Rename the table ``old_table`` to ``new_table``; ``model`` describes it after the
+        rename (as in Django). Foreign keys pointing at it follow on both backends; the
+        indexes and constraints dorm named after the table are renamed with it. The
+        ``dorm_schema_model_altered`` hook then reports ``model``, so plugins can move what
+        they named after the old table.
+        """
+        if old_table == new_table:
+            return
+        qn = self.quote_name
+        self.execute(f"ALTER TABLE {qn(old_table)} RENAME TO {qn(new_table)}")
+        opts = model._meta
+        # (columns, statement that makes the index again) of each index named after the table.
+        indexes = [
+            ([f.column], self.field_index_sql(new_table, f))
+            for f in opts.concrete_fields
+            if _has_index(f)
+        ]
+        indexes += [
+            (
+                self.columns_of(model, [n for n, _order in index.field_orders()]),
+                self.index_sql(model, index),
+            )
+            for index in opts.indexes
+            if not index.name
+        ]
+        for columns, create in indexes:
+            old_name = default_name(old_table, columns, "idx")
+            if self._sqlite:
+                # SQLite cannot rename an index: make it again under its new name.
+                self.execute(f"DROP INDEX {qn(old_name)}")
+                self.execute(create)
+            else:
+                new_name = default_name(new_table, columns, "idx")
+                self.execute(f"ALTER INDEX {qn(old_name)} RENAME TO {qn(new_name)}")
+        if not self._sqlite:
+            # SQLite keeps these inside its CREATE TABLE text, where no name is looked up.
+            named = [(self.columns_of(model, g), "uniq") for g in opts.unique_together]
+            named += [([f.column], "fk") for f in opts.concrete_fields if _has_db_fk(f)]
+            for columns, suffix in named:
+                self.execute(
+                    f"ALTER TABLE {qn(new_table)} RENAME CONSTRAINT "
+                    f"{qn(default_name(old_table, columns, suffix))} "
+                    f"TO {qn(default_name(new_table, columns, suffix))}"
+                )
+        plugins.get_plugin_manager().hook.dorm_schema_model_altered(schema_editor=self, model=model)
 
 
 def bind_field(model: type[Model], name: str, field: Field) -> Field:
@@ -612,6 +766,14 @@ def _has_index(field: Field) -> bool:
 
 def _has_db_fk(field: Field) -> bool:
     return field.is_relation and not field.many_to_many and getattr(field, "db_constraint", True)
+
+
+def _fk_target(field: Field) -> tuple[str, str] | None:
+    """``(table, column)`` a field's database foreign key points at, else None."""
+    if not _has_db_fk(field):
+        return None
+    target = field.target_field  # type: ignore[attr-defined]
+    return target.model._meta.db_table, target.column
 
 
 def _auto_through(field: Field) -> Any:

@@ -91,8 +91,9 @@ def rebuild_table(
             )
     parked = f"dorm_rebuild__{table}"
     kept = _existing_indexes(editor, table, fields, gone) if not editor.collect_sql else []
-    columns = ", ".join(qn(f.column) for f in fields)
-    select = ", ".join(f"{mapping.get(f.column, qn(f.column))} AS {qn(f.column)}" for f in fields)
+    copied = [f for f in fields if not f.generated]  # the new table computes its own
+    columns = ", ".join(qn(f.column) for f in copied)
+    select = ", ".join(f"{mapping.get(f.column, qn(f.column))} AS {qn(f.column)}" for f in copied)
     with transaction.atomic(using=editor.connection.alias):
         editor.execute(f"CREATE TEMP TABLE {qn(parked)} AS SELECT {select} FROM {qn(table)}")
         editor.execute(f"DROP TABLE {qn(table)}")

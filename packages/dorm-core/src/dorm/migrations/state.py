@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.apps import Apps
 from dorm.migrations.exceptions import InvalidStateError
+from dorm.models.options import DEFAULT_PERMISSIONS
 
 if TYPE_CHECKING:
     from dorm.models.base import Model
@@ -27,6 +28,11 @@ _OPTION_NAMES = (
     "get_latest_by",
     "default_related_name",
     "managed",
+    "permissions",
+    "default_permissions",
+    "default_manager_name",
+    "base_manager_name",
+    "db_table_comment",
 )
 
 
@@ -111,6 +117,8 @@ class ModelState:
                 continue
             if name == "managed" and value:
                 continue
+            if name == "default_permissions" and value == DEFAULT_PERMISSIONS:
+                continue
             if value is None or value == []:
                 continue
             options[name] = copy.deepcopy(list(value) if isinstance(value, list) else value)
@@ -132,6 +140,9 @@ class ModelState:
         from dorm.models.base import Model
 
         meta_attrs = copy.deepcopy(self.options)
+        # Managers are not part of the state: a historical model has only ``objects``.
+        meta_attrs.pop("default_manager_name", None)
+        meta_attrs.pop("base_manager_name", None)
         meta_attrs["app_label"] = self.app_label
         meta_attrs["apps"] = apps
         attrs: dict[str, Any] = {
@@ -202,8 +213,8 @@ class ProjectState:
         state = cls()
         for model in apps.get_models():
             opts = model._meta
-            if opts.auto_created or opts.abstract:
-                continue
+            if opts.auto_created or opts.abstract or opts.proxy:
+                continue  # a proxy has no table: migrations leave it out
             if wanted is not None and opts.app_label not in wanted:
                 continue
             state.models[(opts.app_label, opts.model_name)] = ModelState.from_model(model)

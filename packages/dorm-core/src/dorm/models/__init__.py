@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dorm.models.base import Model
-from dorm.models.constraints import CheckConstraint, Index, UniqueConstraint
+from dorm.models.constraints import CheckConstraint, Deferrable, Index, UniqueConstraint
 from dorm.models.fields import (
     NOT_PROVIDED,
     AutoField,
@@ -22,7 +22,9 @@ from dorm.models.fields import (
     GenericIPAddressField,
     IntegerField,
     JSONField,
+    PositiveBigIntegerField,
     PositiveIntegerField,
+    PositiveSmallIntegerField,
     SlugField,
     SmallIntegerField,
     TextField,
@@ -30,6 +32,8 @@ from dorm.models.fields import (
     URLField,
     UUIDField,
 )
+from dorm.models.file_path_field import FilePathField
+from dorm.models.generated_field import GeneratedField
 from dorm.models.manager import Manager
 from dorm.models.query import Prefetch, QuerySet
 from dorm.models.related import (
@@ -64,11 +68,14 @@ __all__ = [
     "DateField",
     "DateTimeField",
     "DecimalField",
+    "Deferrable",
     "DurationField",
     "EmailField",
     "Field",
+    "FilePathField",
     "FloatField",
     "ForeignKey",
+    "GeneratedField",
     "GenericIPAddressField",
     "Index",
     "IntegerField",
@@ -77,7 +84,9 @@ __all__ = [
     "ManyToManyField",
     "Model",
     "OneToOneField",
+    "PositiveBigIntegerField",
     "PositiveIntegerField",
+    "PositiveSmallIntegerField",
     "Prefetch",
     "QuerySet",
     "SlugField",

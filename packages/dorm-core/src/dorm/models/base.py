@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 
 from dorm import signals
 from dorm.apps import apps
+from dorm.conf import settings
 from dorm.exceptions import (
     FieldDoesNotExist,
     FieldError,
+    ImproperlyConfigured,
     MultipleObjectsReturned,
     NotSupportedError,
     ObjectDoesNotExist,
@@ -103,6 +105,15 @@ def _persistence() -> Any:
 
 
 def _app_label(module: str) -> str:
+    """The label of the installed app whose package holds ``module`` (the longest match, as
+    Django picks the app config containing the module); else a guess from the module name."""
+    if settings.configured:
+        best = ""
+        for app in settings.INSTALLED_APPS:
+            if (module == app or module.startswith(app + ".")) and len(app) > len(best):
+                best = app
+        if best:
+            return best.rsplit(".", 1)[-1]
     parts = module.split(".")
     if parts[-1] == "models" and len(parts) > 1:
         return parts[-2]
@@ -130,11 +141,17 @@ class ModelBase(type):
         model_parents = [p for p in parents if hasattr(p, "_meta")]
         abstract_parents = [p for p in model_parents if p._meta.abstract]
         concrete_parents = [p for p in model_parents if not p._meta.abstract]
+        if meta is not None and getattr(meta, "proxy", False):
+            from dorm.models.proxy import prepare_proxy
+
+            module = attrs.get("__module__", "")
+            label = getattr(meta, "app_label", None) or _app_label(module)
+            return prepare_proxy(cls, meta, label, concrete_parents, contributable)
         if concrete_parents:
             raise NotSupportedError(
                 f"{name} subclasses the concrete model {concrete_parents[0].__name__}: "
                 f"multi-table inheritance is not supported; mark the parent "
-                f"Meta.abstract = True"
+                f"Meta.abstract = True, or make {name} a proxy (Meta.proxy = True)"
             )
         if meta is None:
             # A model without Meta inherits its abstract parent's options, abstract excepted.
@@ -152,6 +169,7 @@ class ModelBase(type):
             meta = type("Meta", (meta,), {"db_table": None})
         opts = Options(meta, app_label, name)
         opts.model = cls
+        opts.concrete_model = cls
         cls._meta = opts
 
         # Fields and managers of abstract parents are copied into each child.
@@ -206,18 +224,39 @@ class ModelBase(type):
 
     @property
     def _default_manager(cls) -> Manager:
-        return cls._meta.managers[0]  # type: ignore[attr-defined,no-any-return]
+        opts = cls._meta  # type: ignore[attr-defined]
+        if opts.default_manager_name:
+            return _named_manager(cls, opts.default_manager_name, "default_manager_name")
+        return opts.managers[0]  # type: ignore[no-any-return]
 
     @property
     def _base_manager(cls) -> Manager:
+        opts = cls._meta  # type: ignore[attr-defined]
+        if opts.base_manager_name:
+            return _named_manager(cls, opts.base_manager_name, "base_manager_name")
         manager = Manager()
         manager.model = cls  # type: ignore[assignment]
         manager.name = "_base_manager"
         return manager
 
 
+def _named_manager(cls: Any, name: str, option: str) -> Manager:
+    for manager in cls._meta.managers:
+        if manager.name == name:
+            return manager  # type: ignore[no-any-return]
+    known = ", ".join(m.name for m in cls._meta.managers)
+    raise ImproperlyConfigured(
+        f"{cls.__name__}.Meta.{option} = {name!r} names no manager of the model; "
+        f"its managers: {known}"
+    )
+
+
 def _check_meta(cls: type[Model]) -> None:
     opts = cls._meta
+    for option in ("default_manager_name", "base_manager_name"):
+        name = getattr(opts, option)
+        if name:
+            _named_manager(cls, name, option)
     names = {f.name for f in opts.fields} | {"pk"}
     for group in opts.unique_together:
         for name in group:
@@ -246,7 +285,11 @@ def _check_meta(cls: type[Model]) -> None:
 def _fixed_default(field: Any) -> Any:
     """The immutable value ``field.get_default()`` always returns when the field has no
     default of its own (None, or the type's empty value), else NOT_PROVIDED."""
-    if type(field).get_default is not Field.get_default or field.has_default():
+    if (
+        type(field).get_default is not Field.get_default
+        or field.has_default()
+        or field.has_db_default()
+    ):
         return NOT_PROVIDED
     value = None if field.null else field.empty_default
     return value if type(value) in (type(None), str, bytes, int) else NOT_PROVIDED

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.expressions import Case, Value, When
+from dorm.models.fields import DATABASE_DEFAULT
+from dorm.models.persistence import returned_converters, store_returned
 from dorm.sql import writes
 from dorm.sql.compiler import column_converter
 
@@ -67,37 +69,58 @@ def bulk_create(
     for obj in objs:
         if obj.pk is None and pk.has_default():
             obj.pk = pk.get_default()
-    with_pk = [o for o in objs if o.pk is not None]
-    without_pk = [o for o in objs if o.pk is None]
     all_fields = list(opts.concrete_fields)
     no_pk_fields = [f for f in all_fields if not f.primary_key]
-    returning = [pk] if on_conflict != "ignore" else []
+    read_back = on_conflict != "ignore"  # an ignored row returns nothing to match
     with transaction.atomic(using=using, savepoint=False):
-        if with_pk:
-            writes.insert(
-                model, with_pk, all_fields, db, (), on_conflict, unique, updates, batch_size
-            )
-        if without_pk:
+        for has_pk, defaulted, group in _insert_groups(objs, opts.db_default_fields):
+            if not group:
+                continue
+            fields = all_fields if has_pk else no_pk_fields
+            returning: list[Field] = []
+            if read_back:
+                returning = [*([] if has_pk else [pk]), *defaulted]
+            if defaulted:
+                # The database fills these columns (db_default): leave them out.
+                fields = [f for f in fields if f not in defaulted]
             rows = writes.insert(
-                model,
-                without_pk,
-                no_pk_fields,
-                db,
-                returning,
-                on_conflict,
-                unique,
-                updates,
-                batch_size,
+                model, group, fields, db, returning, on_conflict, unique, updates, batch_size
             )
-            if returning and len(rows) == len(without_pk):
-                for obj, row in zip(without_pk, rows, strict=True):
-                    obj.__dict__[pk.attname] = row[0]
+            if returning and len(rows) == len(group):
+                if defaulted:
+                    converters = returned_converters(db, returning)
+                    for obj, row in zip(group, rows, strict=True):
+                        store_returned(db, obj, returning, row, converters)
+                else:  # only the new primary keys, as they come
+                    for obj, row in zip(group, rows, strict=True):
+                        obj.__dict__[pk.attname] = row[0]
         for obj in objs:
             obj._state.adding = False
             obj._state.db = using
         if signals.bulk_created.has_listeners(model):
             signals.bulk_created.send(sender=model, objs=objs, using=using)
     return objs
+
+
+def _insert_groups(
+    objs: list[Any], db_default_fields: Sequence[Field]
+) -> list[tuple[bool, tuple[Field, ...], list[Any]]]:
+    """``(has pk, fields left to the database, objects)``: one INSERT shape per group (one
+    group unless a batch mixes them)."""
+    if not db_default_fields:  # the usual case: split by primary key only
+        with_pk = [o for o in objs if o.pk is not None]
+        without_pk = [o for o in objs if o.pk is None]
+        return [(True, (), with_pk), (False, (), without_pk)]
+    groups: dict[tuple[bool, tuple[Field, ...]], list[Any]] = {}
+    for obj in objs:
+        values = obj.__dict__
+        defaulted = tuple(
+            f for f in db_default_fields if f.generated or values.get(f.attname) is DATABASE_DEFAULT
+        )
+        groups.setdefault((obj.pk is not None, defaulted), []).append(obj)
+    # Rows with a primary key first, as bulk_create always wrote them.
+    ordered = sorted(groups.items(), key=lambda item: not item[0][0])
+    return [(has_pk, defaulted, group) for (has_pk, defaulted), group in ordered]
 
 
 def bulk_update(qs: QuerySet, objs: list[Any], names: Sequence[str], batch_size: int | None) -> int:
@@ -188,7 +211,11 @@ def upsert(
             f"constraint or name the columns of an existing one"
         )
     if update_fields is None:
-        updates = [f for f in opts.concrete_fields if not f.primary_key and f.name not in names]
+        updates = [
+            f
+            for f in opts.concrete_fields
+            if not f.primary_key and not f.generated and f.name not in names
+        ]
     else:
         # Many-to-many fields are not columns of this table: skip them, as the default does.
         wanted = [n for n in update_fields if not _is_m2m(model, n)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -148,21 +149,87 @@ class BaseConstraint:
         return f"<{type(self).__name__} {self.deconstruct()[2]!r}>"
 
 
-class UniqueConstraint(BaseConstraint):
-    """``UniqueConstraint(fields=["a", "b"], name="uniq_ab", condition=Q(active=True))``."""
+class Deferrable(enum.Enum):
+    """When a deferrable constraint is checked: at COMMIT, or after each statement."""
 
-    def __init__(self, *, fields: Sequence[str], name: str, condition: Any = None) -> None:
+    DEFERRED = "deferred"
+    IMMEDIATE = "immediate"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class UniqueConstraint(BaseConstraint):
+    """``UniqueConstraint(fields=["a", "b"], name="uniq_ab", condition=Q(active=True))``.
+
+    ``deferrable=Deferrable.DEFERRED`` checks at COMMIT, ``include=["c"]`` adds covering
+    columns to the index, ``nulls_distinct=False`` makes NULLs collide: PostgreSQL has all
+    three (``nulls_distinct`` from version 15); SQLite has none, and the schema editor
+    raises NotSupportedError naming the constraint and the option.
+    """
+
+    def __init__(
+        self,
+        *,
+        fields: Sequence[str],
+        name: str,
+        condition: Any = None,
+        deferrable: Deferrable | None = None,
+        include: Sequence[str] | None = None,
+        nulls_distinct: bool | None = None,
+    ) -> None:
         if not fields or isinstance(fields, str):
             raise ValueError("UniqueConstraint.fields must be a non-empty list of field names")
         super().__init__(name=name)
+        if deferrable is not None and not isinstance(deferrable, Deferrable):
+            raise ValueError(
+                f"UniqueConstraint {name!r}: deferrable must be Deferrable.DEFERRED or "
+                f"Deferrable.IMMEDIATE, got {deferrable!r}"
+            )
+        if deferrable is not None and condition is not None:
+            raise ValueError(
+                f"UniqueConstraint {name!r}: a constraint with a condition cannot be deferred"
+            )
+        if deferrable is not None and include:
+            raise ValueError(
+                f"UniqueConstraint {name!r}: a constraint with include fields cannot be deferred"
+            )
+        if include is not None and (
+            isinstance(include, str) or not all(isinstance(n, str) for n in include)
+        ):
+            raise ValueError(f"UniqueConstraint {name!r}: include must be a list of field names")
+        if nulls_distinct is not None and not isinstance(nulls_distinct, bool):
+            raise ValueError(
+                f"UniqueConstraint {name!r}: nulls_distinct must be True, False or None"
+            )
         self.fields = list(fields)
         self.condition = condition
+        self.deferrable = deferrable
+        self.include = list(include or [])
+        self.nulls_distinct = nulls_distinct
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
         kwargs: dict[str, Any] = {"fields": self.fields, "name": self.name}
         if self.condition is not None:
             kwargs["condition"] = self.condition
+        if self.deferrable is not None:
+            kwargs["deferrable"] = self.deferrable
+        if self.include:
+            kwargs["include"] = self.include
+        if self.nulls_distinct is not None:
+            kwargs["nulls_distinct"] = self.nulls_distinct
         return "dorm.UniqueConstraint", [], kwargs
+
+    def unsupported_options(self) -> list[str]:
+        """The options set here that only PostgreSQL supports."""
+        found = []
+        if self.deferrable is not None:
+            found.append("deferrable")
+        if self.include:
+            found.append("include")
+        if self.nulls_distinct is not None:
+            found.append("nulls_distinct")
+        return found
 
     def validate(
         self,
@@ -181,9 +248,13 @@ class UniqueConstraint(BaseConstraint):
         for name in self.fields:
             field = opts.get_field(name)
             value = instance.__dict__.get(field.attname)
+            key = field.attname if field.is_relation else field.name
             if value is None:
-                return  # NULLs never collide in a unique index
-            lookup[field.attname if field.is_relation else field.name] = value
+                if self.nulls_distinct is not False:
+                    return  # NULLs never collide in a unique index
+                lookup[f"{key}__isnull"] = True  # NULLS NOT DISTINCT: they do
+                continue
+            lookup[key] = value
         qs = model._default_manager.using(using).filter(**lookup)
         if not instance._state.adding and instance.pk is not None:
             qs = qs.exclude(pk=instance.pk)

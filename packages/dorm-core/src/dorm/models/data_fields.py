@@ -112,8 +112,8 @@ class JSONField(Field):
             return value
         return json.loads(value, cls=self.decoder)
 
-    def validate(self, value: Any, instance: Model | None) -> None:
-        super().validate(value, instance)
+    def validate(self, value: Any, model_instance: Model | None) -> None:
+        super().validate(value, model_instance)
         if value is not None:
             self.dumps(value)
 

@@ -26,6 +26,7 @@ __all__ = [
     "BooleanField",
     "CharField",
     "DateField",
+    "DatabaseDefault",
     "DateTimeField",
     "DecimalField",
     "DurationField",
@@ -35,7 +36,9 @@ __all__ = [
     "GenericIPAddressField",
     "IntegerField",
     "JSONField",
+    "PositiveBigIntegerField",
     "PositiveIntegerField",
+    "PositiveSmallIntegerField",
     "SlugField",
     "SmallIntegerField",
     "TextField",
@@ -56,6 +59,8 @@ _CORE_FIELD_MODULES = frozenset(
         "dorm.models.data_fields",
         "dorm.models.related",
         "dorm.models.many_to_many",
+        "dorm.models.file_path_field",
+        "dorm.models.generated_field",
     }
 )
 
@@ -77,6 +82,30 @@ class _NotProvided:
 
 
 NOT_PROVIDED: Any = _NotProvided()
+
+
+class DatabaseDefault:
+    """The value of a field with ``db_default`` that was not given: the INSERT leaves the
+    column out, the database fills it, and RETURNING reads the value back (Django 5.0)."""
+
+    _instance: ClassVar[DatabaseDefault | None] = None
+
+    def __new__(cls) -> DatabaseDefault:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DatabaseDefault()"
+
+    def __copy__(self) -> DatabaseDefault:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DatabaseDefault:
+        return self
+
+
+DATABASE_DEFAULT = DatabaseDefault()
 
 
 class DeferredAttribute:
@@ -132,6 +161,8 @@ class Field:
     empty_default: ClassVar[Any] = None
     #: True for fields that hold a relation (ForeignKey, ManyToManyField, ...).
     is_relation: ClassVar[bool] = False
+    #: True for a column the database computes (GeneratedField): never written.
+    generated: ClassVar[bool] = False
     many_to_many: ClassVar[bool] = False
     #: The class attribute each model gets for this field (see ``ValidatedAttribute``).
     descriptor_class: ClassVar[type[DeferredAttribute]] = DeferredAttribute
@@ -156,6 +187,8 @@ class Field:
         db_column: str | None = None,
         validators: Sequence[Callable[[Any], None]] = (),
         pii: bool = False,
+        db_comment: str | None = None,
+        db_default: Any = NOT_PROVIDED,
     ) -> None:
         self.verbose_name = verbose_name
         self.name = name or ""
@@ -172,6 +205,14 @@ class Field:
         self.db_column = db_column
         self._validators = list(validators)
         self.pii = pii
+        if db_comment is not None and not isinstance(db_comment, str):
+            raise TypeError(
+                f"{type(self).__name__}: db_comment must be a string, got {db_comment!r}"
+            )
+        self.db_comment = db_comment
+        # A value or expression the database fills in when an INSERT leaves the column out
+        # (Django 5.0's db_default): the column's DEFAULT clause.
+        self.db_default = db_default
         # The model class once contribute_to_class ran (Any: set late, read everywhere).
         self.model: Any = None
         self.attname = ""
@@ -255,9 +296,14 @@ class Field:
     def has_default(self) -> bool:
         return self.default is not NOT_PROVIDED
 
+    def has_db_default(self) -> bool:
+        return self.db_default is not NOT_PROVIDED
+
     def get_default(self) -> Any:
         if self.has_default():
             return self.default() if callable(self.default) else self.default
+        if self.has_db_default():
+            return DATABASE_DEFAULT
         if self.null:
             return None
         return self.empty_default
@@ -363,7 +409,7 @@ class Field:
         if errors:
             raise ValidationError(errors)
 
-    def validate(self, value: Any, instance: Model | None) -> None:
+    def validate(self, value: Any, model_instance: Model | None) -> None:
         """Check choices, null and blank; raise ValidationError naming the field."""
         if self.choices is not None and value not in self.empty_values:
             allowed = [v for v, _label in self.flat_choices()]
@@ -377,9 +423,9 @@ class Field:
         if not self.blank and value in self.empty_values:
             raise ValidationError(f"{self.name}: this field cannot be blank")
 
-    def clean(self, value: Any, instance: Model | None) -> Any:
+    def clean(self, value: Any, model_instance: Model | None) -> Any:
         value = self.to_python(value)
-        self.validate(value, instance)
+        self.validate(value, model_instance)
         self.run_validators(value)
         return value
 
@@ -408,6 +454,7 @@ class Field:
             "help_text": "",
             "db_column": None,
             "pii": False,
+            "db_comment": None,
         }
         for key, default in defaults.items():
             value = self._unique if key == "unique" else getattr(self, key)
@@ -415,6 +462,8 @@ class Field:
                 kwargs[key] = value
         if self.has_default():
             kwargs["default"] = self.default
+        if self.has_db_default():
+            kwargs["db_default"] = self.db_default
         if self._validators:
             kwargs["validators"] = list(self._validators)
         module = type(self).__module__
@@ -506,6 +555,20 @@ class PositiveIntegerField(IntegerField):
         return f"{connection.ops.quote_name(self.column)} >= 0"
 
 
+class PositiveBigIntegerField(PositiveIntegerField):
+    """A non-negative 64-bit integer: ``bigint`` with ``CHECK (column >= 0)``, as Django."""
+
+    internal_type = "PositiveBigIntegerField"
+    _range = (0, 2**63 - 1)
+
+
+class PositiveSmallIntegerField(PositiveIntegerField):
+    """A non-negative 16-bit integer: ``smallint`` with ``CHECK (column >= 0)``, as Django."""
+
+    internal_type = "PositiveSmallIntegerField"
+    _range = (0, 2**15 - 1)
+
+
 class AutoField(IntegerField):
     """An integer primary key the database assigns."""
 
@@ -516,7 +579,7 @@ class AutoField(IntegerField):
         kwargs.setdefault("blank", True)
         super().__init__(*args, **kwargs)
 
-    def validate(self, value: Any, instance: Model | None) -> None:
+    def validate(self, value: Any, model_instance: Model | None) -> None:
         pass
 
     def rel_db_type(self, connection: BaseDatabaseWrapper) -> str:
@@ -657,7 +720,7 @@ class BooleanField(Field):
     def get_prep_value(self, value: Any) -> Any:
         return self.to_python(value)
 
-    def validate(self, value: Any, instance: Model | None) -> None:
+    def validate(self, value: Any, model_instance: Model | None) -> None:
         if value is None and not self.null:
             raise ValidationError(f"{self.name}: this field cannot be null")
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from dorm.models.fields import Field
     from dorm.models.related import ForeignObjectRel
 
-__all__ = ["Options"]
+__all__ = ["DEFAULT_PERMISSIONS", "Options"]
+
+DEFAULT_PERMISSIONS = ("add", "change", "delete", "view")
 
 _META_ATTRS = frozenset(
     {
@@ -35,6 +37,12 @@ _META_ATTRS = frozenset(
         "default_related_name",
         "managed",
         "auto_created",
+        "permissions",
+        "default_permissions",
+        "default_manager_name",
+        "base_manager_name",
+        "db_table_comment",
+        "proxy",
     }
 )
 
@@ -88,6 +96,26 @@ class Options:
         self.get_latest_by = declared.get("get_latest_by")
         self.default_related_name = declared.get("default_related_name")
         self.managed = bool(declared.get("managed", True))
+        # Kept for Django compatibility and followed by migrations (AlterModelOptions).
+        self.permissions: list[tuple[str, str]] = [
+            tuple(p) for p in declared.get("permissions") or []
+        ]
+        self.default_permissions: tuple[str, ...] = tuple(
+            declared.get("default_permissions", DEFAULT_PERMISSIONS)
+        )
+        # The manager ``_default_manager`` / ``_base_manager`` return (Django's Meta options).
+        self.default_manager_name: str | None = declared.get("default_manager_name")
+        self.base_manager_name: str | None = declared.get("base_manager_name")
+        # A proxy model (Meta.proxy): the table, fields and reverse relations of
+        # ``concrete_model``, its own managers, ordering and methods (dorm.models.proxy).
+        self.proxy = bool(declared.get("proxy", False))
+        self.concrete_model: Any = None
+        self.db_table_comment: str | None = declared.get("db_table_comment")
+        if self.db_table_comment is not None and not isinstance(self.db_table_comment, str):
+            raise ImproperlyConfigured(
+                f"{model_name}.Meta.db_table_comment must be a string, "
+                f"got {self.db_table_comment!r}"
+            )
         # Fields that every QuerySet.update() sets when the call does not: name -> a
         # factory of the value or expression. Empty unless a plugin fills it from the
         # dorm_class_prepared hook (dorm-saga bumps an optimistic-lock ``version``).
@@ -135,6 +163,7 @@ class Options:
             "init_attnames",
             "keyword_init",
             "insert_fields",
+            "db_default_fields",
         ):
             self.__dict__.pop(name, None)
 
@@ -157,6 +186,11 @@ class Options:
     def insert_fields(self) -> list[Field]:
         """The columns an INSERT of a new row writes: every concrete field but the pk."""
         return [f for f in self.concrete_fields if not f.primary_key]
+
+    @cached_property
+    def db_default_fields(self) -> tuple[Field, ...]:
+        """The concrete fields with a ``db_default`` (empty for most models: one check)."""
+        return tuple(f for f in self.concrete_fields if f.has_db_default())
 
     @cached_property
     def init_attnames(self) -> tuple[str, ...]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.db.router import router
 from dorm.exceptions import FieldError, ValidationError
+from dorm.models.fields import DATABASE_DEFAULT
 from dorm.sql import writes
 
 if TYPE_CHECKING:
@@ -122,10 +123,20 @@ def _save_table(
         non_pk = [f for f in opts.concrete_fields if not f.primary_key]
         if update_fields is not None:
             non_pk = [f for f in non_pk if f.name in update_fields or f.attname in update_fields]
-        values = [(f, f.pre_save(obj, False)) for f in non_pk]
+        if opts.db_default_fields:
+            # Generated columns are never written; a db_default value the database has
+            # not given yet is not written over the row's.
+            non_pk = [f for f in non_pk if not f.generated]
+            values = [(f, f.pre_save(obj, False)) for f in non_pk]
+            values = [(f, v) for f, v in values if v is not DATABASE_DEFAULT]
+        else:
+            values = [(f, f.pre_save(obj, False)) for f in non_pk]
         qs = cls._base_manager.using(using).filter(pk=pk_val)
         rows = qs._update(values) if values else int(qs.exists())
         if rows:
+            for field in opts.db_default_fields:
+                if field.generated:
+                    obj.__dict__.pop(field.attname, None)  # recomputed: reload on access
             return False
         if force_update or update_fields is not None:
             from dorm.exceptions import DatabaseError
@@ -141,16 +152,53 @@ def _save_table(
         fields, returning = opts.insert_fields, (pk_field,)
     else:
         fields = opts.concrete_fields
+    defaulted = opts.db_default_fields and tuple(
+        f
+        for f in opts.db_default_fields
+        if f.generated or obj.__dict__.get(f.attname) is DATABASE_DEFAULT
+    )
+    if defaulted:
+        # The database fills these columns: leave them out and read them back.
+        fields = [f for f in fields if f not in defaulted]
+        returning = (*returning, *defaulted)
     if fields:
         rows = writes.insert_one(cls, obj, fields, db, returning)
     else:
         rows = writes.insert(cls, [obj], fields, db, returning_fields=returning)
     if returning:
         if rows:
-            obj.__dict__[pk_field.attname] = pk_field.to_python(rows[0][0])
+            if defaulted:
+                store_returned(db, obj, returning, rows[0])
+            else:  # the hot path: only the new primary key
+                obj.__dict__[pk_field.attname] = pk_field.to_python(rows[0][0])
         else:  # a backend without RETURNING
             obj.__dict__[pk_field.attname] = db.fetchone("SELECT last_insert_rowid()")[0]
+            if defaulted:
+                obj.refresh_from_db(fields=[f.attname for f in defaulted])
     return True
+
+
+def returned_converters(db: Any, fields: Sequence[Field]) -> list[Any]:
+    """The ``db value -> Python`` function of each RETURNING column (None: as it comes)."""
+    from dorm.sql.compiler import column_converter
+
+    return [column_converter(db.ops, field) for field in fields]
+
+
+def store_returned(
+    db: Any,
+    obj: Model,
+    fields: Sequence[Field],
+    row: Sequence[Any],
+    converters: Sequence[Any] | None = None,
+) -> None:
+    """Set ``obj``'s ``fields`` from a RETURNING row, converted as a query would."""
+    if converters is None:
+        converters = returned_converters(db, fields)
+    values = obj.__dict__
+    for field, value, convert in zip(fields, row, converters, strict=True):
+        value = value if convert is None else convert(value)
+        values[field.attname] = field.to_python(value) if field.primary_key else value
 
 
 def delete(obj: Model, using: str | None) -> tuple[int, dict[str, int]]:

@@ -223,10 +223,8 @@ class ForwardManyToOneDescriptor:
                 f"cannot assign {value!r}: {type(instance).__name__}.{field.name} must be a "
                 f"{field.related_model.__name__} instance"
             )
-        if value is None and not field.null:
-            raise ValueError(
-                f"cannot assign None: {type(instance).__name__}.{field.name} does not allow null"
-            )
+        # None is accepted on a non-null key, as Django does since 1.10: full_clean() or the
+        # database's NOT NULL reports it when the instance is validated or saved.
         instance.__dict__[field.attname] = (
             None if value is None else getattr(value, field.target_field.attname)
         )
@@ -391,8 +389,8 @@ class ForeignKey(Field):
     def sensitive(self) -> bool:
         return self.pii
 
-    def validate(self, value: Any, instance: Model | None) -> None:
-        super().validate(value, instance)
+    def validate(self, value: Any, model_instance: Model | None) -> None:
+        super().validate(value, model_instance)
         if value is None:
             return
         qs = self.related_model._base_manager.filter(**{self.target_field.attname: value})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import TYPE_CHECKING, Any
 
 from dorm.models.fields import Field
@@ -114,15 +115,65 @@ class TimeField(Field):
         return self.to_python(value)
 
 
+# Django's string forms: "05", "10:15", "00:00:05", "1 00:00:05", "2 days, 00:00:05" (str of a
+# timedelta), PostgreSQL's "3 days 04:05:06", and ISO 8601 "P1DT2H30M" / "-PT5.5S".
+_CLOCK = re.compile(
+    r"(?:(?P<days>[-+]?\d+) (?:days?,? )?)?(?P<sign>[-+]?)"
+    r"(?:(?P<hours>\d+):(?=\d+:\d+))?(?:(?P<minutes>\d+):)?(?P<seconds>\d+)"
+    r"(?:[.,](?P<fraction>\d{1,6})\d*)?"
+)
+_NUMBER = r"\d+(?:[.,]\d+)?"
+_ISO = re.compile(
+    rf"(?P<sign>[-+]?)P(?:(?P<weeks>{_NUMBER})W)?(?:(?P<days>{_NUMBER})D)?"
+    rf"(?:T(?:(?P<hours>{_NUMBER})H)?(?:(?P<minutes>{_NUMBER})M)?(?:(?P<seconds>{_NUMBER})S)?)?"
+)
+
+
+def parse_duration(text: str) -> datetime.timedelta | None:
+    """Read a duration in one of Django's string forms; None when ``text`` is none of them."""
+    text = text.strip()
+    clock = _CLOCK.fullmatch(text)
+    if clock is not None:
+        parts = clock.groupdict()
+        sign = -1 if parts["sign"] == "-" else 1
+        time = datetime.timedelta(
+            hours=int(parts["hours"] or 0),
+            minutes=int(parts["minutes"] or 0),
+            seconds=int(parts["seconds"]),
+            microseconds=int((parts["fraction"] or "0").ljust(6, "0")),
+        )
+        return datetime.timedelta(days=int(parts["days"] or 0)) + sign * time
+    iso = _ISO.fullmatch(text)
+    if iso is None or text.endswith(("P", "T")):
+        return None
+    amounts = {
+        unit: float(number.replace(",", "."))
+        for unit, number in iso.groupdict().items()
+        if unit != "sign" and number is not None
+    }
+    if not amounts:
+        return None
+    result = datetime.timedelta(**amounts)
+    return -result if iso.group("sign") == "-" else result
+
+
 class DurationField(Field):
     internal_type = "DurationField"
 
     def to_python(self, value: Any) -> Any:
         if value is None or isinstance(value, datetime.timedelta):
             return value
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             return datetime.timedelta(seconds=value)
-        raise self._invalid(value, "a timedelta")
+        if isinstance(value, str):
+            parsed = parse_duration(value)
+            if parsed is not None:
+                return parsed
+        raise self._invalid(
+            value,
+            "a timedelta, a number of seconds, '[D [days,] ][[HH:]MM:]SS[.ffffff]' or ISO 8601 "
+            "'P[nD][T[nH][nM][nS]]'",
+        )
 
     def get_prep_value(self, value: Any) -> Any:
         return self.to_python(value)

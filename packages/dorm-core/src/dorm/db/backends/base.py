@@ -172,7 +172,7 @@ class _Block:
 class ThreadState:
     """One thread's view of one alias: the held connection and the atomic blocks."""
 
-    __slots__ = ("blocks", "conn", "on_commit", "pending", "savepoint_counter")
+    __slots__ = ("blocks", "conn", "manual_savepoints", "on_commit", "pending", "savepoint_counter")
 
     def __init__(self) -> None:
         self.conn: Any = None
@@ -183,6 +183,8 @@ class ThreadState:
         # just before the block's first statement, so a block that runs none costs no
         # round trip (a task queue runs every task in one, most of them on nothing).
         self.pending: list[str] = []
+        # transaction.savepoint() ids still open: name -> (block depth, len(on_commit)).
+        self.manual_savepoints: dict[str, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return f"ThreadState(conn={self.conn!r}, blocks={self.blocks!r})"

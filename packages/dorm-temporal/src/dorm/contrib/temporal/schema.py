@@ -9,7 +9,12 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from dorm.contrib.temporal.triggers import drop_statements, install_statements, shared_columns
+from dorm.contrib.temporal.triggers import (
+    drop_statements,
+    install_statements,
+    object_name,
+    shared_columns,
+)
 
 __all__ = ["model_altered", "model_created", "model_deleted", "tracked_source"]
 
@@ -92,7 +97,41 @@ def model_altered(schema_editor: Any, model: type) -> None:
         return
     source, history = found
     if _exists(schema_editor, source._meta.db_table) and _exists(schema_editor, history):
+        _drop_stale(schema_editor, source)
         _install(schema_editor, source, history)
+
+
+def _drop_stale(schema_editor: Any, source: Any) -> None:
+    """Drop this plugin's triggers on the tracked table that carry another table's name:
+    after ``alter_db_table`` renamed the table they still fire, and would record every
+    change twice next to the triggers installed under the new name."""
+    connection = schema_editor.connection
+    qn = connection.ops.quote_name
+    table = source._meta.db_table
+    current = {object_name(table, f"temporal_{key}") for key in ("insert", "update", "delete")}
+    suffixes = ("_temporal_insert", "_temporal_update", "_temporal_delete")
+    ph = connection.ops.placeholder
+    if connection.vendor == "postgresql":
+        rows = connection.fetchall(
+            "SELECT t.tgname, p.proname FROM pg_catalog.pg_trigger t "
+            "JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+            f"WHERE t.tgrelid = to_regclass({ph}) AND NOT t.tgisinternal",
+            (qn(table),),
+        )
+        functions = set()
+        for trigger, function in rows:
+            if trigger.endswith(suffixes) and trigger not in current:
+                schema_editor.execute(f"DROP TRIGGER {qn(trigger)} ON {qn(table)}")
+                functions.add(function)
+        for function in sorted(functions - {object_name(table, "temporal_fn")}):
+            schema_editor.execute(f"DROP FUNCTION IF EXISTS {qn(function)}()")
+        return
+    rows = connection.fetchall(
+        f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = {ph}", (table,)
+    )
+    for (trigger,) in rows:
+        if trigger.endswith(suffixes) and trigger not in current:
+            schema_editor.execute(f"DROP TRIGGER {qn(trigger)}")
 
 
 def model_deleted(schema_editor: Any, model: type) -> None:
