@@ -2,7 +2,7 @@
 
 ``python inboxapp.py THREADS COUNT`` configures dorm from the JSON in
 ``DORM_INBOX_TEST_DB`` and delivers the message ids 0..COUNT-1 from THREADS threads at
-once (all processes start at ``DORM_INBOX_START_AT``), each in its own shuffled order, to
+once (all processes start together, see ``DORM_INBOX_BARRIER``), each in its own shuffled order, to
 the ``@idempotent`` handler ``handle``; every run of the handler writes one ``Effect`` row
 in its transaction.
 """
@@ -54,8 +54,14 @@ def deliver(count: int, seed: int, errors: list[BaseException]) -> None:
 if __name__ == "__main__":
     threads, count = int(sys.argv[1]), int(sys.argv[2])
     dorm.configure(DATABASES={"default": json.loads(os.environ["DORM_INBOX_TEST_DB"])})
-    # Every process starts delivering at the same moment (DORM_INBOX_START_AT, epoch s).
-    time.sleep(max(0.0, float(os.environ.get("DORM_INBOX_START_AT", "0")) - time.time()))
+    # Every process starts delivering at the same moment: each marks itself ready in
+    # DORM_INBOX_BARRIER (a folder) and waits for DORM_INBOX_PROCS marks.
+    handle("warm-up", {"n": 0})  # the connection and the plan cache are ready
+    barrier, procs = os.environ["DORM_INBOX_BARRIER"], int(os.environ["DORM_INBOX_PROCS"])
+    open(os.path.join(barrier, str(os.getpid())), "w").close()
+    deadline = time.time() + 120
+    while len(os.listdir(barrier)) < procs and time.time() < deadline:
+        time.sleep(0.005)
     errors: list[BaseException] = []
     workers = [
         threading.Thread(target=deliver, args=(count, os.getpid() * 100 + n, errors))
