@@ -8,9 +8,15 @@ from dorm.plugins import hookimpl
 @hookimpl(trylast=True)
 def dorm_register_lookups() -> list[tuple[type, type]]:
     from dorm.lookups import BUILTIN_LOOKUPS
+    from dorm.models.data_fields import JSONField
     from dorm.models.fields import Field
+    from dorm.models.json import JSON_LOOKUPS, KEY_LOOKUPS, JSONKeyField
 
-    return [(Field, lookup) for lookup in BUILTIN_LOOKUPS]
+    return [
+        *((Field, lookup) for lookup in BUILTIN_LOOKUPS),
+        *((JSONField, lookup) for lookup in JSON_LOOKUPS),
+        *((JSONKeyField, lookup) for lookup in KEY_LOOKUPS),
+    ]
 
 
 @hookimpl(trylast=True)

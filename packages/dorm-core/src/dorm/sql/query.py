@@ -290,15 +290,24 @@ class Query:
                 f"(update() sets columns of its own table): {name!r}"
             )
         info, rest = self.setup_joins(parts, self.opts, self.get_initial_alias(), reuse, outer=True)
-        if rest:
-            raise FieldError(
-                f"{self.opts.object_name}: {name!r} names a lookup ({rest[0]!r}); F() takes a "
-                f"field path only"
-            )
         targets, alias, _joins = self.trim_joins(info.targets, info.joins, info.path)
         if len(targets) != 1:
             raise FieldError(f"{self.opts.object_name}: {name!r} does not name a single column")
-        return Col(alias, targets[0], info.final_field if _is_relation(info.final_field) else None)
+        col = Col(alias, targets[0], info.final_field if _is_relation(info.final_field) else None)
+        return self.apply_transforms(col, rest, name)
+
+    def apply_transforms(self, expr: Any, names: Sequence[str], path: str) -> Any:
+        """``F("data__address__city")``, ``values("hired__year")``: the transforms after
+        the field path, in order; a lookup name there (``__gt``) is an error."""
+        for name in names:
+            if _get_transform(expr, name) is None:
+                kind = "a lookup" if _get_lookup(expr, name) is not None else "no transform"
+                raise FieldError(
+                    f"{self.opts.object_name}: {path!r}: {name!r} is {kind}; a field path "
+                    f"may end only in transforms (year, date, a JSON key, ...)"
+                )
+            expr = self._transform(expr, name, path)
+        return expr
 
     # -- filters ---------------------------------------------------------------------------------
 
@@ -655,7 +664,7 @@ class Query:
             info, rest = self.setup_joins(
                 name.split(LOOKUP_SEP), self.opts, alias, None, outer=True
             )
-            if rest:
+            if rest and _get_transform(_column_of(info), rest[0]) is None:
                 raise FieldError(
                     f"{self.opts.object_name}: cannot select {name!r}: {rest[0]!r} is not a "
                     f"field of {info.opts.object_name}. Choices are: "
@@ -665,13 +674,12 @@ class Query:
             # values("tags") on a many-to-many selects the through table's foreign key:
             # trim_joins() already dropped (unreferenced) the join to the target table.
             field = info.final_field
-            select.append(
-                Col(
-                    final_alias,
-                    targets[0],
-                    field if _is_relation(field) and field.concrete else None,
-                )
+            col = Col(
+                final_alias,
+                targets[0],
+                field if _is_relation(field) and field.concrete else None,
             )
+            select.append(self.apply_transforms(col, rest, name) if rest else col)
         self.select = select
         self.annotation_select_mask = mask
         self.values_select = tuple(names)
@@ -722,7 +730,7 @@ class Query:
                 path, _f, _t, rest = self.names_to_path(
                     name.split(LOOKUP_SEP), self.opts, fail_on_missing=True
                 )
-                if rest:
+                if rest and _get_transform(_column_of_field(_f), rest[0]) is None:
                     raise FieldError(
                         f"{self.opts.object_name}: cannot order by {item!r}: {rest[0]!r} is "
                         f"not a field. Choices are: {', '.join(self.opts.field_names())}"
@@ -797,6 +805,15 @@ class Query:
 def _is_relation(field: Any) -> bool:
     """A concrete relation field (a foreign key column), usable as a Col's output field."""
     return bool(getattr(field, "is_relation", False)) and bool(getattr(field, "concrete", False))
+
+
+def _column_of(info: JoinInfo) -> Any:
+    return _column_of_field(info.final_field)
+
+
+def _column_of_field(field: Any) -> Any:
+    """A stand-in column of ``field`` for asking which transforms apply to it."""
+    return Col(None, field) if hasattr(field, "get_transform") else None
 
 
 def _get_lookup(lhs: Any, name: str) -> type | None:
