@@ -1,17 +1,36 @@
-"""SQL functions: Coalesce, Lower, Upper, Length, Concat, Now, Cast."""
+"""SQL functions, Django's set: Coalesce, Lower, Upper, Length, Concat, Now, Cast here;
+math, text and date/time functions from ``dorm.math_functions``, ``dorm.text_functions``
+and ``dorm.date_functions``, all importable from this module."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dorm.date_functions import *  # noqa: F403
+from dorm.date_functions import __all__ as _date_all
 from dorm.expressions import SQL, Func
+from dorm.math_functions import *  # noqa: F403
+from dorm.math_functions import __all__ as _math_all
+from dorm.text_functions import *  # noqa: F403
+from dorm.text_functions import __all__ as _text_all
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
     from dorm.models.fields import Field
     from dorm.sql.compiler import SQLCompiler
 
-__all__ = ["Cast", "Coalesce", "Concat", "Length", "Lower", "Now", "Upper"]
+__all__ = [
+    "Cast",
+    "Coalesce",
+    "Concat",
+    "Length",
+    "Lower",
+    "Now",
+    "Upper",
+    *_date_all,
+    *_math_all,
+    *_text_all,
+]
 
 
 class Coalesce(Func):
