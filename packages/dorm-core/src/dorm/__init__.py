@@ -28,6 +28,7 @@ from dorm.expressions import (
 )
 from dorm.models import *  # noqa: F403
 from dorm.models import __all__ as _models_all
+from dorm.window import RowRange, ValueRange, Window
 
 __all__ = [
     "Avg",
@@ -41,10 +42,13 @@ __all__ = [
     "OuterRef",
     "Q",
     "RawSQL",
+    "RowRange",
     "Subquery",
     "Sum",
     "Value",
+    "ValueRange",
     "When",
+    "Window",
     "__version__",
     "awarmup_pool",
     "configure",

@@ -1,6 +1,9 @@
-"""SQL functions, Django's set: Coalesce, Lower, Upper, Length, Concat, Now, Cast here;
-math, text and date/time functions from ``dorm.math_functions``, ``dorm.text_functions``
-and ``dorm.date_functions``, all importable from this module."""
+"""SQL functions, Django's set, all importable from here.
+
+Coalesce, Lower, Upper, Length, Concat, Now and Cast live here; window functions in
+``dorm.window``; math, text and date/time functions in ``dorm.math_functions``,
+``dorm.text_functions`` and ``dorm.date_functions``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,19 @@ from dorm.math_functions import *  # noqa: F403
 from dorm.math_functions import __all__ as _math_all
 from dorm.text_functions import *  # noqa: F403
 from dorm.text_functions import __all__ as _text_all
+from dorm.window import (
+    CumeDist,
+    DenseRank,
+    FirstValue,
+    Lag,
+    LastValue,
+    Lead,
+    NthValue,
+    NTile,
+    PercentRank,
+    Rank,
+    RowNumber,
+)
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
@@ -27,6 +43,17 @@ __all__ = [
     "Lower",
     "Now",
     "Upper",
+    "CumeDist",
+    "DenseRank",
+    "FirstValue",
+    "Lag",
+    "LastValue",
+    "Lead",
+    "NTile",
+    "NthValue",
+    "PercentRank",
+    "Rank",
+    "RowNumber",
     *_date_all,
     *_math_all,
     *_text_all,

@@ -297,6 +297,11 @@ class SQLCompiler:
             raise EmptyResultSet
         if query.combinator:
             return self._combinator_sql(with_limits)
+        if query.annotations and query.where.children:
+            from dorm.sql import qualify
+
+            if qualify.has_window_condition(query):
+                return qualify.qualify_sql(self, with_limits)
         order_by = self.get_order_by()
         self.setup()
         params: list[Any] = []
