@@ -315,6 +315,7 @@ class TruncDate(Trunc):
 
 
 class TruncTime(Trunc):
-    """The wall-clock time (in the zone) of a datetime."""
+    """The wall-clock time (in the zone) of a datetime; the ``__time`` transform."""
 
     kind = "time"
+    lookup_name = "time"

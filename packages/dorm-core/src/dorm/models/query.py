@@ -13,7 +13,7 @@ from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.db.router import router
 from dorm.db.utils import MASK
-from dorm.exceptions import FieldError, IntegrityError
+from dorm.exceptions import FieldDoesNotExist, FieldError, IntegrityError
 from dorm.expressions import Q
 from dorm.models.iterables import (
     BaseIterable,
@@ -997,6 +997,58 @@ class QuerySet(AsyncQuerySetMixin):
         else:
             clone._iterable_class = ValuesListIterable
         return clone
+
+    def dates(self, field_name: str, kind: str, order: str = "ASC") -> QuerySet:
+        """The distinct dates (``datetime.date``) of ``field_name`` truncated to ``kind``
+        (year, month, week or day), NULLs left out, in ``order`` (ASC or DESC)."""
+        from dorm.date_functions import Trunc, TruncDate
+
+        if kind not in ("year", "month", "week", "day"):
+            raise ValueError(f"dates(): kind must be year, month, week or day, got {kind!r}")
+        field = self._date_field(field_name, "dates", ("DateField", "DateTimeField"))
+        source: Any = field_name
+        if field.get_internal_type() == "DateTimeField":
+            source = TruncDate(field_name)
+        return self._distinct_truncated(Trunc(source, kind), order, "dates")
+
+    def datetimes(
+        self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None
+    ) -> QuerySet:
+        """The distinct aware datetimes of ``field_name`` truncated to ``kind`` (year ...
+        second) in the zone ``tzinfo`` (UTC by default), NULLs left out, in ``order``."""
+        from dorm.date_functions import TRUNC_UNITS, Trunc
+
+        if kind not in TRUNC_UNITS:
+            raise ValueError(
+                f"datetimes(): kind must be one of {', '.join(TRUNC_UNITS)}, got {kind!r}"
+            )
+        self._date_field(field_name, "datetimes", ("DateTimeField",))
+        return self._distinct_truncated(Trunc(field_name, kind, tzinfo=tzinfo), order, "datetimes")
+
+    def _date_field(self, name: str, method: str, kinds: tuple[str, ...]) -> Field:
+        model = self.model
+        assert model is not None
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        if field is None or field.get_internal_type() not in kinds:
+            raise FieldError(
+                f"{model.__name__}.{method}({name!r}): {name!r} is not a "
+                f"{' or '.join(kinds)} of {model.__name__}"
+            )
+        return field  # type: ignore[no-any-return]
+
+    def _distinct_truncated(self, expr: Any, order: str, method: str) -> QuerySet:
+        if order not in ("ASC", "DESC"):
+            raise ValueError(f"{method}(): order must be 'ASC' or 'DESC', got {order!r}")
+        return (
+            self.annotate(_truncated=expr)
+            .filter(_truncated__isnull=False)
+            .values_list("_truncated", flat=True)
+            .distinct()
+            .order_by(("-" if order == "DESC" else "") + "_truncated")
+        )
 
     def _values(self, fields: Sequence[str], expressions: dict[str, Any]) -> QuerySet:
         clone = self._chain()

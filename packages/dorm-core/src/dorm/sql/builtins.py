@@ -21,10 +21,22 @@ def dorm_register_lookups() -> list[tuple[type, type]]:
 
 @hookimpl(trylast=True)
 def dorm_register_transforms() -> list[tuple[type, type]]:
+    from dorm import date_functions as d
     from dorm.lookups import Date, Day, Month, Year
-    from dorm.models.fields import DateField, DateTimeField
+    from dorm.models.fields import DateField, DateTimeField, TimeField
 
-    return [(DateField, Year), (DateField, Month), (DateField, Day), (DateTimeField, Date)]
+    date_parts = (d.ExtractWeek, d.ExtractWeekDay, d.ExtractIsoWeekDay, d.ExtractQuarter)
+    time_parts = (d.ExtractHour, d.ExtractMinute, d.ExtractSecond)
+    return [
+        (DateField, Year),
+        (DateField, Month),
+        (DateField, Day),
+        (DateTimeField, Date),
+        *((DateField, t) for t in (*date_parts, d.ExtractIsoYear)),
+        *((DateTimeField, t) for t in time_parts),
+        *((TimeField, t) for t in time_parts),
+        (DateTimeField, d.TruncTime),
+    ]
 
 
 @hookimpl(trylast=True)
