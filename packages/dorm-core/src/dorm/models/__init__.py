@@ -30,8 +30,10 @@ from dorm.models.fields import (
     URLField,
     UUIDField,
 )
+from dorm.models.filtered_relation import FilteredRelation
 from dorm.models.manager import Manager
 from dorm.models.query import Prefetch, QuerySet
+from dorm.models.raw import RawQuerySet
 from dorm.models.related import (
     CASCADE,
     DO_NOTHING,
@@ -67,6 +69,7 @@ __all__ = [
     "DurationField",
     "EmailField",
     "Field",
+    "FilteredRelation",
     "FloatField",
     "ForeignKey",
     "GenericIPAddressField",
@@ -80,6 +83,7 @@ __all__ = [
     "PositiveIntegerField",
     "Prefetch",
     "QuerySet",
+    "RawQuerySet",
     "SlugField",
     "SmallIntegerField",
     "TextField",

@@ -15,6 +15,7 @@ from dorm.db.router import router
 from dorm.db.utils import MASK
 from dorm.exceptions import FieldDoesNotExist, FieldError, IntegrityError
 from dorm.expressions import Q
+from dorm.models.filtered_relation import FilteredRelation
 from dorm.models.iterables import (
     BaseIterable,
     FlatValuesListIterable,
@@ -32,6 +33,7 @@ from dorm.sql.query import LOOKUP_SEP, Query
 if TYPE_CHECKING:
     from dorm.models.base import Model
     from dorm.models.fields import Field
+    from dorm.models.raw import RawQuerySet
 
 __all__ = ["Prefetch", "QuerySet"]
 
@@ -800,9 +802,38 @@ class QuerySet(AsyncQuerySetMixin):
             return self.filter(filter_obj)
         return self.filter(**filter_obj)
 
+    def raw(
+        self,
+        raw_query: str,
+        params: Sequence[Any] = (),
+        translations: dict[str, str] | None = None,
+        using: str | None = None,
+    ) -> RawQuerySet:
+        """Model instances from ``raw_query`` (``%s`` placeholders, ``params`` bound)."""
+        from dorm.models.raw import RawQuerySet
+
+        return RawQuerySet(raw_query, self.model, params, translations, using or self._db)  # type: ignore[arg-type]
+
     def union(self, *other_qs: QuerySet, all: bool = False) -> QuerySet:
-        clone = self._chain()
         queries = [q.query for q in (self, *other_qs) if not q.query.is_empty_query]
+        return self._combined("union", queries, all)
+
+    def intersection(self, *other_qs: QuerySet) -> QuerySet:
+        """Rows every queryset returns (``INTERSECT``); empty when one part is ``none()``."""
+        for qs in (self, *other_qs):
+            if qs.query.is_empty_query:
+                return self.none()
+        return self._combined("intersection", [q.query for q in (self, *other_qs)], False)
+
+    def difference(self, *other_qs: QuerySet) -> QuerySet:
+        """Rows of this queryset that none of the others return (``EXCEPT``)."""
+        if self.query.is_empty_query:
+            return self._chain()
+        others = [q.query for q in other_qs if not q.query.is_empty_query]
+        return self._combined("difference", [self.query, *others], False)
+
+    def _combined(self, combinator: str, queries: list[Query], all: bool) -> QuerySet:
+        clone = self._chain()
         if len(queries) == 1:
             # none().union(qs) is qs: the one part that can return rows.
             clone.query = queries[0].chain()
@@ -810,7 +841,7 @@ class QuerySet(AsyncQuerySetMixin):
         if not queries:
             return clone
         clone.query = Query(self.model)
-        clone.query.combinator = "union"
+        clone.query.combinator = combinator
         clone.query.combinator_all = all
         clone.query.combined_queries = tuple(queries)
         clone.query.values_select = self.query.values_select
@@ -864,6 +895,9 @@ class QuerySet(AsyncQuerySetMixin):
         clone = self._chain()
         for alias, expr in kwargs.items():
             self._check_alias("annotate", alias)
+            if isinstance(expr, FilteredRelation):
+                clone.query.add_filtered_relation(expr, alias)
+                continue
             if not hasattr(expr, "resolve_expression"):
                 raise TypeError(f"annotate(): {alias}={expr!r} is not an expression")
             clone.query.add_annotation(expr, alias)

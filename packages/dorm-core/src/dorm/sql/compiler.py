@@ -27,6 +27,7 @@ __all__ = ["SQLCompiler", "column_converter", "unmask"]
 _dispatch: dict[tuple[type, str], Callable[..., Any]] = {}
 _quote_caches: dict[type, dict[str, str]] = {}
 _dispatch_source: list[Any] = [None]
+_SET_OPERATORS = {"union": "UNION", "intersection": "INTERSECT", "difference": "EXCEPT"}
 
 
 def _renderer(node_class: type, vendor: str) -> Callable[..., Any] | None:
@@ -163,8 +164,9 @@ class SQLCompiler:
         else:
             names = dict(requested)  # type: ignore[arg-type]
         for name, sub in names.items():
+            filtered = self.query.filtered_relations.get(name) if depth == 0 else None
             try:
-                field = opts.get_field(name)
+                field = opts.get_field(filtered.relation_name if filtered else name)
             except Exception:
                 field = None
             if (
@@ -181,22 +183,26 @@ class SQLCompiler:
                     f"{opts.object_name}: select_related({name!r}) must name a foreign key or "
                     f"one-to-one field. Choices are: {', '.join(choices) or '(none)'}"
                 )
-            if (field, depth) in seen:
+            if (field, depth, name) in seen:
                 continue
-            seen.add((field, depth))
+            seen.add((field, depth, name))
             info = field.get_path_info()[0]
-            parent = self.query.alias_map[alias]
-            left = info.nullable or parent.join_type == LOUTER
-            join = Join(
-                info.to_opts.db_table,
-                alias,
-                "",
-                LOUTER if left else INNER,
-                info.join_cols,
-                info.nullable,
-                field,
-            )
-            new_alias = self.query.join(join, outer=left)
+            if filtered is not None:
+                # The FilteredRelation's own join (LEFT OUTER, its condition in ON).
+                new_alias = self.query.setup_joins([name], opts, alias, outer=True)[0].joins[-1]
+            else:
+                parent = self.query.alias_map[alias]
+                left = info.nullable or parent.join_type == LOUTER
+                join = Join(
+                    info.to_opts.db_table,
+                    alias,
+                    "",
+                    LOUTER if left else INNER,
+                    info.join_cols,
+                    info.nullable,
+                    field,
+                )
+                new_alias = self.query.join(join, outer=left)
             related_model = info.to_opts.model
             fields = list(related_model._meta.concrete_fields)
             start = len(select)
@@ -213,6 +219,8 @@ class SQLCompiler:
                 "field": field,
                 "reverse": not getattr(field, "concrete", False),
             }
+            if filtered is not None:
+                child["attr"] = name  # the related object goes to obj.<alias>, as Django
             klass_info["related"].append(child)
             if sub is True and requested is True:
                 self._add_related(related_model, new_alias, True, select, child, depth + 1, seen)
@@ -442,6 +450,12 @@ class SQLCompiler:
             try:
                 sql, p = compiler._as_sql(with_limits=False, subquery=False)
             except EmptyResultSet:
+                # An impossible part adds nothing to a union and leaves nothing to
+                # intersect; from a difference only the first part's rows can come.
+                if query.combinator == "intersection" or (
+                    query.combinator == "difference" and not parts
+                ):
+                    raise
                 continue
             if not self.select:
                 self.select = compiler.select
@@ -452,7 +466,8 @@ class SQLCompiler:
             params.extend(p)
         if not parts:
             raise EmptyResultSet
-        joiner = f" {query.combinator.upper()}{' ALL' if query.combinator_all else ''} "  # type: ignore[union-attr]
+        keyword = _SET_OPERATORS[query.combinator]  # type: ignore[index]
+        joiner = f" {keyword}{' ALL' if query.combinator_all else ''} "
         sql = joiner.join(parts)
         order = []
         names = list(query.values_select) or (
