@@ -998,13 +998,25 @@ class QuerySet(AsyncQuerySetMixin):
         for name in names:
             if name is None:
                 continue
-            try:
-                opts.get_field(name.split("__")[0])
-            except Exception:
-                raise FieldError(
-                    f"{self.model.__name__}.{method}(): unknown field {name!r}; fields are: "
-                    f"{', '.join(f.name for f in opts.concrete_fields)}"
-                ) from None
+            cur = opts
+            parts = name.split("__")
+            for i, part in enumerate(parts):
+                try:
+                    field = cur.get_field(part)
+                except Exception:
+                    raise FieldError(
+                        f"{self.model.__name__}.{method}(): unknown field {name!r}: "
+                        f"{cur.object_name} has no field {part!r}; its fields are: "
+                        f"{', '.join(f.name for f in cur.concrete_fields)}"
+                    ) from None
+                if i < len(parts) - 1:
+                    related = getattr(field, "related_model", None)
+                    if not getattr(field, "is_relation", False) or related is None:
+                        raise FieldError(
+                            f"{self.model.__name__}.{method}(): {name!r}: "
+                            f"{cur.object_name}.{part} is not a relation to follow"
+                        )
+                    cur = related._meta
 
     def using(self, alias: str) -> QuerySet:
         clone = self._chain()

@@ -133,15 +133,29 @@ class SQLCompiler:
         self.col_count = len(select)
 
     @staticmethod
-    def _loaded_fields(model: type[Model], deferred: tuple[frozenset[str], bool]) -> list[Field]:
+    def _loaded_fields(
+        model: type[Model], deferred: tuple[frozenset[str], bool], prefix: str = ""
+    ) -> list[Field]:
+        """The columns of ``model`` to select under ``only()`` / ``defer()``; ``prefix`` is
+        the select_related path reaching it (``"author__"``)."""
         names, defer = deferred
         fields = model._meta.concrete_fields
         if not names:
             return list(fields)
+        local: set[str] = set()
+        traversed: set[str] = set()
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            head, sep, _tail = name[len(prefix) :].partition("__")
+            (traversed if sep else local).add(head)
         pk = model._meta.pk
         if defer:
-            return [f for f in fields if f.name not in names and f.attname not in names or f is pk]
-        return [f for f in fields if f.name in names or f.attname in names or f is pk]
+            return [f for f in fields if f.name not in local and f.attname not in local or f is pk]
+        if prefix and not local and not traversed:
+            return list(fields)  # only() said nothing of this related model: all of it
+        keep = local | traversed  # only("author__name") keeps the author column
+        return [f for f in fields if f.name in keep or f.attname in keep or f is pk]
 
     def _add_related(
         self,
@@ -152,6 +166,7 @@ class SQLCompiler:
         klass_info: dict[str, Any],
         depth: int,
         seen: set[Any],
+        prefix: str = "",
     ) -> None:
         from dorm.sql.datastructures import INNER, LOUTER
 
@@ -186,6 +201,15 @@ class SQLCompiler:
             if (field, depth, name) in seen:
                 continue
             seen.add((field, depth, name))
+            if field.concrete and field not in klass_info["fields"]:
+                if requested is True:
+                    continue  # select_related() with no names skips deferred relations
+                raise FieldError(
+                    f"Field {opts.object_name}.{field.name} cannot be both deferred and "
+                    f"traversed using select_related at the same time: add "
+                    f"{prefix + name!r} to only() (or take it out of defer()), or drop it "
+                    f"from select_related()"
+                )
             info = field.get_path_info()[0]
             if filtered is not None:
                 # The FilteredRelation's own join (LEFT OUTER, its condition in ON).
@@ -204,7 +228,8 @@ class SQLCompiler:
                 )
                 new_alias = self.query.join(join, outer=left)
             related_model = info.to_opts.model
-            fields = list(related_model._meta.concrete_fields)
+            child_prefix = f"{prefix}{name}__"
+            fields = self._loaded_fields(related_model, self.query.deferred_loading, child_prefix)
             start = len(select)
             select.extend((Col(new_alias, f), None) for f in fields)
             child = {
@@ -223,9 +248,13 @@ class SQLCompiler:
                 child["attr"] = name  # the related object goes to obj.<alias>, as Django
             klass_info["related"].append(child)
             if sub is True and requested is True:
-                self._add_related(related_model, new_alias, True, select, child, depth + 1, seen)
+                self._add_related(
+                    related_model, new_alias, True, select, child, depth + 1, seen, child_prefix
+                )
             elif isinstance(sub, dict) and sub:
-                self._add_related(related_model, new_alias, sub, select, child, depth + 1, seen)
+                self._add_related(
+                    related_model, new_alias, sub, select, child, depth + 1, seen, child_prefix
+                )
 
     # -- SQL -------------------------------------------------------------------------------------
 
