@@ -184,7 +184,12 @@ class Window(Expression):
         return cols
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
-        sql, params = compiler.compile(self.source_expression)
+        source = self.source_expression
+        default = getattr(source, "default", None)
+        if default is not None:  # Sum(..., default=0): COALESCE around the whole window
+            source = source.copy()
+            source.default = None
+        sql, params = compiler.compile(source)
         clauses: list[str] = []
         if self.partition_by:
             parts = []
@@ -202,7 +207,11 @@ class Window(Expression):
             clauses.append(f"ORDER BY {', '.join(parts)}")
         if self.frame is not None:
             clauses.append(self.frame.as_sql())
-        return f"{sql} OVER ({' '.join(clauses)})", params
+        sql = f"{sql} OVER ({' '.join(clauses)})"
+        if default is not None:
+            default_sql, default_params = self.source_expression._default_sql(compiler, connection)
+            return f"COALESCE({sql}, {default_sql})", [*params, *default_params]
+        return sql, params
 
     def __repr__(self) -> str:
         return (

@@ -27,6 +27,7 @@ from dorm.lookups import (
     IEndsWith,
     IExact,
     In,
+    IRegex,
     IStartsWith,
     LessThan,
     LessThanOrEqual,
@@ -391,6 +392,10 @@ class KeyRegex(_KeyText, Regex):
     pass
 
 
+class KeyIRegex(_KeyText, IRegex):
+    pass
+
+
 KEY_LOOKUPS: tuple[type[Lookup], ...] = (
     KeyExact,
     KeyIExact,
@@ -400,6 +405,7 @@ KEY_LOOKUPS: tuple[type[Lookup], ...] = (
     KeyEndsWith,
     KeyIEndsWith,
     KeyRegex,
+    KeyIRegex,
     KeyGreaterThan,
     KeyGreaterThanOrEqual,
     KeyLessThan,

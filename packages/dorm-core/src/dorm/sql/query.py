@@ -828,7 +828,7 @@ class Query:
             check_alias(alias)
         if self.is_empty_query:
             return {
-                alias: (0 if type(agg).__name__ == "Count" else None)
+                alias: agg.empty_result() if hasattr(agg, "empty_result") else None
                 for alias, agg in aggregates.items()
             }
         from dorm.sql.aggregates import AggregateCompiler

@@ -71,6 +71,7 @@ class Operations(BaseOperations):
         "lt": "{lhs} < {rhs}",
         "lte": "{lhs} <= {rhs}",
         "regex": "{lhs} REGEXP {rhs}",
+        "iregex": "{lhs} REGEXP {rhs}",  # the pattern carries (?i)
     }
 
     def no_limit_value(self) -> str:
