@@ -265,3 +265,13 @@ def test_async_key_queries(docs: Any) -> None:
     found, count = asyncio.run(main())
     assert found == where(lambda d: "o" in d["address"]["city"].lower())
     assert count == len(where(lambda d: "tags" in d))
+
+
+def test_old_sqlite_is_refused_with_its_version(docs: Any, backend: Any, monkeypatch: Any) -> None:
+    if backend.vendor != "sqlite":
+        pytest.skip("a SQLite version check")
+    import sqlite3
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 37, 2))
+    with pytest.raises(NotSupportedError, match="need SQLite 3.38 or later"):
+        list(Doc.objects.filter(data__name="Ada"))

@@ -70,6 +70,16 @@ def _sqlite_path(key: str) -> str:
     return f"$[{key}]" if _is_index(key) else f"$.{json.dumps(key)}"
 
 
+def _check_sqlite() -> None:
+    import sqlite3
+
+    if sqlite3.sqlite_version_info < (3, 38):
+        raise NotSupportedError(
+            f"JSON key transforms need SQLite 3.38 or later (its -> and ->> operators); "
+            f"this Python uses SQLite {sqlite3.sqlite_version}"
+        )
+
+
 def _pg_key(key: str, connection: BaseDatabaseWrapper) -> SQL:
     ph = connection.ops.placeholder
     if _is_index(key):
@@ -104,6 +114,7 @@ class KeyTransform(Transform):
         return f"({lhs} {self.operator} {key})", [*params, *key_params]
 
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
+        _check_sqlite()
         lhs, params = compiler.compile(self.lhs)
         ph = connection.ops.placeholder
         return f"({lhs} {self.operator} {ph})", [*params, _sqlite_path(self.key_name)]
@@ -149,6 +160,7 @@ class KeyTextTransform(KeyTransform):
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         # SQLite's ->> gives integers for JSON true/false and numbers; PostgreSQL gives
         # their JSON text. Match PostgreSQL for scalars that are not strings.
+        _check_sqlite()
         lhs, params = compiler.compile(self.lhs)
         ph = connection.ops.placeholder
         path = _sqlite_path(self.key_name)
