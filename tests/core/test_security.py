@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import dorm
@@ -774,6 +774,7 @@ _plugin_names = st.one_of(
 
 @_fast
 @given(sql_name=_plugin_names)
+@example(sql_name="A\n")  # "$" also matches before a final newline: fullmatch is needed
 def test_hypothesis_plugin_function_names_must_be_sql_names(sql_name: str) -> None:
     """A registered function's ``function`` is written into SQL: anything but an SQL name
     (optionally schema-qualified) is refused when the plugins load."""
