@@ -28,6 +28,8 @@ from dorm.expressions import (
 )
 from dorm.models import *  # noqa: F403
 from dorm.models import __all__ as _models_all
+from dorm.models.prefetch import aprefetch_related_objects, prefetch_related_objects
+from dorm.window import RowRange, ValueRange, Window
 
 __all__ = [
     "Avg",
@@ -41,13 +43,18 @@ __all__ = [
     "OuterRef",
     "Q",
     "RawSQL",
+    "RowRange",
     "Subquery",
     "Sum",
     "Value",
+    "ValueRange",
     "When",
+    "Window",
     "__version__",
+    "aprefetch_related_objects",
     "awarmup_pool",
     "configure",
+    "prefetch_related_objects",
     "settings",
     "signals",
     "transaction",

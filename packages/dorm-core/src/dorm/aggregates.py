@@ -23,14 +23,25 @@ class Aggregate(Func):
     contains_aggregate = True
     allow_distinct = False
 
+    allow_default = True
+
     def __init__(
-        self, *expressions: Any, distinct: bool = False, filter: Any = None, **extra: Any
+        self,
+        *expressions: Any,
+        distinct: bool = False,
+        filter: Any = None,
+        default: Any = None,
+        **extra: Any,
     ) -> None:
         if distinct and not self.allow_distinct:
             raise TypeError(f"{type(self).__name__} does not allow distinct")
+        if default is not None and not self.allow_default:
+            raise TypeError(f"{type(self).__name__} does not allow default (it is never NULL)")
         super().__init__(*expressions, **extra)
         self.distinct = distinct
         self.filter = filter
+        # What to give instead of NULL (no rows): Sum("x", default=0) is COALESCE(SUM(x), 0).
+        self.default = default
 
     def get_source_expressions(self) -> list[Any]:
         sources = list(self.source_expressions)
@@ -66,6 +77,8 @@ class Aggregate(Func):
             clone.filter = query.build_where(
                 self.filter, outer_join=True, can_reuse=set(query.alias_map)
             )
+        if hasattr(self.default, "resolve_expression"):
+            clone.default = self.default.resolve_expression(query, allow_joins, reuse, summarize)
         clone.contains_aggregate = True
         return clone
 
@@ -85,7 +98,29 @@ class Aggregate(Func):
             if filter_sql:
                 sql = f"{sql} FILTER (WHERE {filter_sql})"
                 params.extend(filter_params)
+        if self.default is not None:
+            default_sql, default_params = self._default_sql(compiler, connection)
+            sql = f"COALESCE({sql}, {default_sql})"
+            params.extend(default_params)
         return sql, params
+
+    def _default_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[Any]]:
+        default = self.default
+        if hasattr(default, "resolve_expression"):
+            return compiler.compile(default)
+        # A plain value, bound as the aggregate's own type (a datetime for Max("at")).
+        from dorm.expressions import bind
+
+        return connection.ops.placeholder, [bind(self.output_field, default, connection)]
+
+    def empty_result(self) -> Any:
+        """What the aggregate of no rows is: ``default`` when a plain value, else None."""
+        default = self.default
+        if default is None or hasattr(default, "resolve_expression"):
+            return getattr(default, "value", None)
+        return default
 
     def get_group_by_cols(self) -> list[Any]:
         return []
@@ -94,6 +129,10 @@ class Aggregate(Func):
 class Count(Aggregate):
     function = "COUNT"
     allow_distinct = True
+    allow_default = False
+
+    def empty_result(self) -> Any:
+        return 0
 
     def __init__(self, expression: Any = "*", **extra: Any) -> None:
         if expression == "*":

@@ -775,7 +775,13 @@ class OrderBy(Expression):
         (self.expression,) = exprs
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
-        sql, params = compiler.compile(self.expression)
+        expression = self.expression
+        # A node whose selected form does not sort as its value (a JSON key on SQLite is
+        # JSON text) offers the form to sort by.
+        sort_form = getattr(expression, "sort_form", None)
+        if sort_form is not None:
+            expression = sort_form(connection)
+        sql, params = compiler.compile(expression)
         sql = f"{sql} {'DESC' if self.descending else 'ASC'}"
         if self.nulls_first:
             sql += " NULLS FIRST"

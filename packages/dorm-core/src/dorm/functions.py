@@ -1,17 +1,63 @@
-"""SQL functions: Coalesce, Lower, Upper, Length, Concat, Now, Cast."""
+"""SQL functions, Django's set, all importable from here.
+
+Coalesce, Lower, Upper, Length, Concat, Now and Cast live here; window functions in
+``dorm.window``; math, text and date/time functions in ``dorm.math_functions``,
+``dorm.text_functions`` and ``dorm.date_functions``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dorm.date_functions import *  # noqa: F403
+from dorm.date_functions import __all__ as _date_all
 from dorm.expressions import SQL, Func
+from dorm.math_functions import *  # noqa: F403
+from dorm.math_functions import __all__ as _math_all
+from dorm.text_functions import *  # noqa: F403
+from dorm.text_functions import __all__ as _text_all
+from dorm.window import (
+    CumeDist,
+    DenseRank,
+    FirstValue,
+    Lag,
+    LastValue,
+    Lead,
+    NthValue,
+    NTile,
+    PercentRank,
+    Rank,
+    RowNumber,
+)
 
 if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
     from dorm.models.fields import Field
     from dorm.sql.compiler import SQLCompiler
 
-__all__ = ["Cast", "Coalesce", "Concat", "Length", "Lower", "Now", "Upper"]
+__all__ = [
+    "Cast",
+    "Coalesce",
+    "Concat",
+    "Length",
+    "Lower",
+    "Now",
+    "Upper",
+    "CumeDist",
+    "DenseRank",
+    "FirstValue",
+    "Lag",
+    "LastValue",
+    "Lead",
+    "NTile",
+    "NthValue",
+    "PercentRank",
+    "Rank",
+    "RowNumber",
+    *_date_all,
+    *_math_all,
+    *_text_all,
+]
 
 
 class Coalesce(Func):

@@ -30,6 +30,7 @@ __all__ = [
     "IEndsWith",
     "IExact",
     "IStartsWith",
+    "IRegex",
     "In",
     "IsNull",
     "LessThan",
@@ -230,6 +231,19 @@ class Regex(Lookup):
         return _mask_like(self, str(value))
 
 
+class IRegex(Regex):
+    """``name__iregex=r"^a"``: a case-insensitive regular expression (``~*`` on
+    PostgreSQL; on SQLite Python's ``re`` with the ``(?i)`` flag)."""
+
+    lookup_name = "iregex"
+
+    def bind_value(self, value: Any, connection: BaseDatabaseWrapper) -> Any:
+        pattern = str(value)
+        if connection.vendor == "sqlite":
+            pattern = f"(?i){pattern}"
+        return _mask_like(self, pattern)
+
+
 class In(Lookup):
     """``field__in=[...]`` or ``field__in=<queryset>`` (a subquery)."""
 
@@ -423,4 +437,5 @@ BUILTIN_LOOKUPS: tuple[type[Lookup], ...] = (
     Range,
     IsNull,
     Regex,
+    IRegex,
 )

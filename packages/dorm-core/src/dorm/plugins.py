@@ -542,7 +542,7 @@ def _build_extensions() -> Extensions:
                 f"dorm plugin {owner!r}: dorm_register_functions must return classes, got {cls!r}"
             )
         sql_name = getattr(cls, "function", "")
-        if sql_name and not (isinstance(sql_name, str) and _SQL_FUNCTION_RE.match(sql_name)):
+        if sql_name and not (isinstance(sql_name, str) and _SQL_FUNCTION_RE.fullmatch(sql_name)):
             # The name is written into SQL as is: it must be a (schema-qualified) identifier.
             raise PluginError(
                 f"dorm plugin {owner!r}: {cls.__qualname__}.function must be an SQL function "

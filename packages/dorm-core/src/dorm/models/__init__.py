@@ -33,9 +33,11 @@ from dorm.models.fields import (
     UUIDField,
 )
 from dorm.models.file_path_field import FilePathField
+from dorm.models.filtered_relation import FilteredRelation
 from dorm.models.generated_field import GeneratedField
 from dorm.models.manager import Manager
 from dorm.models.query import Prefetch, QuerySet
+from dorm.models.raw import RawQuerySet
 from dorm.models.related import (
     CASCADE,
     DO_NOTHING,
@@ -73,6 +75,7 @@ __all__ = [
     "EmailField",
     "Field",
     "FilePathField",
+    "FilteredRelation",
     "FloatField",
     "ForeignKey",
     "GeneratedField",
@@ -89,6 +92,7 @@ __all__ = [
     "PositiveSmallIntegerField",
     "Prefetch",
     "QuerySet",
+    "RawQuerySet",
     "SlugField",
     "SmallIntegerField",
     "TextField",

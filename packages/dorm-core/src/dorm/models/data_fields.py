@@ -117,6 +117,15 @@ class JSONField(Field):
         if value is not None:
             self.dumps(value)
 
+    def get_transform(self, name: str) -> Any:
+        """A registered transform, else the key transform for ``name`` (``data__city``)."""
+        found = super().get_transform(name)
+        if found is not None:
+            return found
+        from dorm.models.json import KeyTransformFactory
+
+        return KeyTransformFactory(name)
+
 
 class BinaryField(Field):
     internal_type = "BinaryField"

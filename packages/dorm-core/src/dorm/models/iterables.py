@@ -212,11 +212,14 @@ def _joined_constructor(
             field = child["field"]
             lines.append(f"{indent}if row[{child['start'] + child['pk_index']}] is None:")
             name = field.get_accessor_name() if child["reverse"] else field.name
-            lines.append(f"{indent}    cache{n}[{name!r}] = None")
+            attr = child.get("attr")  # a FilteredRelation: an attribute, not the field cache
+            target = f"{obj}.__dict__" if attr else f"cache{n}"
+            name = attr or name
+            lines.append(f"{indent}    {target}[{name!r}] = None")
             lines.append(f"{indent}else:")
             inner = indent + "    "
             c = emit(child, inner, [])
-            lines.append(f"{inner}cache{n}[{name!r}] = {c}")
+            lines.append(f"{inner}{target}[{name!r}] = {c}")
             back = None
             if child["reverse"]:
                 back = field.field.name  # a reverse one-to-one: the child points back
@@ -244,6 +247,7 @@ def _shape_key(info: dict[str, Any]) -> tuple[Any, ...]:
         info["start"],
         info.get("field"),
         info.get("reverse"),
+        info.get("attr"),
         tuple(_shape_key(child) for child in info["related"]),
     )
 

@@ -9,7 +9,14 @@ from typing import Any
 from dorm.expressions import F
 from dorm.models.base import LOADED_CACHE, LOADED_FROM
 
-__all__ = ["prefetch_related_objects"]
+__all__ = ["aprefetch_related_objects", "prefetch_related_objects"]
+
+
+async def aprefetch_related_objects(instances: Sequence[Any], *lookups: Any) -> None:
+    """Async twin of ``prefetch_related_objects()``."""
+    from dorm.models.twins import run_sync
+
+    await run_sync(prefetch_related_objects, instances, *lookups)
 
 
 def prefetch_related_objects(instances: Sequence[Any], *lookups: Any) -> None:

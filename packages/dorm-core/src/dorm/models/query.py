@@ -13,8 +13,9 @@ from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.db.router import router
 from dorm.db.utils import MASK
-from dorm.exceptions import FieldError, IntegrityError
+from dorm.exceptions import FieldDoesNotExist, FieldError, IntegrityError
 from dorm.expressions import Q
+from dorm.models.filtered_relation import FilteredRelation
 from dorm.models.iterables import (
     BaseIterable,
     FlatValuesListIterable,
@@ -32,6 +33,7 @@ from dorm.sql.query import LOOKUP_SEP, Query
 if TYPE_CHECKING:
     from dorm.models.base import Model
     from dorm.models.fields import Field
+    from dorm.models.raw import RawQuerySet
 
 __all__ = ["Prefetch", "QuerySet"]
 
@@ -800,9 +802,38 @@ class QuerySet(AsyncQuerySetMixin):
             return self.filter(filter_obj)
         return self.filter(**filter_obj)
 
+    def raw(
+        self,
+        raw_query: str,
+        params: Sequence[Any] = (),
+        translations: dict[str, str] | None = None,
+        using: str | None = None,
+    ) -> RawQuerySet:
+        """Model instances from ``raw_query`` (``%s`` placeholders, ``params`` bound)."""
+        from dorm.models.raw import RawQuerySet
+
+        return RawQuerySet(raw_query, self.model, params, translations, using or self._db)  # type: ignore[arg-type]
+
     def union(self, *other_qs: QuerySet, all: bool = False) -> QuerySet:
-        clone = self._chain()
         queries = [q.query for q in (self, *other_qs) if not q.query.is_empty_query]
+        return self._combined("union", queries, all)
+
+    def intersection(self, *other_qs: QuerySet) -> QuerySet:
+        """Rows every queryset returns (``INTERSECT``); empty when one part is ``none()``."""
+        for qs in (self, *other_qs):
+            if qs.query.is_empty_query:
+                return self.none()
+        return self._combined("intersection", [q.query for q in (self, *other_qs)], False)
+
+    def difference(self, *other_qs: QuerySet) -> QuerySet:
+        """Rows of this queryset that none of the others return (``EXCEPT``)."""
+        if self.query.is_empty_query:
+            return self._chain()
+        others = [q.query for q in other_qs if not q.query.is_empty_query]
+        return self._combined("difference", [self.query, *others], False)
+
+    def _combined(self, combinator: str, queries: list[Query], all: bool) -> QuerySet:
+        clone = self._chain()
         if len(queries) == 1:
             # none().union(qs) is qs: the one part that can return rows.
             clone.query = queries[0].chain()
@@ -810,7 +841,7 @@ class QuerySet(AsyncQuerySetMixin):
         if not queries:
             return clone
         clone.query = Query(self.model)
-        clone.query.combinator = "union"
+        clone.query.combinator = combinator
         clone.query.combinator_all = all
         clone.query.combined_queries = tuple(queries)
         clone.query.values_select = self.query.values_select
@@ -864,6 +895,9 @@ class QuerySet(AsyncQuerySetMixin):
         clone = self._chain()
         for alias, expr in kwargs.items():
             self._check_alias("annotate", alias)
+            if isinstance(expr, FilteredRelation):
+                clone.query.add_filtered_relation(expr, alias)
+                continue
             if not hasattr(expr, "resolve_expression"):
                 raise TypeError(f"annotate(): {alias}={expr!r} is not an expression")
             clone.query.add_annotation(expr, alias)
@@ -964,13 +998,25 @@ class QuerySet(AsyncQuerySetMixin):
         for name in names:
             if name is None:
                 continue
-            try:
-                opts.get_field(name.split("__")[0])
-            except Exception:
-                raise FieldError(
-                    f"{self.model.__name__}.{method}(): unknown field {name!r}; fields are: "
-                    f"{', '.join(f.name for f in opts.concrete_fields)}"
-                ) from None
+            cur = opts
+            parts = name.split("__")
+            for i, part in enumerate(parts):
+                try:
+                    field = cur.get_field(part)
+                except Exception:
+                    raise FieldError(
+                        f"{self.model.__name__}.{method}(): unknown field {name!r}: "
+                        f"{cur.object_name} has no field {part!r}; its fields are: "
+                        f"{', '.join(f.name for f in cur.concrete_fields)}"
+                    ) from None
+                if i < len(parts) - 1:
+                    related = getattr(field, "related_model", None)
+                    if not getattr(field, "is_relation", False) or related is None:
+                        raise FieldError(
+                            f"{self.model.__name__}.{method}(): {name!r}: "
+                            f"{cur.object_name}.{part} is not a relation to follow"
+                        )
+                    cur = related._meta
 
     def using(self, alias: str) -> QuerySet:
         clone = self._chain()
@@ -997,6 +1043,58 @@ class QuerySet(AsyncQuerySetMixin):
         else:
             clone._iterable_class = ValuesListIterable
         return clone
+
+    def dates(self, field_name: str, kind: str, order: str = "ASC") -> QuerySet:
+        """The distinct dates (``datetime.date``) of ``field_name`` truncated to ``kind``
+        (year, month, week or day), NULLs left out, in ``order`` (ASC or DESC)."""
+        from dorm.date_functions import Trunc, TruncDate
+
+        if kind not in ("year", "month", "week", "day"):
+            raise ValueError(f"dates(): kind must be year, month, week or day, got {kind!r}")
+        field = self._date_field(field_name, "dates", ("DateField", "DateTimeField"))
+        source: Any = field_name
+        if field.get_internal_type() == "DateTimeField":
+            source = TruncDate(field_name)
+        return self._distinct_truncated(Trunc(source, kind), order, "dates")
+
+    def datetimes(
+        self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None
+    ) -> QuerySet:
+        """The distinct aware datetimes of ``field_name`` truncated to ``kind`` (year ...
+        second) in the zone ``tzinfo`` (UTC by default), NULLs left out, in ``order``."""
+        from dorm.date_functions import TRUNC_UNITS, Trunc
+
+        if kind not in TRUNC_UNITS:
+            raise ValueError(
+                f"datetimes(): kind must be one of {', '.join(TRUNC_UNITS)}, got {kind!r}"
+            )
+        self._date_field(field_name, "datetimes", ("DateTimeField",))
+        return self._distinct_truncated(Trunc(field_name, kind, tzinfo=tzinfo), order, "datetimes")
+
+    def _date_field(self, name: str, method: str, kinds: tuple[str, ...]) -> Field:
+        model = self.model
+        assert model is not None
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        if field is None or field.get_internal_type() not in kinds:
+            raise FieldError(
+                f"{model.__name__}.{method}({name!r}): {name!r} is not a "
+                f"{' or '.join(kinds)} of {model.__name__}"
+            )
+        return field  # type: ignore[no-any-return]
+
+    def _distinct_truncated(self, expr: Any, order: str, method: str) -> QuerySet:
+        if order not in ("ASC", "DESC"):
+            raise ValueError(f"{method}(): order must be 'ASC' or 'DESC', got {order!r}")
+        return (
+            self.annotate(_truncated=expr)
+            .filter(_truncated__isnull=False)
+            .values_list("_truncated", flat=True)
+            .distinct()
+            .order_by(("-" if order == "DESC" else "") + "_truncated")
+        )
 
     def _values(self, fields: Sequence[str], expressions: dict[str, Any]) -> QuerySet:
         clone = self._chain()

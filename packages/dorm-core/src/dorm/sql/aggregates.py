@@ -47,6 +47,8 @@ class AggregateCompiler:
             or any(
                 getattr(a, "contains_aggregate", False) for a in query.annotation_select.values()
             )
+            # A condition on a window needs the wrapping subquery (dorm.sql.qualify).
+            or any(getattr(a, "contains_over_clause", False) for a in query.annotations.values())
         )
 
     def _direct(self, query: Query) -> SQLCompiler:

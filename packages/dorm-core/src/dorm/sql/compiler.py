@@ -27,6 +27,7 @@ __all__ = ["SQLCompiler", "column_converter", "unmask"]
 _dispatch: dict[tuple[type, str], Callable[..., Any]] = {}
 _quote_caches: dict[type, dict[str, str]] = {}
 _dispatch_source: list[Any] = [None]
+_SET_OPERATORS = {"union": "UNION", "intersection": "INTERSECT", "difference": "EXCEPT"}
 
 
 def _renderer(node_class: type, vendor: str) -> Callable[..., Any] | None:
@@ -132,15 +133,29 @@ class SQLCompiler:
         self.col_count = len(select)
 
     @staticmethod
-    def _loaded_fields(model: type[Model], deferred: tuple[frozenset[str], bool]) -> list[Field]:
+    def _loaded_fields(
+        model: type[Model], deferred: tuple[frozenset[str], bool], prefix: str = ""
+    ) -> list[Field]:
+        """The columns of ``model`` to select under ``only()`` / ``defer()``; ``prefix`` is
+        the select_related path reaching it (``"author__"``)."""
         names, defer = deferred
         fields = model._meta.concrete_fields
         if not names:
             return list(fields)
+        local: set[str] = set()
+        traversed: set[str] = set()
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            head, sep, _tail = name[len(prefix) :].partition("__")
+            (traversed if sep else local).add(head)
         pk = model._meta.pk
         if defer:
-            return [f for f in fields if f.name not in names and f.attname not in names or f is pk]
-        return [f for f in fields if f.name in names or f.attname in names or f is pk]
+            return [f for f in fields if f.name not in local and f.attname not in local or f is pk]
+        if prefix and not local and not traversed:
+            return list(fields)  # only() said nothing of this related model: all of it
+        keep = local | traversed  # only("author__name") keeps the author column
+        return [f for f in fields if f.name in keep or f.attname in keep or f is pk]
 
     def _add_related(
         self,
@@ -151,6 +166,7 @@ class SQLCompiler:
         klass_info: dict[str, Any],
         depth: int,
         seen: set[Any],
+        prefix: str = "",
     ) -> None:
         from dorm.sql.datastructures import INNER, LOUTER
 
@@ -163,8 +179,9 @@ class SQLCompiler:
         else:
             names = dict(requested)  # type: ignore[arg-type]
         for name, sub in names.items():
+            filtered = self.query.filtered_relations.get(name) if depth == 0 else None
             try:
-                field = opts.get_field(name)
+                field = opts.get_field(filtered.relation_name if filtered else name)
             except Exception:
                 field = None
             if (
@@ -181,24 +198,38 @@ class SQLCompiler:
                     f"{opts.object_name}: select_related({name!r}) must name a foreign key or "
                     f"one-to-one field. Choices are: {', '.join(choices) or '(none)'}"
                 )
-            if (field, depth) in seen:
+            if (field, depth, name) in seen:
                 continue
-            seen.add((field, depth))
+            seen.add((field, depth, name))
+            if field.concrete and field not in klass_info["fields"]:
+                if requested is True:
+                    continue  # select_related() with no names skips deferred relations
+                raise FieldError(
+                    f"Field {opts.object_name}.{field.name} cannot be both deferred and "
+                    f"traversed using select_related at the same time: add "
+                    f"{prefix + name!r} to only() (or take it out of defer()), or drop it "
+                    f"from select_related()"
+                )
             info = field.get_path_info()[0]
-            parent = self.query.alias_map[alias]
-            left = info.nullable or parent.join_type == LOUTER
-            join = Join(
-                info.to_opts.db_table,
-                alias,
-                "",
-                LOUTER if left else INNER,
-                info.join_cols,
-                info.nullable,
-                field,
-            )
-            new_alias = self.query.join(join, outer=left)
+            if filtered is not None:
+                # The FilteredRelation's own join (LEFT OUTER, its condition in ON).
+                new_alias = self.query.setup_joins([name], opts, alias, outer=True)[0].joins[-1]
+            else:
+                parent = self.query.alias_map[alias]
+                left = info.nullable or parent.join_type == LOUTER
+                join = Join(
+                    info.to_opts.db_table,
+                    alias,
+                    "",
+                    LOUTER if left else INNER,
+                    info.join_cols,
+                    info.nullable,
+                    field,
+                )
+                new_alias = self.query.join(join, outer=left)
             related_model = info.to_opts.model
-            fields = list(related_model._meta.concrete_fields)
+            child_prefix = f"{prefix}{name}__"
+            fields = self._loaded_fields(related_model, self.query.deferred_loading, child_prefix)
             start = len(select)
             select.extend((Col(new_alias, f), None) for f in fields)
             child = {
@@ -213,11 +244,17 @@ class SQLCompiler:
                 "field": field,
                 "reverse": not getattr(field, "concrete", False),
             }
+            if filtered is not None:
+                child["attr"] = name  # the related object goes to obj.<alias>, as Django
             klass_info["related"].append(child)
             if sub is True and requested is True:
-                self._add_related(related_model, new_alias, True, select, child, depth + 1, seen)
+                self._add_related(
+                    related_model, new_alias, True, select, child, depth + 1, seen, child_prefix
+                )
             elif isinstance(sub, dict) and sub:
-                self._add_related(related_model, new_alias, sub, select, child, depth + 1, seen)
+                self._add_related(
+                    related_model, new_alias, sub, select, child, depth + 1, seen, child_prefix
+                )
 
     # -- SQL -------------------------------------------------------------------------------------
 
@@ -297,6 +334,11 @@ class SQLCompiler:
             raise EmptyResultSet
         if query.combinator:
             return self._combinator_sql(with_limits)
+        if query.annotations and query.where.children:
+            from dorm.sql import qualify
+
+            if qualify.has_window_condition(query):
+                return qualify.qualify_sql(self, with_limits)
         order_by = self.get_order_by()
         self.setup()
         params: list[Any] = []
@@ -437,6 +479,12 @@ class SQLCompiler:
             try:
                 sql, p = compiler._as_sql(with_limits=False, subquery=False)
             except EmptyResultSet:
+                # An impossible part adds nothing to a union and leaves nothing to
+                # intersect; from a difference only the first part's rows can come.
+                if query.combinator == "intersection" or (
+                    query.combinator == "difference" and not parts
+                ):
+                    raise
                 continue
             if not self.select:
                 self.select = compiler.select
@@ -447,7 +495,8 @@ class SQLCompiler:
             params.extend(p)
         if not parts:
             raise EmptyResultSet
-        joiner = f" {query.combinator.upper()}{' ALL' if query.combinator_all else ''} "  # type: ignore[union-attr]
+        keyword = _SET_OPERATORS[query.combinator]  # type: ignore[index]
+        joiner = f" {keyword}{' ALL' if query.combinator_all else ''} "
         sql = joiner.join(parts)
         order = []
         names = list(query.values_select) or (

@@ -70,7 +70,14 @@ class BaseTable:
 
 
 class Join:
-    """``<join_type> table alias ON parent.lhs = alias.rhs [AND ...]``."""
+    """``<join_type> table alias ON parent.lhs = alias.rhs [AND ...]``.
+
+    A join made for a FilteredRelation carries the relation's alias (part of its identity,
+    so plain joins to the same table stay separate) and its condition, added to ON.
+    """
+
+    filtered_relation: str | None = None
+    condition: Any = None
 
     def __init__(
         self,
@@ -91,6 +98,8 @@ class Join:
         self.join_field = join_field
 
     def identity(self) -> tuple[Any, ...]:
+        if self.filtered_relation is not None:
+            return (self.table_name, self.parent_alias, self.join_cols, self.filtered_relation)
         return (self.table_name, self.parent_alias, self.join_cols)
 
     def as_sql(
@@ -101,31 +110,48 @@ class Join:
             f"{qn(self.parent_alias)}.{qn(lhs)} = {qn(self.table_alias)}.{qn(rhs)}"
             for lhs, rhs in self.join_cols
         )
+        params: list[Any] = []
+        if self.condition:
+            from dorm.sql.where import FullResultSet
+
+            try:
+                condition, params = compiler.compile(self.condition)
+            except FullResultSet:
+                condition = ""
+            if condition:
+                on = f"{on} AND ({condition})"
         alias = "" if self.table_alias == self.table_name else f" {qn(self.table_alias)}"
-        return f"{self.join_type} {qn(self.table_name)}{alias} ON ({on})", []
+        return f"{self.join_type} {qn(self.table_name)}{alias} ON ({on})", params
+
+    def _copy(self, parent: str, alias: str, join_type: str) -> Join:
+        clone = Join(
+            self.table_name,
+            parent,
+            alias,
+            join_type,
+            self.join_cols,
+            self.nullable,
+            self.join_field,
+        )
+        if self.filtered_relation is not None:
+            clone.filtered_relation = self.filtered_relation
+            clone.condition = self.condition
+        return clone
 
     def relabeled_clone(self, change_map: dict[str, str]) -> Join:
-        return Join(
-            self.table_name,
+        clone = self._copy(
             change_map.get(self.parent_alias, self.parent_alias),
             change_map.get(self.table_alias, self.table_alias),
             self.join_type,
-            self.join_cols,
-            self.nullable,
-            self.join_field,
         )
+        if self.condition:
+            from dorm.sql.query import relabeled
+
+            clone.condition = relabeled(self.condition, change_map)
+        return clone
 
     def promote(self) -> Join:
-        clone = Join(
-            self.table_name,
-            self.parent_alias,
-            self.table_alias,
-            LOUTER,
-            self.join_cols,
-            self.nullable,
-            self.join_field,
-        )
-        return clone
+        return self._copy(self.parent_alias, self.table_alias, LOUTER)
 
     def __repr__(self) -> str:
         return f"Join({self.join_type} {self.table_name} {self.table_alias} <- {self.parent_alias})"

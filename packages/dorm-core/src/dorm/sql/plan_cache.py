@@ -4,7 +4,10 @@ Repeating a shape (same model, connection class, base queryset state and keyword
 with new values skips name resolution and SQL generation: the entry keeps the SQL, one
 binder per placeholder and what the row builder needs. Only plain values compared with
 ``exact`` / ``gt`` / ``gte`` / ``lt`` / ``lte`` on a column are cached; anything whose
-value could change the SQL (None, lists, model instances, expressions) bypasses it.
+value could change the SQL (None, lists, model instances, expressions) bypasses it, as
+do lookups through transforms (JSON keys, ``__hour``, ...: their left side is no plain
+column), annotations (functions, windows) and queries with a FilteredRelation (its
+condition is part of the SQL but not of the shape).
 An entry is stored only after its binders reproduced the compiler's own parameters.
 
 Keys carry the plugin extensions object and the sensitive-patterns version, so
@@ -331,6 +334,7 @@ def _state(q: Query) -> tuple[Any, ...] | None:
         or not q.default_cols
         or q.combinator is not None
         or q.cte is not None
+        or q.filtered_relations
         or q.subquery
         or q.is_empty_query
         or q.distinct

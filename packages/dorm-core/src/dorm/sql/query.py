@@ -71,6 +71,8 @@ class Query:
         self.subquery = False
         self.is_empty_query = False
         self.cte: tuple[str, list[Any]] | None = None  # (WITH ... sql, params) from plugins/trees
+        # alias -> FilteredRelation; replaced, never mutated, so clones may share it.
+        self.filtered_relations: dict[str, Any] = {}
 
     # -- cloning ---------------------------------------------------------------------------------
 
@@ -157,7 +159,8 @@ class Query:
         for alias, existing in self.alias_map.items():
             if existing.identity() != identity:
                 continue
-            if reuse is not None and alias not in reuse:
+            # A FilteredRelation's join is one per alias, whatever the filter.
+            if reuse is not None and alias not in reuse and connection.filtered_relation is None:
                 continue
             self.alias_refcount[alias] += 1
             if promote and existing.join_type == INNER and isinstance(existing, Join):
@@ -191,6 +194,8 @@ class Query:
         for pos, name in enumerate(names):
             if name == "pk" and cur.pk is not None:
                 name = cur.pk.name
+            elif pos == 0 and name in self.filtered_relations and cur is self.opts:
+                name = self.filtered_relations[name].relation_name
             try:
                 field = cur.get_field(name)
             except FieldDoesNotExist:
@@ -225,9 +230,19 @@ class Query:
         promote: bool = False,
     ) -> tuple[JoinInfo, list[str]]:
         path, final_field, targets, rest = self.names_to_path(names, opts)
+        filtered = None
+        if (
+            self.filtered_relations
+            and names
+            and names[0] in self.filtered_relations
+            and opts is self.opts
+            and alias == self.base_alias
+        ):
+            filtered = names[0]
+            hops = len(self.names_to_path(names[:1], opts)[0])
         joins = [alias]
         cur_opts = opts
-        for info in path:
+        for i, info in enumerate(path):
             parent = self.alias_map[alias]
             left = outer and (info.nullable or info.m2m)
             join_type = LOUTER if (left or parent.join_type == LOUTER) else INNER
@@ -240,16 +255,55 @@ class Query:
                 info.nullable,
                 info.join_field,
             )
+            if filtered is not None and i == hops - 1:
+                connection.join_type = LOUTER  # rows without a match keep NULLs, as Django
+                connection.filtered_relation = filtered
             reuse = can_reuse if info.m2m else None
             alias = self.join(
                 connection,
                 reuse=reuse,
-                outer=join_type == LOUTER,
-                promote=promote and join_type == LOUTER,
+                outer=connection.join_type == LOUTER,
+                promote=promote and connection.join_type == LOUTER,
             )
+            if connection.filtered_relation is not None and connection.table_alias == alias:
+                self._add_join_condition(filtered, alias)  # type: ignore[arg-type]
             joins.append(alias)
             cur_opts = info.to_opts
         return JoinInfo(final_field, targets, cur_opts, joins, path), rest
+
+    def add_filtered_relation(self, filtered: Any, alias: str) -> None:
+        """``annotate(alias=FilteredRelation("books", condition=Q(books__x=1)))``."""
+        check_alias(alias)
+        name = filtered.relation_name
+        try:
+            field = self.opts.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        if field is None or not getattr(field, "is_relation", False):
+            relations = sorted(
+                f.name for f in self.opts.get_fields() if getattr(f, "is_relation", False)
+            )
+            raise ValueError(
+                f"FilteredRelation({name!r}): {self.opts.object_name} has no relation "
+                f"{name!r}; relations are: {', '.join(relations) or '(none)'}"
+            )
+        filtered.check_condition()
+        self.filtered_relations = {**self.filtered_relations, alias: filtered}
+
+    def _add_join_condition(self, name: str, alias: str) -> None:
+        """Resolve the FilteredRelation ``name``'s condition against its join ``alias``."""
+        join = self.alias_map[alias]
+        assert isinstance(join, Join)
+        join.condition = True  # being built: the condition's own lookups reuse this join
+        before = set(self.alias_map)
+        node = self.build_where(self.filtered_relations[name].condition_for(name))
+        added = set(self.alias_map) - before
+        if added:
+            raise ValueError(
+                f"FilteredRelation {name!r}: its condition may only read fields of "
+                f"{join.table_name!r}, the related table (it joined {len(added)} more)"
+            )
+        self.alias_map[alias].condition = node  # type: ignore[union-attr]
 
     def trim_joins(
         self, targets: tuple[Field, ...], joins: list[str], path: list[PathInfo]
@@ -262,6 +316,8 @@ class Query:
         for info in reversed(path):
             if not info.direct or len(joins) == 1:
                 break
+            if getattr(self.alias_map.get(joins[-1]), "filtered_relation", None) is not None:
+                break  # the join carries its condition: it is never dropped
             rhs_cols = {rhs for _lhs, rhs in info.join_cols}
             if not {t.column for t in targets} <= rhs_cols:
                 break
@@ -290,15 +346,24 @@ class Query:
                 f"(update() sets columns of its own table): {name!r}"
             )
         info, rest = self.setup_joins(parts, self.opts, self.get_initial_alias(), reuse, outer=True)
-        if rest:
-            raise FieldError(
-                f"{self.opts.object_name}: {name!r} names a lookup ({rest[0]!r}); F() takes a "
-                f"field path only"
-            )
         targets, alias, _joins = self.trim_joins(info.targets, info.joins, info.path)
         if len(targets) != 1:
             raise FieldError(f"{self.opts.object_name}: {name!r} does not name a single column")
-        return Col(alias, targets[0], info.final_field if _is_relation(info.final_field) else None)
+        col = Col(alias, targets[0], info.final_field if _is_relation(info.final_field) else None)
+        return self.apply_transforms(col, rest, name)
+
+    def apply_transforms(self, expr: Any, names: Sequence[str], path: str) -> Any:
+        """``F("data__address__city")``, ``values("hired__year")``: the transforms after
+        the field path, in order; a lookup name there (``__gt``) is an error."""
+        for name in names:
+            if _get_transform(expr, name) is None:
+                kind = "a lookup" if _get_lookup(expr, name) is not None else "no transform"
+                raise FieldError(
+                    f"{self.opts.object_name}: {path!r}: {name!r} is {kind}; a field path "
+                    f"may end only in transforms (year, date, a JSON key, ...)"
+                )
+            expr = self._transform(expr, name, path)
+        return expr
 
     # -- filters ---------------------------------------------------------------------------------
 
@@ -569,18 +634,7 @@ class Query:
 
     def _relabel_expressions(self, change_map: dict[str, str]) -> None:
         def relabel(node: Any) -> Any:
-            if isinstance(node, Col):
-                return node.relabeled(change_map)
-            if isinstance(node, Query):
-                return node
-            if hasattr(node, "get_source_expressions") and not isinstance(node, Query):
-                sources = node.get_source_expressions()
-                if sources:
-                    node = copy.copy(node)
-                    node.set_source_expressions([relabel(s) for s in sources])
-                    if isinstance(node, Lookup) and isinstance(node.rhs, (list, tuple)):
-                        pass
-            return node
+            return relabeled(node, change_map)
 
         self.where = relabel(self.where.clone())
         self.annotations = {k: relabel(v) for k, v in self.annotations.items()}
@@ -655,7 +709,7 @@ class Query:
             info, rest = self.setup_joins(
                 name.split(LOOKUP_SEP), self.opts, alias, None, outer=True
             )
-            if rest:
+            if rest and _get_transform(_column_of(info), rest[0]) is None:
                 raise FieldError(
                     f"{self.opts.object_name}: cannot select {name!r}: {rest[0]!r} is not a "
                     f"field of {info.opts.object_name}. Choices are: "
@@ -665,13 +719,12 @@ class Query:
             # values("tags") on a many-to-many selects the through table's foreign key:
             # trim_joins() already dropped (unreferenced) the join to the target table.
             field = info.final_field
-            select.append(
-                Col(
-                    final_alias,
-                    targets[0],
-                    field if _is_relation(field) and field.concrete else None,
-                )
+            col = Col(
+                final_alias,
+                targets[0],
+                field if _is_relation(field) and field.concrete else None,
             )
+            select.append(self.apply_transforms(col, rest, name) if rest else col)
         self.select = select
         self.annotation_select_mask = mask
         self.values_select = tuple(names)
@@ -722,7 +775,7 @@ class Query:
                 path, _f, _t, rest = self.names_to_path(
                     name.split(LOOKUP_SEP), self.opts, fail_on_missing=True
                 )
-                if rest:
+                if rest and _get_transform(_column_of_field(_f), rest[0]) is None:
                     raise FieldError(
                         f"{self.opts.object_name}: cannot order by {item!r}: {rest[0]!r} is "
                         f"not a field. Choices are: {', '.join(self.opts.field_names())}"
@@ -775,7 +828,7 @@ class Query:
             check_alias(alias)
         if self.is_empty_query:
             return {
-                alias: (0 if type(agg).__name__ == "Count" else None)
+                alias: agg.empty_result() if hasattr(agg, "empty_result") else None
                 for alias, agg in aggregates.items()
             }
         from dorm.sql.aggregates import AggregateCompiler
@@ -794,9 +847,32 @@ class Query:
         return compiler.explain(**options)
 
 
+def relabeled(node: Any, change_map: dict[str, str]) -> Any:
+    """``node`` with its columns moved to the aliases of ``change_map``."""
+    if isinstance(node, Col):
+        return node.relabeled(change_map)
+    if isinstance(node, Query):
+        return node
+    if hasattr(node, "get_source_expressions"):
+        sources = node.get_source_expressions()
+        if sources:
+            node = copy.copy(node)
+            node.set_source_expressions([relabeled(s, change_map) for s in sources])
+    return node
+
+
 def _is_relation(field: Any) -> bool:
     """A concrete relation field (a foreign key column), usable as a Col's output field."""
     return bool(getattr(field, "is_relation", False)) and bool(getattr(field, "concrete", False))
+
+
+def _column_of(info: JoinInfo) -> Any:
+    return _column_of_field(info.final_field)
+
+
+def _column_of_field(field: Any) -> Any:
+    """A stand-in column of ``field`` for asking which transforms apply to it."""
+    return Col(None, field) if hasattr(field, "get_transform") else None
 
 
 def _get_lookup(lhs: Any, name: str) -> type | None:

@@ -63,6 +63,7 @@ class Operations(BaseOperations):
         "lt": "{lhs} < {rhs}",
         "lte": "{lhs} <= {rhs}",
         "regex": "{lhs}::text ~ {rhs}",
+        "iregex": "{lhs}::text ~* {rhs}",
     }
 
     @staticmethod

@@ -193,7 +193,7 @@ def _rowcount(status: bytes | str | None) -> int:
 class _Cursor:
     """The DB-API cursor the sync statement path expects, over one asyncpg connection."""
 
-    __slots__ = ("_conn", "_rows", "_declared", "description", "itersize", "rowcount", "named")
+    __slots__ = ("_conn", "_rows", "_declared", "_first", "itersize", "rowcount", "named")
 
     def __init__(self, conn: _Connection, named: bool) -> None:
         self._conn = conn
@@ -201,7 +201,7 @@ class _Cursor:
         self._declared: str | None = None
         self.named = named
         self.rowcount = -1
-        self.description: Any = None
+        self._first: Any = None  # the first row (an asyncpg Record): its keys name columns
         self.itersize = 2000
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -238,7 +238,17 @@ class _Cursor:
         # asyncpg Records index, slice and unpack like tuples; the ORM reads them as they
         # are, and the user-facing cursor and connection turn them into tuples.
         self._rows = rows
+        self._first = rows[0] if rows else None
         self.rowcount = _rowcount(status)
+
+    @property
+    def description(self) -> Any:
+        """DB-API column descriptions (name only), known when the statement returned rows."""
+        if self._first is None:
+            return None
+        # A Record iterates over its values: .keys() gives the column names.
+        names = self._first.keys()
+        return [(name, None, None, None, None, None, None) for name in names]
 
     def executemany(self, sql: str, seq_params: Sequence[Sequence[Any]]) -> None:
         try:

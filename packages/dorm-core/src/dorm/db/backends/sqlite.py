@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dorm.db.backends import sqlite_functions
 from dorm.db.backends.base import BaseDatabaseWrapper, BaseOperations
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class Operations(BaseOperations):
         "lt": "{lhs} < {rhs}",
         "lte": "{lhs} <= {rhs}",
         "regex": "{lhs} REGEXP {rhs}",
+        "iregex": "{lhs} REGEXP {rhs}",  # the pattern carries (?i)
     }
 
     def no_limit_value(self) -> str:
@@ -223,6 +225,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+        sqlite_functions.install(conn)
         self._connection_created(conn, is_async)
         return conn
 
