@@ -716,8 +716,9 @@ class SchemaEditor:
         qn = self.quote_name
         self.execute(f"ALTER TABLE {qn(old_table)} RENAME TO {qn(new_table)}")
         opts = model._meta
-        # (columns, statement that makes the index again) of each index named after the table.
-        indexes = [
+        # (columns, statement that makes the index again) of each index named after the
+        # table; None for a plugin's index that this vendor does not have.
+        indexes: list[tuple[list[str], str | None]] = [
             ([f.column], self.field_index_sql(new_table, f))
             for f in opts.concrete_fields
             if _has_index(f)
@@ -731,6 +732,8 @@ class SchemaEditor:
             if not index.name
         ]
         for columns, create in indexes:
+            if create is None:
+                continue
             old_name = default_name(old_table, columns, "idx")
             if self._sqlite:
                 # SQLite cannot rename an index: make it again under its new name.
