@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-ROUNDS = 31
+ROUNDS = 101
 READS = 600
 ROWS = 500
 DECISIONS = 200_000
