@@ -6,6 +6,7 @@ import logging
 import sys
 import types
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +219,28 @@ def test_register_hook_must_return_a_list() -> None:
     plugins.register(Sloppy(), name="sloppy")
     with pytest.raises(PluginError, match="'sloppy': dorm_register_lookups must return a list"):
         plugins.extensions()
+
+
+def test_lazy_exports_import_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lazy_exports``: a package's re-exports load when first used, not with it."""
+
+    pkg = tmp_path / "lazypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from dorm.plugins import lazy_exports\n"
+        "__getattr__, __dir__ = lazy_exports(__name__, {'Thing': 'lazypkg.heavy'})\n"
+    )
+    (pkg / "heavy.py").write_text("class Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import lazypkg  # type: ignore[import-not-found]
+
+    try:
+        assert "lazypkg.heavy" not in sys.modules
+        assert "Thing" in dir(lazypkg)
+        assert lazypkg.Thing.__module__ == "lazypkg.heavy"
+        assert "lazypkg.heavy" in sys.modules and "Thing" in vars(lazypkg)
+        with pytest.raises(AttributeError, match="module 'lazypkg' has no attribute 'Other'"):
+            lazypkg.Other  # noqa: B018
+    finally:
+        sys.modules.pop("lazypkg", None)
+        sys.modules.pop("lazypkg.heavy", None)

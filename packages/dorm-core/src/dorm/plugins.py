@@ -37,11 +37,39 @@ __all__ = [
     "has_impls",
     "hookimpl",
     "hooks_of",
+    "lazy_exports",
     "notify",
     "plugin_infos",
     "register",
     "unregister",
 ]
+
+
+def lazy_exports(
+    module_name: str, exports: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for a package that re-exports ``exports`` (name ->
+    the module that defines it) on first use instead of importing them.
+
+    A plugin's entry point imports its package: with lazy re-exports, loading the plugins
+    (at the first model class, hook or query) costs almost nothing until the plugin's
+    names are used. ``__getattr__, __dir__ = lazy_exports(__name__, {...})``.
+    """
+    import importlib
+    import sys
+
+    def getattr_(name: str) -> Any:
+        source = exports.get(name)
+        if source is None:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(source), name)
+        setattr(sys.modules[module_name], name, value)  # found directly from now on
+        return value
+
+    def dir_() -> list[str]:
+        return sorted({*vars(sys.modules[module_name]), *exports})
+
+    return getattr_, dir_
 
 
 def __getattr__(name: str) -> Any:

@@ -21,8 +21,9 @@ Usage::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.extra_fields.color import (
@@ -68,37 +69,27 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "ColorField": "dorm.contrib.extra_fields.color",
-    "Country": "dorm.contrib.extra_fields.country",
-    "CountryField": "dorm.contrib.extra_fields.country",
-    "CurrencyMismatchError": "dorm.contrib.extra_fields.exceptions",
-    "Money": "dorm.contrib.extra_fields.money",
-    "MoneyField": "dorm.contrib.extra_fields.money",
-    "IPRangeField": "dorm.contrib.extra_fields.network",
-    "PathField": "dorm.contrib.extra_fields.paths",
-    "PercentageField": "dorm.contrib.extra_fields.percentage",
-    "PhoneField": "dorm.contrib.extra_fields.phone",
-    "JSONSchemaField": "dorm.contrib.extra_fields.schema",
-    "SemVer": "dorm.contrib.extra_fields.semver",
-    "SemverField": "dorm.contrib.extra_fields.semver",
-    "autoslug": "dorm.contrib.extra_fields.slug",
-    "slugify": "dorm.contrib.extra_fields.slug",
-    "TimezoneField": "dorm.contrib.extra_fields.timezone",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ColorField": "dorm.contrib.extra_fields.color",
+        "Country": "dorm.contrib.extra_fields.country",
+        "CountryField": "dorm.contrib.extra_fields.country",
+        "CurrencyMismatchError": "dorm.contrib.extra_fields.exceptions",
+        "Money": "dorm.contrib.extra_fields.money",
+        "MoneyField": "dorm.contrib.extra_fields.money",
+        "IPRangeField": "dorm.contrib.extra_fields.network",
+        "PathField": "dorm.contrib.extra_fields.paths",
+        "PercentageField": "dorm.contrib.extra_fields.percentage",
+        "PhoneField": "dorm.contrib.extra_fields.phone",
+        "JSONSchemaField": "dorm.contrib.extra_fields.schema",
+        "SemVer": "dorm.contrib.extra_fields.semver",
+        "SemverField": "dorm.contrib.extra_fields.semver",
+        "autoslug": "dorm.contrib.extra_fields.slug",
+        "slugify": "dorm.contrib.extra_fields.slug",
+        "TimezoneField": "dorm.contrib.extra_fields.timezone",
+    },
+)
 
 
 __version__ = "1.0.0"

@@ -21,8 +21,9 @@ without costs, row estimates or node ids.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.plan_drift.drift import (
@@ -42,31 +43,21 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "HISTORY_SIZE": "dorm.contrib.plan_drift.drift",
-    "CompareResult": "dorm.contrib.plan_drift.drift",
-    "clear_history": "dorm.contrib.plan_drift.drift",
-    "compare": "dorm.contrib.plan_drift.drift",
-    "history": "dorm.contrib.plan_drift.drift",
-    "record_baseline": "dorm.contrib.plan_drift.drift",
-    "store_path": "dorm.contrib.plan_drift.drift",
-    "tags": "dorm.contrib.plan_drift.drift",
-    "BaselineMissingError": "dorm.contrib.plan_drift.exceptions",
-    "PlanDriftError": "dorm.contrib.plan_drift.exceptions",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "HISTORY_SIZE": "dorm.contrib.plan_drift.drift",
+        "CompareResult": "dorm.contrib.plan_drift.drift",
+        "clear_history": "dorm.contrib.plan_drift.drift",
+        "compare": "dorm.contrib.plan_drift.drift",
+        "history": "dorm.contrib.plan_drift.drift",
+        "record_baseline": "dorm.contrib.plan_drift.drift",
+        "store_path": "dorm.contrib.plan_drift.drift",
+        "tags": "dorm.contrib.plan_drift.drift",
+        "BaselineMissingError": "dorm.contrib.plan_drift.exceptions",
+        "PlanDriftError": "dorm.contrib.plan_drift.exceptions",
+    },
+)
 
 
 __version__ = "1.0.0"

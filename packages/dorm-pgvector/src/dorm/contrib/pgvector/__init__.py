@@ -27,8 +27,9 @@ SQLite stores float32 blobs and computes distances with sqlite-vec or Python fun
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.pgvector.exceptions import (
@@ -54,33 +55,23 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "PgvectorError": "dorm.contrib.pgvector.exceptions",
-    "VectorExtensionMissingError": "dorm.contrib.pgvector.exceptions",
-    "CosineDistance": "dorm.contrib.pgvector.expressions",
-    "Distance": "dorm.contrib.pgvector.expressions",
-    "L2Distance": "dorm.contrib.pgvector.expressions",
-    "MaxInnerProduct": "dorm.contrib.pgvector.expressions",
-    "TextRank": "dorm.contrib.pgvector.expressions",
-    "SearchVectorField": "dorm.contrib.pgvector.fields",
-    "VectorField": "dorm.contrib.pgvector.fields",
-    "HnswIndex": "dorm.contrib.pgvector.indexes",
-    "IvfflatIndex": "dorm.contrib.pgvector.indexes",
-    "VectorExtension": "dorm.contrib.pgvector.indexes",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "PgvectorError": "dorm.contrib.pgvector.exceptions",
+        "VectorExtensionMissingError": "dorm.contrib.pgvector.exceptions",
+        "CosineDistance": "dorm.contrib.pgvector.expressions",
+        "Distance": "dorm.contrib.pgvector.expressions",
+        "L2Distance": "dorm.contrib.pgvector.expressions",
+        "MaxInnerProduct": "dorm.contrib.pgvector.expressions",
+        "TextRank": "dorm.contrib.pgvector.expressions",
+        "SearchVectorField": "dorm.contrib.pgvector.fields",
+        "VectorField": "dorm.contrib.pgvector.fields",
+        "HnswIndex": "dorm.contrib.pgvector.indexes",
+        "IvfflatIndex": "dorm.contrib.pgvector.indexes",
+        "VectorExtension": "dorm.contrib.pgvector.indexes",
+    },
+)
 
 
 __version__ = "1.0.0"

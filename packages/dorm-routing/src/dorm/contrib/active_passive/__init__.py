@@ -28,8 +28,9 @@ the statement is not retried. ``dorm routing status`` prints what the probes fou
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.active_passive.exceptions import (
@@ -45,25 +46,15 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "NoPrimaryError": "dorm.contrib.active_passive.exceptions",
-    "RoutingError": "dorm.contrib.active_passive.exceptions",
-    "AliasStatus": "dorm.contrib.active_passive.probe",
-    "ActivePassiveRouter": "dorm.contrib.active_passive.router",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "NoPrimaryError": "dorm.contrib.active_passive.exceptions",
+        "RoutingError": "dorm.contrib.active_passive.exceptions",
+        "AliasStatus": "dorm.contrib.active_passive.probe",
+        "ActivePassiveRouter": "dorm.contrib.active_passive.router",
+    },
+)
 
 
 __version__ = "1.0.0"

@@ -21,8 +21,9 @@ Usage::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.concurrency.exceptions import (
@@ -44,29 +45,19 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "LockTimeout": "dorm.contrib.concurrency.exceptions",
-    "OptimisticLockError": "dorm.contrib.concurrency.exceptions",
-    "SerializationRetryError": "dorm.contrib.concurrency.exceptions",
-    "anamed_lock": "dorm.contrib.concurrency.locks",
-    "lock_key": "dorm.contrib.concurrency.locks",
-    "named_lock": "dorm.contrib.concurrency.locks",
-    "with_optimistic_lock": "dorm.contrib.concurrency.optimistic",
-    "SerializableSnapshot": "dorm.contrib.concurrency.serializable",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "LockTimeout": "dorm.contrib.concurrency.exceptions",
+        "OptimisticLockError": "dorm.contrib.concurrency.exceptions",
+        "SerializationRetryError": "dorm.contrib.concurrency.exceptions",
+        "anamed_lock": "dorm.contrib.concurrency.locks",
+        "lock_key": "dorm.contrib.concurrency.locks",
+        "named_lock": "dorm.contrib.concurrency.locks",
+        "with_optimistic_lock": "dorm.contrib.concurrency.optimistic",
+        "SerializableSnapshot": "dorm.contrib.concurrency.serializable",
+    },
+)
 
 
 __all__ = [

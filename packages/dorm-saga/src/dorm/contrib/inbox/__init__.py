@@ -22,8 +22,9 @@ rolls its record back, so a redelivery runs it again. ``Inbox.prune(older_than=.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.inbox.records import (
@@ -34,24 +35,14 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "InboxRecord": "dorm.contrib.inbox.records",
-    "idempotent": "dorm.contrib.inbox.records",
-    "prune": "dorm.contrib.inbox.records",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "InboxRecord": "dorm.contrib.inbox.records",
+        "idempotent": "dorm.contrib.inbox.records",
+        "prune": "dorm.contrib.inbox.records",
+    },
+)
 
 
 __all__ = ["InboxRecord", "idempotent", "prune"]

@@ -24,8 +24,9 @@ compensate the runs of a process that died. The distribution also ships
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.saga.exceptions import (
@@ -42,28 +43,18 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "SagaError": "dorm.contrib.saga.exceptions",
-    "SagaOwnershipError": "dorm.contrib.saga.exceptions",
-    "UnknownSagaError": "dorm.contrib.saga.exceptions",
-    "Saga": "dorm.contrib.saga.runner",
-    "SagaRun": "dorm.contrib.saga.runner",
-    "Step": "dorm.contrib.saga.runner",
-    "registered_saga": "dorm.contrib.saga.runner",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "SagaError": "dorm.contrib.saga.exceptions",
+        "SagaOwnershipError": "dorm.contrib.saga.exceptions",
+        "UnknownSagaError": "dorm.contrib.saga.exceptions",
+        "Saga": "dorm.contrib.saga.runner",
+        "SagaRun": "dorm.contrib.saga.runner",
+        "Step": "dorm.contrib.saga.runner",
+        "registered_saga": "dorm.contrib.saga.runner",
+    },
+)
 
 
 __version__ = "1.0.0"

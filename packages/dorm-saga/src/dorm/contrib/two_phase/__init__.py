@@ -17,8 +17,9 @@ process that died in between left prepared. Each server needs
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.two_phase.coordinator import (
@@ -38,29 +39,19 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "DECISION_TABLE": "dorm.contrib.two_phase.coordinator",
-    "TwoPhaseTransaction": "dorm.contrib.two_phase.coordinator",
-    "two_phase_commit": "dorm.contrib.two_phase.coordinator",
-    "TwoPhaseCommitError": "dorm.contrib.two_phase.exceptions",
-    "TwoPhaseConfigurationError": "dorm.contrib.two_phase.exceptions",
-    "TwoPhaseError": "dorm.contrib.two_phase.exceptions",
-    "Recovered": "dorm.contrib.two_phase.recovery",
-    "recover": "dorm.contrib.two_phase.recovery",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DECISION_TABLE": "dorm.contrib.two_phase.coordinator",
+        "TwoPhaseTransaction": "dorm.contrib.two_phase.coordinator",
+        "two_phase_commit": "dorm.contrib.two_phase.coordinator",
+        "TwoPhaseCommitError": "dorm.contrib.two_phase.exceptions",
+        "TwoPhaseConfigurationError": "dorm.contrib.two_phase.exceptions",
+        "TwoPhaseError": "dorm.contrib.two_phase.exceptions",
+        "Recovered": "dorm.contrib.two_phase.recovery",
+        "recover": "dorm.contrib.two_phase.recovery",
+    },
+)
 
 
 __all__ = [

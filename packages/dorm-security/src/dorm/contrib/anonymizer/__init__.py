@@ -22,8 +22,9 @@ From the shell: ``dorm anonymize app.User --set email=random_email --seed S [--d
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.anonymizer.engine import (
@@ -40,26 +41,16 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "Plan": "dorm.contrib.anonymizer.engine",
-    "anonymize_model": "dorm.contrib.anonymizer.engine",
-    "plan_anonymization": "dorm.contrib.anonymizer.engine",
-    "AnonymizationError": "dorm.contrib.anonymizer.exceptions",
-    "REDACTED": "dorm.contrib.anonymizer.strategies",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Plan": "dorm.contrib.anonymizer.engine",
+        "anonymize_model": "dorm.contrib.anonymizer.engine",
+        "plan_anonymization": "dorm.contrib.anonymizer.engine",
+        "AnonymizationError": "dorm.contrib.anonymizer.exceptions",
+        "REDACTED": "dorm.contrib.anonymizer.strategies",
+    },
+)
 
 
 __version__ = "1.0.0"

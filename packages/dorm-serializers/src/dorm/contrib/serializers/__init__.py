@@ -23,8 +23,9 @@ field class raises UnknownFieldTypeError naming the field and that hook.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
 
 if TYPE_CHECKING:
     from dorm.contrib.serializers.exceptions import (
@@ -51,34 +52,24 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin's entry point imports this package, and a plugin must
 # add nothing to the cost of ``import dorm`` (or of defining a model) until it is used.
-_EXPORTS = {
-    "RecordError": "dorm.contrib.serializers.exceptions",
-    "SerializerError": "dorm.contrib.serializers.exceptions",
-    "StreamFormatError": "dorm.contrib.serializers.exceptions",
-    "UnknownFieldTypeError": "dorm.contrib.serializers.exceptions",
-    "iter_jsonl": "dorm.contrib.serializers.jsonl",
-    "stream_jsonl": "dorm.contrib.serializers.jsonl",
-    "avro_record": "dorm.contrib.serializers.schemas",
-    "avro_schema_for": "dorm.contrib.serializers.schemas",
-    "json_schema_for": "dorm.contrib.serializers.schemas",
-    "openapi_schema_for": "dorm.contrib.serializers.schemas",
-    "astream_msgpack": "dorm.contrib.serializers.streams",
-    "iter_msgpack": "dorm.contrib.serializers.streams",
-    "stream_msgpack": "dorm.contrib.serializers.streams",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "RecordError": "dorm.contrib.serializers.exceptions",
+        "SerializerError": "dorm.contrib.serializers.exceptions",
+        "StreamFormatError": "dorm.contrib.serializers.exceptions",
+        "UnknownFieldTypeError": "dorm.contrib.serializers.exceptions",
+        "iter_jsonl": "dorm.contrib.serializers.jsonl",
+        "stream_jsonl": "dorm.contrib.serializers.jsonl",
+        "avro_record": "dorm.contrib.serializers.schemas",
+        "avro_schema_for": "dorm.contrib.serializers.schemas",
+        "json_schema_for": "dorm.contrib.serializers.schemas",
+        "openapi_schema_for": "dorm.contrib.serializers.schemas",
+        "astream_msgpack": "dorm.contrib.serializers.streams",
+        "iter_msgpack": "dorm.contrib.serializers.streams",
+        "stream_msgpack": "dorm.contrib.serializers.streams",
+    },
+)
 
 
 __version__ = "1.0.0"
