@@ -125,6 +125,34 @@ class Raw:
                     head = sql.split("VALUES")[0]
                     self.conn.execute(f"{head}VALUES {', '.join([row] * len(chunk))}", flat)
 
+    def bulk(self, sql: str, seq: list[tuple[Any, ...]], types: tuple[str, ...]) -> None:
+        """The timed bulk insert, in the fastest honest form of each driver, in one
+        transaction: SQLite, multi-row ``INSERT ... VALUES (...), (...)`` in batches as
+        large as its limit of bound variables allows (faster than ``executemany``);
+        PostgreSQL, ``INSERT ... SELECT * FROM unnest(%s::type[], ...) RETURNING id`` (the
+        keys read back, as every ORM reads them; faster than multi-row VALUES)."""
+        head = sql.split("VALUES")[0]
+        width = len(seq[0])
+        if self.vendor == "sqlite":
+            import sqlite3
+
+            limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+            step = max(1, limit // width)
+            row = "(" + ", ".join(["?"] * width) + ")"
+            self.conn.execute("BEGIN")
+            for start in range(0, len(seq), step):
+                chunk = seq[start : start + step]
+                flat = [v for r in chunk for v in r]
+                self.conn.execute(f"{head}VALUES {', '.join([row] * len(chunk))}", flat)
+            self.conn.execute("COMMIT")
+            return
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        with self.conn.transaction():
+            columns = [[r[i] for r in seq] for i in range(width)]
+            self.conn.execute(
+                f'{head}SELECT * FROM unnest({arrays}) RETURNING "id"', columns
+            ).fetchall()
+
     async def afetch(self, sql: str) -> list[Any]:
         rows: list[Any] = await self.aconn.fetch(sql)
         return rows
@@ -147,9 +175,10 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
             raw.all('INSERT INTO "bench_author" ("name") VALUES (?) RETURNING "id"', (f"raw-{i}",))
 
     def bulk_insert() -> None:
-        raw.many(
+        raw.bulk(
             'INSERT INTO "bench_book" ("title", "pages", "author_id") VALUES (?, ?, ?)',
             [(f"r{i}", BULK_PAGES + i, filler_id) for i in range(rows)],
+            ("varchar", "integer", "bigint"),
         )
 
     def get_by_pk() -> None:
