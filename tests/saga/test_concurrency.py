@@ -377,3 +377,35 @@ def test_optimistic_lock_errors(db: Any) -> None:
     Account.objects.filter(pk=gone.pk).delete()
     with pytest.raises(OptimisticLockError, match="or the row was deleted"):
         with_optimistic_lock(gone)
+
+
+@pytest.mark.postgres
+def test_deadlocks_are_retried_with_growing_jittered_waits(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.vendor != "postgresql":
+        pytest.skip("needs a real 40P01")
+    from dorm.contrib.concurrency import serializable
+    from dorm.db.connection import connections
+
+    waits: list[float] = []
+    monkeypatch.setattr(serializable.time, "sleep", waits.append)
+    calls: list[int] = []
+
+    def deadlocks_three_times() -> str:
+        calls.append(1)
+        Plain.objects.create(n=len(calls))
+        if len(calls) <= 3:
+            connections["default"].execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = '40P01'; END $$", ()
+            )
+        return "done"
+
+    snapshot = SerializableSnapshot(max_attempts=5, base_delay=0.1, max_delay=0.25)
+    assert snapshot.run(deadlocks_three_times) == "done"
+    assert snapshot.attempts == 4 and len(waits) == 3
+    # Full jitter: each wait lies in [0, min(max_delay, base_delay * 2 ** (attempt - 1))].
+    for attempt, wait in enumerate(waits, start=1):
+        assert 0 <= wait <= min(0.25, 0.1 * 2 ** (attempt - 1))
+    # Only the committed attempt's row is there.
+    assert list(Plain.objects.values_list("n", flat=True)) == [4]
