@@ -3,7 +3,10 @@
 ``python bench/tasks.py`` (the peers come from ``bench/requirements.txt``; a peer that is
 not installed is skipped). Each measurement gets a fresh database. Scenarios:
 
-- ``enqueue_single``: N jobs, one per transaction, from one process. ``bare`` is the same
+- ``enqueue_single``: N jobs, one per transaction, from one process. ``bare_autocommit``
+  is one autocommit statement per job, INSERT and ``pg_notify`` together (an autocommit
+  enqueue's best case), the baseline of ``dorm_autocommit`` (``fn.delay()`` outside
+  ``atomic()``). ``bare`` is the same
   INSERT plus NOTIFY through psycopg in one explicit transaction per job (the hand-written
   outbox); dorm is ``with atomic(): fn.delay(i)`` and, for reference, ``fn.delay(i)`` in
   autocommit.
@@ -191,6 +194,17 @@ def enqueue_single_dorm(dsn: str, settings: dict[str, Any], n: int) -> dict[str,
                     conn.execute(sql, ("noop", json.dumps({"args": [i], "kwargs": {}})))
                     conn.execute("NOTIFY bench")
 
+        one_statement = (
+            f"WITH ins AS ({sql} RETURNING id) SELECT id, pg_notify('bench', '') FROM ins"
+        )
+
+        def bare_autocommit(count: int) -> None:
+            # What an autocommit enqueue can do at best: one statement, one round trip.
+            for i in range(count):
+                conn.execute(
+                    one_statement, ("noop", json.dumps({"args": [i], "kwargs": {}}))
+                ).fetchall()
+
         def dorm_atomic(count: int) -> None:
             for i in range(count):
                 with atomic():
@@ -204,6 +218,7 @@ def enqueue_single_dorm(dsn: str, settings: dict[str, Any], n: int) -> dict[str,
             "bare": bare,
             "dorm": dorm_atomic,
             "dorm_autocommit": dorm_autocommit,
+            "bare_autocommit": bare_autocommit,
         }
         rates: dict[str, list[float]] = {name: [] for name in runs}
         chunk = max(1, n // ROUNDS)
@@ -215,6 +230,9 @@ def enqueue_single_dorm(dsn: str, settings: dict[str, Any], n: int) -> dict[str,
     result = {name: statistics.median(values) for name, values in rates.items()}
     result["dorm / bare"] = statistics.median(
         d / b for d, b in zip(rates["dorm"], rates["bare"], strict=True)
+    )
+    result["dorm_autocommit / bare_autocommit"] = statistics.median(
+        d / b for d, b in zip(rates["dorm_autocommit"], rates["bare_autocommit"], strict=True)
     )
     return result
 
@@ -504,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         print("enqueue, one job per transaction (jobs/s)", flush=True)
         single = measure("bare, dorm", lambda d, s: enqueue_single_dorm(d, s, args.single))
         ratio = single.pop("dorm / bare")
+        report["autocommit_ratio"] = single.pop("dorm_autocommit / bare_autocommit")
         for peer in peers:
             single[peer] = measure(peer, lambda d, s, x=peer: enqueue_single(x, d, s, args.single))
         res["enqueue_single"] = single
@@ -579,6 +598,13 @@ def render(report: dict[str, Any]) -> str:
             "",
             f"dorm single enqueue (atomic() per job) / bare INSERT+NOTIFY transaction: "
             f"{report['single_ratio']:.2f} (median of {ROUNDS} interleaved rounds)",
+        ]
+    if "autocommit_ratio" in report:
+        lines += [
+            "",
+            "dorm fn.delay() in autocommit / bare autocommit INSERT + pg_notify in one "
+            f"statement: {report['autocommit_ratio']:.2f} (median of {ROUNDS} interleaved "
+            "rounds; target 0.8)",
         ]
     return "\n".join(lines) + "\n"
 
