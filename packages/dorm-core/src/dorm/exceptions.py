@@ -116,7 +116,14 @@ class ValidationError(DormError, ValueError):
 
 
 class DatabaseError(DormError):
-    """An error reported by the database or its driver."""
+    """An error reported by the database or its driver.
+
+    ``sqlstate`` is the server's SQLSTATE code (``"40001"``, ``"23505"``, ...) when the
+    driver reports one, else None (SQLite reports none). It is kept even when the
+    driver's exception is not chained because its text quoted a sensitive value.
+    """
+
+    sqlstate: str | None = None
 
 
 class InterfaceError(DatabaseError):

@@ -48,7 +48,12 @@ def translate_error(
         if found is not None:
             target = found
             break
-    return target(mask_message(str(exc).strip(), params, sensitive))
+    error = target(mask_message(str(exc).strip(), params, sensitive))
+    # psycopg: exc.sqlstate (and exc.diag.sqlstate); the async backend's errors carry it too.
+    error.sqlstate = getattr(exc, "sqlstate", None) or getattr(
+        getattr(exc, "diag", None), "sqlstate", None
+    )
+    return error
 
 
 def _cause(error: BaseException, exc: BaseException) -> BaseException | None:
@@ -546,7 +551,8 @@ class BaseDatabaseWrapper:
             text = str(error)
             for row in params:
                 text = mask_message(text, row, sensitive)
-            error = type(error)(text)
+            state, error = error.sqlstate, type(error)(text)
+            error.sqlstate = state
         return error
 
     def _query_failed(self, sql: str, exc: Exception, error: BaseException) -> None:
@@ -558,7 +564,7 @@ class BaseDatabaseWrapper:
                 vendor=self.vendor,
                 sql=sql,
                 error=error,
-                sqlstate=getattr(exc, "sqlstate", None),
+                sqlstate=getattr(error, "sqlstate", None),
             )
 
     @staticmethod

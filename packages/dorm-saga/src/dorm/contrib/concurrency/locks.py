@@ -52,13 +52,6 @@ def _timed_out(name: str, using: str, timeout: float | None) -> LockTimeout:
     return LockTimeout(f"named_lock {name!r} on {using!r}: not acquired within {timeout} s")
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    cause = exc.__cause__ or exc
-    return getattr(cause, "sqlstate", None) or getattr(
-        getattr(cause, "diag", None), "sqlstate", None
-    )
-
-
 def _timeout_sql(timeout: float | None) -> str | None:
     # lock_timeout 0 means "wait forever" in PostgreSQL: the smallest wait is 1 ms.
     return None if timeout is None else f"{max(1, round(timeout * 1000))}ms"
@@ -102,7 +95,7 @@ def named_lock(name: str, using: str = "default", timeout: float | None = None) 
                 connection.fetchone(_LOCK_SQL, (key,))
                 connection.fetchone(_SET_SQL, (row[0] if row else "0",))
         except DatabaseError as exc:
-            if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
+            if exc.sqlstate == _LOCK_NOT_AVAILABLE:
                 raise _timed_out(name, using, timeout) from exc
             raise
         yield
@@ -145,7 +138,7 @@ async def anamed_lock(
                 await connection.fetchone(_LOCK_SQL, (key,))
                 await connection.fetchone(_SET_SQL, (row[0] if row else "0",))
         except DatabaseError as exc:
-            if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
+            if exc.sqlstate == _LOCK_NOT_AVAILABLE:
                 raise _timed_out(name, using, timeout) from exc
             raise
         yield

@@ -21,13 +21,6 @@ T = TypeVar("T")
 RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    cause = exc.__cause__ or exc
-    return getattr(cause, "sqlstate", None) or getattr(
-        getattr(cause, "diag", None), "sqlstate", None
-    )
-
-
 class SerializableSnapshot:
     """Run a function in a SERIALIZABLE transaction; retry it from the start when
     PostgreSQL reports a serialization failure (40001) or a deadlock (40P01).
@@ -82,7 +75,7 @@ class SerializableSnapshot:
                         connection.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", ())
                     return fn(*args, **kwargs)
             except DatabaseError as exc:
-                state = _sqlstate(exc)
+                state = exc.sqlstate
                 if state not in RETRY_SQLSTATES:
                     raise
                 if attempt == self.max_attempts:

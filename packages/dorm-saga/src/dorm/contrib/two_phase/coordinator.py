@@ -41,7 +41,7 @@ GID_PREFIX = "dorm2pc_"
 DECISION_TABLE = "dorm_two_phase_decision"
 _GID = re.compile(r"dorm2pc_([0-9a-f]{32})_(\d{1,4})")
 # PostgreSQL: the prepared transaction is gone (finished by someone else).
-_UNDEFINED_OBJECT = "42704"
+UNDEFINED_OBJECT = "42704"
 
 _CHECKED: weakref.WeakSet[Any] = weakref.WeakSet()  # wrappers whose server allows 2PC
 _DECISIONS: weakref.WeakSet[Any] = weakref.WeakSet()  # wrappers with the decision table
@@ -59,13 +59,6 @@ def gid_literal(gid: str) -> str:
     if parse_gid(gid) is None:
         raise ValueError(f"{gid!r} is not a dorm two-phase transaction id")
     return f"'{gid}'"
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    cause = exc.__cause__ or exc
-    return getattr(cause, "sqlstate", None) or getattr(
-        getattr(cause, "diag", None), "sqlstate", None
-    )
 
 
 class _PreparingAtomic(Atomic):
@@ -281,7 +274,7 @@ def _finish_prepared(alias: str, gid: str, statement: str, log: bool = True) -> 
     try:
         connections[alias].execute(f"{statement} {gid_literal(gid)}", ())
     except DatabaseError as exc:
-        if sqlstate(exc) == _UNDEFINED_OBJECT:
+        if exc.sqlstate == UNDEFINED_OBJECT:
             return False  # finished by 'dorm two-phase recover' meanwhile
         if not log:
             raise

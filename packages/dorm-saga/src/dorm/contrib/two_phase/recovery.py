@@ -17,16 +17,14 @@ from typing import Any
 from dorm.contrib.two_phase.coordinator import (
     DECISION_TABLE,
     GID_PREFIX,
+    UNDEFINED_OBJECT,
     ensure_decision_table,
     gid_literal,
     parse_gid,
-    sqlstate,
 )
 from dorm.exceptions import DatabaseError
 
 __all__ = ["Recovered", "recover"]
-
-_UNDEFINED_OBJECT = "42704"
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,7 @@ def _finish(alias: str, gid: str, action: str) -> None:
     try:
         connections[alias].execute(f"{statement} {gid_literal(gid)}", ())
     except DatabaseError as exc:
-        if sqlstate(exc) != _UNDEFINED_OBJECT:  # gone: finished by its own process
+        if exc.sqlstate != UNDEFINED_OBJECT:  # gone: finished by its own process
             raise
 
 
