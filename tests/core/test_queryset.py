@@ -867,6 +867,32 @@ def test_iteration_of_datetimes_is_aware_utc(db) -> None:
     assert Event.objects.latest("at").name == "e"
 
 
+def test_sqlite_datetimes_stored_in_other_text_forms_read_back_aware(db) -> None:
+    """dorm writes "YYYY-MM-DD HH:MM:SS.ffffff" (UTC) and reads that form through a fast
+    path; text another program stored, with or without an offset, still reads right."""
+    if db_vendor() != "sqlite":
+        pytest.skip("PostgreSQL keeps timestamptz, not text")
+    table = Event._meta.db_table
+    stored = {
+        "dorm": "2024-05-06 07:08:09.123456",
+        "offset26": "2024-05-06T09:08:09.1+0200",  # 26 characters, with an offset
+        "offset": "2024-05-06 09:08:09.123456+02:00",
+        "seconds": "2024-05-06 07:08:09",
+    }
+    for name, text in stored.items():
+        get_connection().execute(
+            f'INSERT INTO "{table}" (name, at) VALUES (?, ?)', [name, text]
+        )
+    got = dict(Event.objects.values_list("name", "at"))
+    assert got == {
+        "dorm": datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        "offset26": datetime.datetime(2024, 5, 6, 7, 8, 9, 100000, tzinfo=UTC),
+        "offset": datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        "seconds": datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+    }
+    assert all(value.tzinfo is UTC for value in got.values())
+
+
 def test_meta_ordering_does_not_split_groups(db) -> None:
     Score.objects.bulk_create(
         [Score(player="a", points=1), Score(player="a", points=5), Score(player="b", points=2)]

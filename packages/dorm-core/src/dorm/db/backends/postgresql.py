@@ -107,9 +107,8 @@ class Operations(BaseOperations):
         kind = field.get_internal_type()
         if kind == "GenericIPAddressField":
             return lambda v: v if v is None else str(v)
-        if kind == "DecimalField":
-            quantize = field.quantize  # type: ignore[attr-defined]
-            return lambda v: v if v is None else quantize(v)
+        # DecimalField: a numeric(p, s) column already returns s places, as Django has it;
+        # computed decimals get their own converter in the compiler.
         if kind == "BinaryField":
             return lambda v: v if v is None or isinstance(v, bytes) else bytes(v)
         if kind == "JSONField":
