@@ -19,7 +19,6 @@ from dorm.contrib.serializers.exceptions import RecordError, SerializerError, St
 from dorm.contrib.serializers.registry import Column, columns_for
 from dorm.contrib.serializers.values import (
     carrier_converter,
-    decimal_ext,
     ext_hook,
     msgpack_default,
     naive_converter,
@@ -160,6 +159,40 @@ def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callabl
     return lambda value: then(first(value))
 
 
+def _chunk_packer(
+    pack: Callable[[Any], Any], width: int, steps: dict[int, Callable[[Any], Any]]
+) -> Callable[[Sequence[Any]], None]:
+    """A function packing a chunk of rows, compiled for one column layout.
+
+    With no conversions each row goes to the Packer as it is (cut to ``width`` when the
+    compiler selected more columns). Otherwise the source is one tuple display per row,
+    ``(r[0], None if (v := r[1]) is None else c1(v), ...)``: no per-value loop in Python.
+    The source is built from column positions only, never from names or values.
+    """
+    if not steps:
+
+        def plain(rows: Sequence[Any]) -> None:
+            if rows and len(rows[0]) != width:
+                for row in rows:
+                    pack(row[:width])
+            else:
+                for row in rows:
+                    pack(row)
+
+        return plain
+    items = []
+    for i in range(width):
+        if i in steps:
+            items.append(f"None if (v{i} := r[{i}]) is None else c{i}(v{i})")
+        else:
+            items.append(f"r[{i}]")
+    source = f"def packer(rows):\n    for r in rows:\n        pack(({', '.join(items)},))\n"
+    namespace: dict[str, Any] = {"pack": pack}
+    namespace.update({f"c{i}": fn for i, fn in steps.items()})
+    exec(source, namespace)  # positions only, see the docstring
+    return namespace["packer"]  # type: ignore[no-any-return]
+
+
 def encode_compiled(
     model: Any,
     columns: list[Column],
@@ -171,32 +204,20 @@ def encode_compiled(
 
     The compiler's chunks (a server-side cursor on PostgreSQL, ``chunk_rows`` rows each)
     get the compiler's own converters, so every value is what ``values_list`` returns
-    (the tests compare this stream with one built from model instances), then ours;
-    decimals become their extension here rather than through the Packer's ``default``.
-    One chunk in, one chunk out: no per-row generator step. ``progress(n)`` is called
-    with the row count of each chunk.
+    (the tests compare this stream with one built from model instances), then ours; the
+    Packer's ``default`` turns decimals, UUIDs and the like into their extensions in the
+    same call that packs the row. One chunk in, one chunk out, through a packer compiled
+    for the columns (``_chunk_packer``). ``progress(n)`` is called with the row count of
+    each chunk.
     """
     encoder = _Encoder(model, columns, chunk_rows)
     steps: dict[int, Callable[[Any], Any]] = dict(compiler.converters())
     for i, convert in encoder.converters:
         steps[i] = _compose(steps[i], convert) if i in steps else convert
-    for i, column in enumerate(columns):
-        if column.vtype.kind == "decimal":
-            steps[i] = _compose(steps[i], decimal_ext) if i in steps else decimal_ext
-    converters = sorted(steps.items())
-    packer, width = encoder.packer, compiler.col_count
-    pack = packer.pack
+    packer = encoder.packer
+    pack_chunk = _chunk_packer(packer.pack, compiler.col_count, steps)
     for chunk in compiler.chunks(chunk_rows):
-        for row in chunk:
-            if converters:
-                row = list(row[:width])
-                for i, convert in converters:
-                    value = row[i]
-                    if value is not None:
-                        row[i] = convert(value)
-            elif len(row) != width:
-                row = row[:width]
-            pack(row)
+        pack_chunk(chunk)
         if progress is not None:
             progress(len(chunk))
         yield packer.bytes()
