@@ -880,9 +880,7 @@ def test_sqlite_datetimes_stored_in_other_text_forms_read_back_aware(db) -> None
         "seconds": "2024-05-06 07:08:09",
     }
     for name, text in stored.items():
-        get_connection().execute(
-            f'INSERT INTO "{table}" (name, at) VALUES (?, ?)', [name, text]
-        )
+        get_connection().execute(f'INSERT INTO "{table}" (name, at) VALUES (?, ?)', [name, text])
     got = dict(Event.objects.values_list("name", "at"))
     assert got == {
         "dorm": datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),

@@ -47,9 +47,7 @@ def _dt_from_db(value: Any) -> Any:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _decimal_converter(
-    quantum: decimal.Decimal, context: decimal.Context
-) -> Callable[[Any], Any]:
+def _decimal_converter(quantum: decimal.Decimal, context: decimal.Context) -> Callable[[Any], Any]:
     """SQLite keeps a decimal column's value as an integer, a float or text: back to a
     Decimal of the field's places (DecimalField.quantize, inlined: one call per value)."""
     to_decimal = decimal.Decimal
