@@ -72,7 +72,7 @@ def plugin_registered(register_plugin: Any) -> None:
 def test_vectors_md_runs_and_prints_what_it_shows(
     fresh_settings: Any, clean_apps: Any, plugin_registered: Any, run_printed_markdown: Any
 ) -> None:
-    assert run_printed_markdown(DOC, "docs_vectors") == 5
+    assert run_printed_markdown(DOC, "docs_vectors") == 6
 
 
 def test_readme_example_runs(fresh_settings: Any, clean_apps: Any, plugin_registered: Any) -> None:

@@ -137,3 +137,55 @@ def test_deconstruct_rebuilds_the_field() -> None:
     )
     clone = VectorField(*args, **kwargs)
     assert clone.dimensions == 2 and clone.null
+
+
+def test_each_driver_gets_the_vector_in_its_own_form(rows: Any, monkeypatch: Any) -> None:
+    """psycopg gets pgvector's binary form (no text printed, none parsed by the server),
+    sqlite3 the float32 blob; what the server sees is the same vector either way."""
+    from dorm.contrib.pgvector import L2Distance
+    from dorm.contrib.pgvector.fields import VectorParam
+
+    sent: list[bytes] = []
+    binary = VectorParam.binary
+
+    def spy(self: VectorParam) -> bytes:
+        sent.append(binary(self))
+        return sent[-1]
+
+    monkeypatch.setattr(VectorParam, "binary", spy)
+    Embedded.objects.create(name="a", embedding=[1, 2, 3])
+    Embedded.objects.create(name="b", embedding=[3, 2, 1.5])
+    near = Embedded.objects.order_by(L2Distance("embedding", [3, 2, 1])).first()
+    assert near is not None and near.name == "b"
+    _kind, stored = _stored(rows, near.pk)
+    assert stored == (3.0, 2.0, 1.5)
+    if rows.vendor == "postgresql":
+        # The create's INSERT and the query's parameter, each dims, 0, big-endian floats.
+        assert struct.pack(">HH3f", 3, 0, 3, 2, 1) in sent
+        assert struct.pack(">HH3f", 3, 0, 3, 2, 1.5) in sent
+    else:
+        assert sent == []
+
+
+def test_a_vector_default_fills_existing_rows_when_the_column_is_added(rows: Any) -> None:
+    """A default in DDL is written as a literal: pgvector's text on PostgreSQL, the blob
+    on SQLite (X'...'), and reads back as the vector."""
+    from dorm.db.connection import connections
+    from dorm.migrations.schema import SchemaEditor, bind_field
+
+    Embedded.objects.create(name="old", embedding=[1, 2, 3])
+    field = bind_field(Embedded, "extra", VectorField(dimensions=2, default=[0.5, -1]))
+    with SchemaEditor() as editor:
+        editor.add_field(Embedded, field)
+    try:
+        (stored,) = connections["default"].fetchone(
+            'SELECT "extra" FROM "pgv_fields_embedded" WHERE name = %s'.replace(
+                "%s", connections["default"].ops.placeholder
+            ),
+            ["old"],
+        )
+        assert field.from_db_value(stored) == [0.5, -1.0]
+        assert isinstance(stored, bytes if rows.vendor == "sqlite" else str)
+    finally:
+        with SchemaEditor() as editor:
+            editor.remove_field(Embedded, field)

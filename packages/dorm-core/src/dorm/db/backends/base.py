@@ -331,6 +331,9 @@ class BaseOperations:
 
         if value is None:
             return "NULL"
+        literal = getattr(value, "__sql_literal__", None)
+        if literal is not None:  # a plugin's parameter class writes its own literal
+            return str(literal(self.db.vendor))
         if isinstance(value, bool):
             return "1" if value else "0"
         if isinstance(value, (int, float, decimal.Decimal)):

@@ -30,7 +30,13 @@ from dorm.db.backends.postgresql import _SESSION_ENDED
 from dorm.db.bridge import await_
 from dorm.exceptions import ImproperlyConfigured, OperationalError
 
-__all__ = ["AsyncpgIO", "bridged_class", "connect_kwargs", "translate_placeholders"]
+__all__ = [
+    "AsyncpgIO",
+    "bridged_class",
+    "connect_kwargs",
+    "register_text_param",
+    "translate_placeholders",
+]
 
 logger = logging.getLogger("dorm.db")
 
@@ -68,6 +74,26 @@ def _import_asyncpg() -> Any:
             "the async API on PostgreSQL needs asyncpg: pip install 'dorm-core[postgresql]'"
         ) from exc
     return asyncpg
+
+
+# Classes of bound values that asyncpg gets as ``str(value)`` (see register_text_param).
+_TEXT_PARAMS: set[type] = set()
+
+
+def register_text_param(cls: type) -> None:
+    """Send bound values of exactly ``cls`` to asyncpg as ``str(value)``.
+
+    For a plugin's parameter class that psycopg sends through a dumper of its own (say,
+    in a binary form) while asyncpg, which has no codec for the column's type, needs the
+    type's text form; the statement gives the server the type (``CAST(%s AS vector)``).
+    """
+    _TEXT_PARAMS.add(cls)
+
+
+def _as_text(params: Sequence[Any]) -> Sequence[Any]:
+    if not any(type(p) in _TEXT_PARAMS for p in params):
+        return params
+    return [str(p) if type(p) in _TEXT_PARAMS else p for p in params]
 
 
 def _cast(value: Any) -> str | None:
@@ -206,6 +232,8 @@ class _Cursor:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         raw = self._conn.raw
+        if _TEXT_PARAMS and params:
+            params = _as_text(params)
         casts = tuple(map(_cast, params)) if params else ()
         while True:
             try:
@@ -251,6 +279,8 @@ class _Cursor:
         return [(name, None, None, None, None, None, None) for name in names]
 
     def executemany(self, sql: str, seq_params: Sequence[Sequence[Any]]) -> None:
+        if _TEXT_PARAMS:
+            seq_params = [_as_text(params) for params in seq_params]
         try:
             # Rows may differ in types (None, then an int): the server infers them instead.
             await_(self._conn.raw.executemany(translate_placeholders(sql), seq_params))

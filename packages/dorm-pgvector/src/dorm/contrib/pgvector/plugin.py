@@ -38,7 +38,12 @@ def dorm_register_functions() -> list[type]:
 
 
 @hookimpl
-def dorm_connection_created(vendor: str, connection: Any) -> None:
+def dorm_connection_created(vendor: str, connection: Any, is_async: bool) -> None:
+    if vendor == "postgresql":
+        from dorm.contrib.pgvector.fields import register_driver_adapters
+
+        register_driver_adapters(connection, is_async)
+        return
     if vendor != "sqlite" or not hasattr(connection, "create_function"):
         return
     from dorm.conf import settings

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dorm.contrib.pgvector.expressions import CosineDistance, L2Distance, MaxInnerProduct
-from dorm.contrib.pgvector.fields import SearchVectorField, VectorField
+from dorm.contrib.pgvector.fields import SearchVectorField, VectorField, decode_wire
 from dorm.contrib.pgvector.fulltext import rank_sql
 from dorm.db.connection import get_async_connection, get_connection
 from dorm.exceptions import FieldDoesNotExist, FieldError
@@ -230,7 +230,14 @@ def _prepare(
         connection, tfield, f"t.{qn(tfield.column)}", f"t.{pk}", query_text
     )
     fields = list(model._meta.concrete_fields)
-    columns = ", ".join(f"t.{qn(f.column)}" for f in fields)
+    # On PostgreSQL a vector column is read in pgvector's binary form (vector_send): a
+    # bytea the driver hands over as bytes, unpacked in one call, where the text form
+    # costs a parse of every element (about 10x the time for 384 dimensions).
+    wire = [connection.vendor == "postgresql" and isinstance(f, VectorField) for f in fields]
+    columns = ", ".join(
+        f"vector_send(t.{qn(f.column)})" if binary else f"t.{qn(f.column)}"
+        for f, binary in zip(fields, wire, strict=True)
+    )
     score = _score_sql(mode, ph)
     sql = (
         f"WITH c(pk, d) AS ({inner_sql}), "
@@ -251,7 +258,10 @@ def _prepare(
     else:
         score_params = [weight, rrf_k, weight, rrf_k]
     params = [*inner_params, *rank_params, *score_params, limit or candidates]
-    converters = [column_converter(connection.ops, f) for f in fields]
+    converters = [
+        decode_wire if binary else column_converter(connection.ops, f)
+        for f, binary in zip(fields, wire, strict=True)
+    ]
     attnames = [f.attname for f in fields]
     width = len(fields)
     alias = queryset.db
