@@ -128,7 +128,8 @@ class Raw:
     def bulk(self, sql: str, seq: list[tuple[Any, ...]], types: tuple[str, ...]) -> None:
         """The timed bulk insert, in the fastest honest form of each driver, in one
         transaction: SQLite, multi-row ``INSERT ... VALUES (...), (...)`` in batches as
-        large as its limit of bound variables allows (faster than ``executemany``);
+        large as its limit of bound variables allows (faster than ``executemany``), the
+        keys taken from each statement's last rowid (``RETURNING`` doubles the time);
         PostgreSQL, ``INSERT ... SELECT * FROM unnest(%s::type[], ...) RETURNING id`` (the
         keys read back, as every ORM reads them; faster than multi-row VALUES)."""
         head = sql.split("VALUES")[0]
@@ -140,10 +141,13 @@ class Raw:
             step = max(1, limit // width)
             row = "(" + ", ".join(["?"] * width) + ")"
             self.conn.execute("BEGIN")
+            keys: list[int] = []
             for start in range(0, len(seq), step):
                 chunk = seq[start : start + step]
                 flat = [v for r in chunk for v in r]
-                self.conn.execute(f"{head}VALUES {', '.join([row] * len(chunk))}", flat)
+                cur = self.conn.execute(f"{head}VALUES {', '.join([row] * len(chunk))}", flat)
+                # The keys, from the statement's last rowid (consecutive on this table).
+                keys.extend(range(cur.lastrowid - len(chunk) + 1, cur.lastrowid + 1))
             self.conn.execute("COMMIT")
             return
         arrays = ", ".join(f"%s::{t}[]" for t in types)

@@ -163,3 +163,122 @@ def test_a_subclass_conversion_runs_in_every_compiled_path(db) -> None:
     with pytest.raises(ValidationError, match="qty"):
         Item.objects.create(sku="y", qty="many")
     assert not Item.objects.filter(sku="y").exists()
+
+
+# -- SQLite: new keys from the last rowid instead of RETURNING --------------------------------
+
+
+def _keys_match(items: list[Item]) -> None:
+    by_sku = dict(Item.objects.values_list("sku", "pk"))
+    assert [i.pk for i in items] == [by_sku[i.sku] for i in items]
+    assert len(set(by_sku.values())) == len(by_sku)
+
+
+def _sqlite_only(db: Any) -> None:
+    if db.vendor != "sqlite":
+        pytest.skip("PostgreSQL reads keys back with RETURNING from unnest")
+
+
+def test_sqlite_keys_come_from_the_rowid_across_batches_and_gaps(db) -> None:
+    """No RETURNING on a plain table; keys right over several statements (more rows than
+    SQLite's variable limit allows in one), after deleted top rows (AUTOINCREMENT keeps
+    counting), and with explicit keys mixed in."""
+    _sqlite_only(db)
+    first = Item.objects.bulk_create([Item(sku=f"a{i}", qty=i) for i in range(5)])
+    Item.objects.filter(pk__in=[first[-1].pk, first[-2].pk]).delete()
+    with CaptureQueriesContext() as ctx:
+        many = Item.objects.bulk_create([Item(sku=f"m{i}", qty=i) for i in range(6000)])
+    inserts = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) >= 2 and not any("RETURNING" in sql for sql in inserts)
+    assert many[0].pk == first[-1].pk + 1  # the deleted keys are not reused
+    mixed = [Item(sku="x1"), Item(pk=10**6, sku="x2"), Item(sku="x3")]
+    Item.objects.bulk_create(mixed)
+    _keys_match(first[:3] + many + mixed)
+    assert mixed[1].pk == 10**6
+
+
+def test_sqlite_keys_with_a_trigger_inserting_into_the_table(db) -> None:
+    """A trigger that inserts into the same table would interleave rowids: RETURNING
+    then, and every key still names its own row."""
+    _sqlite_only(db)
+    from dorm.db.connection import connections
+
+    table = Item._meta.db_table
+    conn = connections["default"]
+    conn.execute(
+        f'CREATE TRIGGER t_bulk_echo AFTER INSERT ON "{table}" WHEN NEW.sku LIKE ? '
+        f"BEGIN INSERT INTO \"{table}\" (sku, token) VALUES ('echo-' || NEW.sku, ''); END".replace(
+            "?", "'e%'"
+        )
+    )
+    try:
+        with CaptureQueriesContext() as ctx:
+            items = Item.objects.bulk_create([Item(sku=f"e{i}") for i in range(20)])
+        assert any("RETURNING" in q["sql"] for q in ctx.captured_queries)
+        _keys_match(items)
+        assert Item.objects.filter(sku__startswith="echo-").count() == 20
+    finally:
+        conn.execute("DROP TRIGGER t_bulk_echo")
+
+
+def test_sqlite_keys_at_the_rowid_limit_are_never_guessed(db) -> None:
+    """With the largest key near 2**63 - 1 there is no room for consecutive rowids:
+    RETURNING is used, and SQLite refuses (AUTOINCREMENT) without writing anything."""
+    _sqlite_only(db)
+    from dorm.db.connection import connections
+    from dorm.exceptions import DatabaseError
+
+    Item.objects.create(pk=2**63 - 5, sku="top")
+    try:
+        with pytest.raises(DatabaseError) as info:
+            Item.objects.bulk_create([Item(sku=f"t{i}") for i in range(10)])
+        assert "full" in str(info.value).lower()
+        assert list(Item.objects.values_list("sku", flat=True)) == ["top"]
+    finally:  # AUTOINCREMENT's counter outlives the rows: reset it for the next tests
+        Item.objects.all().delete()
+        connections["default"].execute(
+            "DELETE FROM sqlite_sequence WHERE name = ?", [Item._meta.db_table]
+        )
+
+
+def test_sqlite_async_bulk_create_keys(db) -> None:
+    """abulk_create takes the same path through the thread cursor, which reports the
+    statement's last rowid too."""
+    import asyncio
+
+    _sqlite_only(db)
+
+    async def main() -> list[Item]:
+        return await Item.objects.abulk_create([Item(sku=f"as{i}") for i in range(50)])
+
+    items = asyncio.run(main())
+    _keys_match(items)
+
+
+class Plain(dorm.Model):
+    """A table made by another tool: INTEGER PRIMARY KEY without AUTOINCREMENT."""
+
+    name = dorm.CharField(max_length=20)
+
+    class Meta:
+        app_label = "t_bulk_insert"
+        db_table = "t_bulk_plain"
+        managed = False
+
+
+def test_sqlite_keys_near_the_limit_without_autoincrement(db) -> None:
+    """Past the largest rowid SQLite picks free rowids at random: dorm must not compute
+    keys then. Every key returned names its own row."""
+    _sqlite_only(db)
+    from dorm.db.connection import connections
+
+    conn = connections["default"]
+    conn.execute('CREATE TABLE "t_bulk_plain" (id INTEGER PRIMARY KEY, name varchar(20))')
+    try:
+        Plain.objects.create(pk=2**63 - 1, name="top")
+        plains = Plain.objects.bulk_create([Plain(name=f"p{i}") for i in range(30)])
+        by_name = dict(Plain.objects.values_list("name", "pk"))
+        assert [p.pk for p in plains] == [by_name[p.name] for p in plains]
+        assert len(set(by_name.values())) == 31
+    finally:
+        conn.execute('DROP TABLE "t_bulk_plain"')

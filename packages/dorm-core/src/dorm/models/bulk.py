@@ -42,9 +42,10 @@ def bulk_create(
         raise ValueError("bulk_create(): ignore_conflicts and update_conflicts are exclusive")
     if not objs:
         return objs
-    for obj in objs:
-        if not isinstance(obj, model):
-            raise TypeError(f"bulk_create() of {model.__name__} got {obj!r}")
+    if not all(type(obj) is model for obj in objs):
+        for obj in objs:
+            if not isinstance(obj, model):
+                raise TypeError(f"bulk_create() of {model.__name__} got {obj!r}")
     opts = model._meta
     pk = opts.pk
     assert pk is not None
@@ -66,14 +67,16 @@ def bulk_create(
     qs._for_write = True
     using = qs.db
     db = connections[using]
-    for obj in objs:
-        if obj.pk is None and pk.has_default():
-            obj.pk = pk.get_default()
+    key = pk.attname
+    if pk.has_default():
+        for obj in objs:
+            if obj.__dict__.get(key) is None:
+                obj.__dict__[key] = pk.get_default()
     all_fields = list(opts.concrete_fields)
     no_pk_fields = [f for f in all_fields if not f.primary_key]
     read_back = on_conflict != "ignore"  # an ignored row returns nothing to match
     with transaction.atomic(using=using, savepoint=False):
-        for has_pk, defaulted, group in _insert_groups(objs, opts.db_default_fields):
+        for has_pk, defaulted, group in _insert_groups(objs, opts.db_default_fields, key):
             if not group:
                 continue
             fields = all_fields if has_pk else no_pk_fields
@@ -103,13 +106,15 @@ def bulk_create(
 
 
 def _insert_groups(
-    objs: list[Any], db_default_fields: Sequence[Field]
+    objs: list[Any], db_default_fields: Sequence[Field], key: str
 ) -> list[tuple[bool, tuple[Field, ...], list[Any]]]:
     """``(has pk, fields left to the database, objects)``: one INSERT shape per group (one
-    group unless a batch mixes them)."""
+    group unless a batch mixes them); ``key`` is the primary key's attname."""
     if not db_default_fields:  # the usual case: split by primary key only
-        with_pk = [o for o in objs if o.pk is not None]
-        without_pk = [o for o in objs if o.pk is None]
+        with_pk = [o for o in objs if o.__dict__.get(key) is not None]
+        if not with_pk:
+            return [(False, (), objs)]
+        without_pk = [o for o in objs if o.__dict__.get(key) is None]
         return [(True, (), with_pk), (False, (), without_pk)]
     groups: dict[tuple[bool, tuple[Field, ...]], list[Any]] = {}
     for obj in objs:
@@ -117,7 +122,7 @@ def _insert_groups(
         defaulted = tuple(
             f for f in db_default_fields if f.generated or values.get(f.attname) is DATABASE_DEFAULT
         )
-        groups.setdefault((obj.pk is not None, defaulted), []).append(obj)
+        groups.setdefault((values.get(key) is not None, defaulted), []).append(obj)
     # Rows with a primary key first, as bulk_create always wrote them.
     ordered = sorted(groups.items(), key=lambda item: not item[0][0])
     return [(has_pk, defaulted, group) for (has_pk, defaulted), group in ordered]
@@ -249,9 +254,11 @@ def upsert(
     qs._for_write = True
     using = qs.db
     db = connections[using]
-    for obj in objs:
-        if obj.pk is None and pk.has_default():
-            obj.pk = pk.get_default()
+    pk_name = pk.attname
+    if pk.has_default():
+        for obj in objs:
+            if obj.__dict__.get(pk_name) is None:
+                obj.__dict__[pk_name] = pk.get_default()
     all_fields = list(opts.concrete_fields)
     back = [pk, *(f for f in unique if not f.primary_key)]
     if returning:

@@ -637,6 +637,13 @@ class BaseDatabaseWrapper:
         """Run a statement that returns no rows; return the affected row count."""
         return self._with_retry(sql, params, sensitive, "count")  # type: ignore[no-any-return]
 
+    def execute_lastrowid(
+        self, sql: str, params: Sequence[Any] = (), sensitive: Sequence[int] | None = None
+    ) -> int | None:
+        """Run an INSERT that returns no rows; return the driver's ``lastrowid`` (SQLite:
+        the rowid of the last row the statement inserted)."""
+        return self._with_retry(sql, params, sensitive, "lastrowid")  # type: ignore[no-any-return]
+
     def fetchall(
         self, sql: str, params: Sequence[Any] = (), sensitive: Sequence[int] | None = None
     ) -> list[tuple[Any, ...]]:
@@ -771,6 +778,8 @@ class BaseDatabaseWrapper:
                     return cur.fetchall()
                 if mode == "one":
                     return cur.fetchone()
+                if mode == "lastrowid":
+                    return cur.lastrowid
             except Exception as exc:
                 # SQLite reports a constraint of INSERT ... RETURNING when the rows are read.
                 if not any(k.__name__ in _ERROR_MAP for k in type(exc).__mro__) or isinstance(

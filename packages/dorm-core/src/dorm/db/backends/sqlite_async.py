@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 def _execute(
     conn: sqlite3.Connection, sql: str, params: Sequence[Any], keep: bool
-) -> tuple[Any, list[Any] | None, int, Any]:
+) -> tuple[Any, list[Any] | None, int, Any, int | None]:
     """Run on the connection's thread: execute, and read every row unless streaming."""
     cur = conn.cursor()
     try:
@@ -35,7 +35,7 @@ def _execute(
         rows = None
         if not keep and cur.description is not None:
             rows = cur.fetchall()
-        result = (cur if keep else None, rows, cur.rowcount, cur.description)
+        result = (cur if keep else None, rows, cur.rowcount, cur.description, cur.lastrowid)
     except BaseException:
         cur.close()
         raise
@@ -92,11 +92,12 @@ class _ThreadCursor:
         self.keep = keep
         self.rowcount = -1
         self.description: Any = None
+        self.lastrowid: int | None = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         if self._conn.closed:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-        cur, rows, self.rowcount, self.description = self._conn.call(
+        cur, rows, self.rowcount, self.description, self.lastrowid = self._conn.call(
             _execute, self._conn.conn, sql, params, self.keep
         )
         self._cur = cur
