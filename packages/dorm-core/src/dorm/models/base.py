@@ -85,6 +85,14 @@ class _LazyState:
         return state
 
 
+def instance_db(instance: Any) -> str | None:
+    """The alias ``instance`` came from (``instance._state.db``) without building the
+    state of a loaded row that has none yet (related managers ask on every access)."""
+    values = instance.__dict__
+    state = values.get("_state")
+    return state.db if state is not None else values.get(LOADED_FROM)  # type: ignore[no-any-return]
+
+
 _persistence_module: Any = None
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import signals, transaction
 from dorm.exceptions import FieldError
+from dorm.models.base import instance_db
 from dorm.models.fields import NOT_PROVIDED, Field
 from dorm.models.related import (
     CASCADE,
@@ -278,8 +279,8 @@ class ManyRelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # 
             self.source_field,
             self.target_field,
         ) = _sides(field, reverse)
-        self._db = instance._state.db
-        if instance.pk is None:
+        self._db = instance_db(instance)
+        if instance.__dict__.get(instance._meta.pk.attname) is None:
             raise ValueError(
                 f"{type(instance).__name__} must be saved before its many-to-many "
                 f"{self.name!r} can be used"
@@ -290,9 +291,9 @@ class ManyRelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # 
         return self._db or "default"
 
     def get_queryset(self) -> QuerySet:
-        cache = getattr(self.instance, "_prefetched_objects_cache", {})
+        cache = self.instance.__dict__.get("_prefetched_objects_cache")
         qs: QuerySet = super().get_queryset()
-        if self.name in cache:
+        if cache is not None and self.name in cache:
             # Served from the prefetched list; the filter is built only if the queryset
             # is refined (qs.filter(...), qs.query).
             qs._deferred_filter = {self.query_name: self.instance.pk}

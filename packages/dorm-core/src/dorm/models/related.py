@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import transaction
 from dorm.exceptions import FieldError
-from dorm.models.base import LOADED_CACHE
+from dorm.models.base import LOADED_CACHE, instance_db
 from dorm.models.fields import Field
 from dorm.models.twins import AsyncRelatedManagerMixin
 from dorm.sql.datastructures import PathInfo
@@ -529,7 +529,7 @@ class RelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type
         self.field = rel.field
         self.model = rel.field.model
         self.name = rel.get_accessor_name()
-        self._db = instance._state.db
+        self._db = instance_db(instance)
 
     def _check_saved(self) -> Any:
         value = getattr(self.instance, self.field.target_field.attname)
@@ -541,7 +541,7 @@ class RelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type
         return value
 
     def get_queryset(self) -> QuerySet:
-        cache = getattr(self.instance, "_prefetched_objects_cache", {})
+        cache = self.instance.__dict__.get("_prefetched_objects_cache") or {}
         qs: QuerySet = super().get_queryset()
         value = self._check_saved()
         if self.name in cache:
