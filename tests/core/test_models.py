@@ -674,7 +674,6 @@ def test_invalid_model_definitions(db) -> None:
                 app_label = "t_models_bad5"
 
 
-
 def test_unique_together_single_tuple_is_normalised(db) -> None:
     class Pair(dorm.Model):
         a = dorm.IntegerField()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.migrations import operations as ops
 from dorm.migrations.model_options import ALTER_OPTION_KEYS
-from dorm.migrations.state import related_label
+from dorm.migrations.state import default_bases, manager_signature, related_label
 from dorm.migrations.writer import serialize
 from dorm.models.constraints import default_name
 
@@ -190,8 +190,8 @@ class MigrationAutodetector:
             needs = {
                 name: {
                     t.split(".", 1)[1]
-                    for t in (related_label(f, app, name) for f in state.fields.values())
-                    if t is not None and t.startswith(app + ".") and t != f"{app}.{name}"
+                    for t in state.related_labels()
+                    if t.startswith(app + ".") and t != f"{app}.{name}"
                 }
                 & set(pending)
                 for name, state in pending.items()
@@ -211,12 +211,7 @@ class MigrationAutodetector:
                         t = related_label(f, app, name)
                         late = t is not None and t.split(".", 1)[1] in pending
                         (later if late else fields).append((field_name, f))
-                    emitted.append(
-                        (
-                            "create_model",
-                            _create_model(state.name, fields, state.options),
-                        )
-                    )
+                    emitted.append(("create_model", _create_model(state, fields)))
                     deferred.extend(
                         ("add_field", ops.AddField(model_name=state.name, name=field_name, field=f))
                         for field_name, f in later
@@ -310,6 +305,8 @@ class MigrationAutodetector:
                 "add_meta",
                 ops.AlterModelTableComment(name=name, table_comment=new_comment),
             )
+        if manager_signature(old.managers) != manager_signature(new.managers):
+            emit(app, "add_meta", ops.AlterModelManagers(name=name, managers=new.managers))
         old_options = {k: old.options[k] for k in ALTER_OPTION_KEYS if k in old.options}
         new_options = {k: new.options[k] for k in ALTER_OPTION_KEYS if k in new.options}
         if old_options != new_options:
@@ -401,10 +398,16 @@ class MigrationAutodetector:
         return planned
 
 
-def _create_model(name: str, fields: list[tuple[str, Field]], options: dict[str, Any]) -> Any:
-    if options:
-        return ops.CreateModel(name=name, fields=fields, options=options)
-    return ops.CreateModel(name=name, fields=fields)  # no "options=None" in the written file
+def _create_model(state: ModelState, fields: list[tuple[str, Field]]) -> Any:
+    # Only the arguments that differ from the defaults appear in the written file.
+    kwargs: dict[str, Any] = {"name": state.name, "fields": fields}
+    if state.options:
+        kwargs["options"] = state.options
+    if state.bases != default_bases():
+        kwargs["bases"] = state.bases
+    if state.managers:
+        kwargs["managers"] = state.managers
+    return ops.CreateModel(**kwargs)
 
 
 def _fields_of(operation: Any) -> list[tuple[str, Any]]:
@@ -422,6 +425,11 @@ def _apps_needed(app: str, operations: list[Any]) -> set[str]:
             target = related_label(f, app, "")
             if target is not None and not target.startswith(app + "."):
                 needed.add(target.split(".", 1)[0])
+        for base in (
+            getattr(operation, "bases", ()) if isinstance(operation, ops.CreateModel) else ()
+        ):
+            if isinstance(base, str) and not base.lower().startswith(app + "."):
+                needed.add(base.split(".", 1)[0])
     return needed
 
 

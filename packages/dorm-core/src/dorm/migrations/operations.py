@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.migrations.exceptions import InvalidStateError
 from dorm.migrations.model_options import (
+    AlterModelManagers,
     AlterModelOptions,
     AlterModelTable,
     AlterModelTableComment,
@@ -38,6 +39,7 @@ __all__ = [
     "AddField",
     "AddIndex",
     "AlterField",
+    "AlterModelManagers",
     "AlterModelOptions",
     "AlterModelTable",
     "AlterModelTableComment",
@@ -70,21 +72,45 @@ def _managed(model: type[Model]) -> bool:
 
 
 class CreateModel(Operation):
+    """Create a model's table. ``bases`` names the concrete parent of a multi-table child
+    (``("app.parent",)``); ``managers`` lists the managers kept for migrations."""
+
     def __init__(
-        self, name: str, fields: Sequence[tuple[str, Field]], options: dict[str, Any] | None = None
+        self,
+        name: str,
+        fields: Sequence[tuple[str, Field]],
+        options: dict[str, Any] | None = None,
+        bases: Sequence[Any] | None = None,
+        managers: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.fields = list(fields)
         self.options = dict(options or {})
+        self.bases = tuple(bases or ())
+        self.managers = list(managers or [])
         names = [n for n, _f in self.fields]
         if len(names) != len(set(names)):
             raise ValueError(f"CreateModel {name!r}: a field name appears twice in {names!r}")
+        managers_named = [n for n, _m in self.managers]
+        if len(managers_named) != len(set(managers_named)):
+            raise ValueError(
+                f"CreateModel {name!r}: a manager name appears twice in {managers_named!r}"
+            )
 
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
         from dorm.migrations.state import ModelState, _unbound_clone
 
         fields = [(n, _unbound_clone(f)) for n, f in self.fields]
-        state.add_model(ModelState(app_label, self.name, fields, self.options))
+        state.add_model(
+            ModelState(
+                app_label,
+                self.name,
+                fields,
+                self.options,
+                self.bases,
+                [(n, m.clone()) for n, m in self.managers],
+            )
+        )
 
     def database_forwards(
         self,
@@ -157,7 +183,16 @@ class RenameModel(Operation):
 
         old = state.get_model_state(app_label, self.old_name)
         state.remove_model(app_label, self.old_name.lower())
-        state.add_model(ModelState(app_label, self.new_name, old.fields.items(), old.options))
+        state.add_model(
+            ModelState(
+                app_label,
+                self.new_name,
+                old.fields.items(),
+                old.options,
+                old.bases,
+                old.managers,
+            )
+        )
         old_label = f"{app_label}.{self.old_name.lower()}"
         for ms in state.models.values():
             for name, field in list(ms.fields.items()):
