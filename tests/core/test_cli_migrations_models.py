@@ -276,3 +276,35 @@ def test_a_manager_class_migrations_cannot_import_is_refused() -> None:
 
     with pytest.raises(ValueError, match="manager t_cli_mgr.Holder.things .* cannot be imported"):
         serialize(Holder._meta.managers[0])
+
+
+def test_the_state_renders_a_child_on_its_historical_parent_and_follows_a_rename() -> None:
+    from dorm.migrations import operations
+    from dorm.migrations.state import ModelState, ProjectState
+
+    class Venue(dorm.Model):
+        name = dorm.CharField(max_length=30)
+
+        class Meta:
+            app_label = "t_cli_mti"
+
+    class Club(Venue):
+        members = dorm.IntegerField(default=0)
+
+        class Meta:
+            app_label = "t_cli_mti"
+
+    state = ProjectState()
+    state.add_model(ModelState.from_model(Venue))
+    child = ModelState.from_model(Club)
+    assert child.bases == ("t_cli_mti.venue",) and list(child.fields) == ["venue_ptr", "members"]
+    state.add_model(child)
+    club = state.apps.get_model("t_cli_mti", "Club")
+    assert club is not Club and club._meta.parents == {
+        state.apps.get_model("t_cli_mti", "Venue"): club._meta.pk
+    }
+    assert [f.name for f in club._meta.concrete_fields] == ["id", "name", "venue_ptr", "members"]
+    operations.RenameModel("Venue", "Hall").state_forwards("t_cli_mti", state)
+    club = state.apps.get_model("t_cli_mti", "Club")
+    assert [p.__name__ for p in club._meta.parents] == ["Hall"]
+    assert state.models["t_cli_mti", "club"].bases == ("t_cli_mti.hall",)

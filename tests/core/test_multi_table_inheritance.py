@@ -290,3 +290,36 @@ def test_definition_errors() -> None:
         class Twice(Restaurant, Bar):
             class Meta:
                 app_label = "t_mti_bad"
+
+
+def test_a_child_reads_its_parents_reverse_relations_and_reloads(db) -> None:
+    r = Restaurant.objects.create(name="Luigi")
+    Restaurant.objects.create(name="Anna")
+    Review.objects.create(place=r, stars=5)
+    assert [x.name for x in Restaurant.objects.filter(reviews__stars=5)] == ["Luigi"]
+    assert [x.reviews.count() for x in Restaurant.objects.prefetch_related("reviews")] == [0, 1]
+    # A child-only update whose filter reads a parent's column.
+    assert Restaurant.objects.filter(name="Anna").update(serves_pizza=True) == 1
+    assert [x.name for x in Restaurant.objects.filter(serves_pizza=True)] == ["Anna"]
+    Place.objects.filter(pk=r.pk).update(name="Luigi's")
+    r.refresh_from_db()
+    assert r.name == "Luigi's"
+    loaded = Restaurant.objects.only("serves_pizza").get(pk=r.pk)
+    loaded.serves_pizza = True
+    loaded.save()  # writes only what was loaded: the name stays
+    fresh = Restaurant.objects.get(pk=r.pk)
+    assert (fresh.name, fresh.serves_pizza) == ("Luigi's", True)
+    got, created = Restaurant.objects.get_or_create(name="Luigi's")
+    assert (got.pk, created) == (r.pk, False)
+    assert Place.objects.filter(restaurant__isnull=True).count() == 0
+
+
+def test_select_related_reaches_a_grandparents_foreign_key(db) -> None:
+    owner = Owner.objects.create(name="Olga")
+    Pizzeria.objects.create(name="Mario", owner=owner)
+    with assert_num_queries(1):
+        (got,) = Pizzeria.objects.select_related("owner").filter(owner__name="Olga")
+        assert (got.name, got.owner.name) == ("Mario", "Olga")
+    with assert_num_queries(1):
+        place = Place.objects.select_related("restaurant__pizzeria").get(name="Mario")
+        assert place.restaurant.pizzeria.ovens == 1

@@ -195,6 +195,14 @@ class RenameModel(Operation):
         )
         old_label = f"{app_label}.{self.old_name.lower()}"
         for ms in state.models.values():
+            if any(isinstance(b, str) and b.lower() == old_label for b in ms.bases):
+                # A multi-table child of the renamed model.
+                ms.bases = tuple(
+                    f"{app_label}.{self.new_name.lower()}"
+                    if isinstance(b, str) and b.lower() == old_label
+                    else b
+                    for b in ms.bases
+                )
             for name, field in list(ms.fields.items()):
                 if related_label(field, ms.app_label, ms.name_lower) != old_label:
                     continue

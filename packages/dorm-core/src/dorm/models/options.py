@@ -172,6 +172,13 @@ class Options:
             "db_default_fields",
         ):
             self.__dict__.pop(name, None)
+        model = self.model
+        if model is not None:
+            # Children (multi-table) and proxies read this model's fields and relations.
+            for sub in type.__subclasses__(model):
+                sub_opts = sub.__dict__.get("_meta")
+                if sub_opts is not None and sub_opts is not self:
+                    sub_opts._expire_cache()
 
     @cached_property
     def concrete_fields(self) -> list[Field]:
@@ -259,7 +266,14 @@ class Options:
 
     @cached_property
     def _reverse_map(self) -> dict[str, ForeignObjectRel]:
-        return {rel.query_name: rel for rel in self.related_objects}
+        mapping = {rel.query_name: rel for rel in self.related_objects}
+        for parent in self.parents:
+            # A child is queried through its parents' reverse relations too, as in Django
+            # (Restaurant.objects.filter(reviews__stars=5) for a foreign key to Place).
+            for name, rel in parent._meta._reverse_map.items():
+                if rel.field.model._meta.concrete_model is not self.concrete_model:
+                    mapping.setdefault(name, rel)
+        return mapping
 
     def get_field(self, name: str) -> Any:
         """Return the field (or reverse relation) called ``name``.

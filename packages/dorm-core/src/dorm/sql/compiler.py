@@ -113,10 +113,10 @@ class SQLCompiler:
             alias = query.get_initial_alias()
             fields = self._loaded_fields(query.model, query.deferred_loading)
             start = len(select)
-            if query.opts.parents:
-                select.extend(
-                    (Col(a, f), None) for a, f in self._field_aliases(query.opts, alias, fields)
-                )
+            opts = query.model._meta
+            if opts.parents:
+                aliased = self._field_aliases(opts, alias, fields)
+                select.extend((Col(a, f), None) for a, f in aliased)
             else:
                 select.extend((Col(alias, f), None) for f in fields)
             self.klass_info = {
