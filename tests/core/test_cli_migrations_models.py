@@ -308,3 +308,62 @@ def test_the_state_renders_a_child_on_its_historical_parent_and_follows_a_rename
     club = state.apps.get_model("t_cli_mti", "Club")
     assert [p.__name__ for p in club._meta.parents] == ["Hall"]
     assert state.models["t_cli_mti", "club"].bases == ("t_cli_mti.hall",)
+
+
+BOOK = """
+import dorm
+
+
+class Book(dorm.Model):
+    title = dorm.CharField(max_length=30)
+    pages = dorm.IntegerField()
+"""
+BOOK_INDEXED = (
+    BOOK
+    + """
+    class Meta:
+        indexes = [dorm.Index(fields=["pages", "-title"])]
+"""
+)
+
+
+def _indexes(table: str) -> set[str]:
+    conn = get_connection()
+    if conn.vendor == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        rows = conn.fetchall(sql.replace("?", conn.ops.placeholder), (table,))
+    else:
+        sql = f"SELECT indexname FROM pg_indexes WHERE tablename = {conn.ops.placeholder}"
+        rows = conn.fetchall(sql, (table,))
+    return {r[0] for r in rows if not r[0].startswith(("sqlite_", table + "_pkey"))}
+
+
+def test_an_unnamed_index_is_removed_and_added_by_migrations(project: Project) -> None:
+    project.write_models(BOOK_INDEXED)
+    assert project.run("makemigrations")[0] == 0
+    assert project.run("migrate")[0] == 0
+    (name,) = _indexes("shop_book")
+    assert name.startswith("shop_book_")
+
+    project.write_models(BOOK)
+    code, out, err = project.run("makemigrations")
+    assert code == 0 and f"- Remove index {name} from Book" in out, out + err
+    assert f"operations.RemoveIndex(model_name='Book', name='{name}')" in project.migration("0002")
+    code, out, err = project.run("migrate")
+    assert code == 0, out + err
+    assert _indexes("shop_book") == set()
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+
+    project.write_models(BOOK_INDEXED)
+    code, out, err = project.run("makemigrations")
+    assert code == 0 and "- Create index on (pages, -title) on Book" in out, out + err
+    assert project.run("migrate")[0] == 0
+    assert _indexes("shop_book") == {name}
+    assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
+
+    code, out, err = project.run("migrate", "shop", "0002")
+    assert code == 0 and "Unapplied 1 migration" in out, out + err
+    assert _indexes("shop_book") == set()
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0, out + err
+    assert _indexes("shop_book") == {name}

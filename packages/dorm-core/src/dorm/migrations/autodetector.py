@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.migrations import operations as ops
 from dorm.migrations.model_options import ALTER_OPTION_KEYS
-from dorm.migrations.state import default_bases, manager_signature, related_label
+from dorm.migrations.state import default_bases, index_name, manager_signature, related_label
 from dorm.migrations.writer import serialize
-from dorm.models.constraints import default_name
 
 if TYPE_CHECKING:
     from dorm.migrations.state import ModelState, ProjectState
@@ -30,14 +29,6 @@ class PlannedMigration:
     name: str
     operations: list[Any]
     dependencies: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _column(name: str, field: Field) -> str:
-    if field.db_column:
-        return field.db_column
-    if field.is_relation and not field.many_to_many:
-        return f"{name}_id"
-    return name
 
 
 class MigrationAutodetector:
@@ -276,7 +267,7 @@ class MigrationAutodetector:
                 emit(
                     app,
                     "remove_meta",
-                    ops.RemoveIndex(model_name=name, name=self._index_name(old, index)),
+                    ops.RemoveIndex(model_name=name, name=index_name(old, index)),
                 )
         # Constraints added by AddCheckConstraintOnline live in the state only.
         old_constraints = [
@@ -348,18 +339,6 @@ class MigrationAutodetector:
                 "add_meta",
                 ops.AlterUniqueTogether(name=name, unique_together=sorted(new_together)),
             )
-
-    @staticmethod
-    def _index_name(state: ModelState, index: Any) -> str:
-        """The name of ``index``, computed as the schema editor does for an unnamed one."""
-        if index.name:
-            return str(index.name)
-        table = state.options.get("db_table") or f"{state.app_label}_{state.name_lower}"
-        columns = [
-            _column(n, state.fields[n]) if n in state.fields else n
-            for n, _order in index.field_orders()
-        ]
-        return default_name(table, columns, "idx")
 
     # -- naming and dependencies -----------------------------------------------------------------
 

@@ -504,12 +504,20 @@ class _RemoveFromMeta(Operation):
 
     def _item(self, app_label: str, state: ProjectState) -> Any:
         ms = state.get_model_state(app_label, self.model_name)
-        return _find_named(ms.options.get(self.option, []), self.name, self.what, ms.label_lower)
+        items = ms.options.get(self.option, [])
+        if self.option == "indexes":
+            from dorm.migrations.state import index_name
+
+            # An unnamed index is known by the name the schema editor gave it.
+            for item in items:
+                if index_name(ms, item) == self.name:
+                    return item
+        return _find_named(items, self.name, self.what, ms.label_lower)
 
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
         ms = state.get_model_state(app_label, self.model_name)
-        self._item(app_label, state)  # raises when there is no such item
-        ms.options[self.option] = [i for i in ms.options[self.option] if i.name != self.name]
+        found = self._item(app_label, state)  # raises when there is no such item
+        ms.options[self.option] = [i for i in ms.options[self.option] if i is not found]
         state.invalidate()
 
     def database_forwards(
@@ -561,14 +569,21 @@ class _ConstraintOps:
 
 
 class AddIndex(_IndexOps, _AddToMeta):
+    """Add an index; an unnamed one gets the schema editor's name (table and columns),
+    which RemoveIndex finds it by."""
+
     def __init__(self, model_name: str, index: Index) -> None:
-        if not index.name:
-            raise ValueError(f"AddIndex on {model_name!r}: the index needs a name=")
         super().__init__(model_name, index)
 
     @property
     def index(self) -> Index:
         return self.item  # type: ignore[no-any-return]
+
+    def describe(self) -> str:
+        if self.index.name:
+            return super().describe()
+        fields = ", ".join(self.index.fields)
+        return f"Create index on ({fields}) on {self.model_name}"
 
 
 class RemoveIndex(_IndexOps, _RemoveFromMeta):

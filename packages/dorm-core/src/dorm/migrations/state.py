@@ -36,6 +36,28 @@ _OPTION_NAMES = (
 )
 
 
+def index_name(state: ModelState, index: Any) -> str:
+    """The name of ``index`` on the model of ``state``: its own, or for an unnamed one the
+    name the schema editor gives it (from the table and the columns)."""
+    from dorm.models.constraints import default_name
+
+    if index.name:
+        return str(index.name)
+    table = state.options.get("db_table") or f"{state.app_label}_{state.name_lower}"
+    columns = []
+    for name, _order in index.field_orders():
+        field = state.fields.get(name)
+        if field is None:
+            columns.append(name)
+        elif field.db_column:
+            columns.append(field.db_column)
+        elif field.is_relation and not field.many_to_many:
+            columns.append(f"{name}_id")
+        else:
+            columns.append(name)
+    return default_name(table, columns, "idx")
+
+
 def related_label(field: Field, app_label: str, own: str) -> str | None:
     """``"app.model"`` (lower case) of the model a relation field points at, else None."""
     if not field.is_relation:
