@@ -220,9 +220,8 @@ class MigrationAutodetector:
             pending = {key[1]: old[key] for key in removed if key[0] == app}
             referrers: dict[str, set[str]] = {name: set() for name in pending}
             for name, state in pending.items():
-                for f in state.fields.values():
-                    t = related_label(f, app, name)
-                    if t is not None and t.startswith(app + ".") and t != f"{app}.{name}":
+                for t in state.related_labels():  # its relations and its bases
+                    if t.startswith(app + ".") and t != f"{app}.{name}":
                         target = t.split(".", 1)[1]
                         if target in referrers:
                             referrers[target].add(name)

@@ -65,7 +65,8 @@ def _model(state: ProjectState, app_label: str, name: str) -> type[Model]:
 
 
 def _managed(model: type[Model]) -> bool:
-    return bool(model._meta.managed)
+    """The model has a table migrations create and change (not unmanaged, not a proxy)."""
+    return bool(model._meta.managed) and not model._meta.proxy
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class CreateModel(Operation):
             schema_editor.delete_model(model)
 
     def describe(self) -> str:
-        return f"Create model {self.name}"
+        return f"Create {'proxy ' if self.options.get('proxy') else ''}model {self.name}"
 
 
 class DeleteModel(Operation):

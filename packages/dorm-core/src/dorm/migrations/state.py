@@ -150,13 +150,14 @@ class ModelState:
         """Describe ``model``; its fields are cloned, automatic M2M tables are left implicit."""
         opts = model._meta
         fields = []
-        for field in [*opts.local_fields, *opts.local_many_to_many]:
-            fields.append((field.name, _unbound_clone(field)))
-        options: dict[str, Any] = {}
+        if not opts.proxy:  # a proxy's fields are its concrete model's
+            for field in [*opts.local_fields, *opts.local_many_to_many]:
+                fields.append((field.name, _unbound_clone(field)))
+        options: dict[str, Any] = {"proxy": True} if opts.proxy else {}
         default_table = f"{opts.app_label}_{opts.model_name}"
         for name in _OPTION_NAMES:
             value = getattr(opts, name)
-            if name == "db_table" and value == default_table:
+            if name == "db_table" and (value == default_table or opts.proxy):
                 continue
             if name == "verbose_name" and value == opts.model_name:
                 continue
@@ -169,7 +170,14 @@ class ModelState:
             if value is None or value == []:
                 continue
             options[name] = copy.deepcopy(list(value) if isinstance(value, list) else value)
-        bases = tuple(p._meta.label_lower for p in opts.parents) or None
+        if opts.proxy:
+            # The model it proxies, as declared (another proxy, or the concrete model).
+            parents: list[Any] = [b for b in model.__bases__ if getattr(b, "_meta", None)]
+            bases: tuple[str, ...] | None = tuple(
+                b._meta.label_lower for b in parents if not b._meta.abstract
+            )
+        else:
+            bases = tuple(p._meta.label_lower for p in opts.parents) or None
         return cls(opts.app_label, opts.object_name, fields, options, bases, _managers_of(model))
 
     def clone(self) -> ModelState:
@@ -315,8 +323,8 @@ class ProjectState:
         state = cls()
         for model in apps.get_models():
             opts = model._meta
-            if opts.auto_created or opts.abstract or opts.proxy:
-                continue  # a proxy has no table: migrations leave it out
+            if opts.auto_created or opts.abstract:
+                continue
             if wanted is not None and opts.app_label not in wanted:
                 continue
             state.models[(opts.app_label, opts.model_name)] = ModelState.from_model(model)
