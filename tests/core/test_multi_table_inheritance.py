@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import dorm
-from dorm.exceptions import FieldError, IntegrityError, NotSupportedError
+from dorm.exceptions import FieldError, IntegrityError, NotSupportedError, ValidationError
 from dorm.test import assert_num_queries
 
 
@@ -25,6 +25,7 @@ class Place(dorm.Model):
     name = dorm.CharField(max_length=30)
     rating = dorm.IntegerField(default=0)
     owner = dorm.ForeignKey(Owner, on_delete=dorm.SET_NULL, null=True, related_name="places")
+    code = dorm.CharField(max_length=10, null=True, unique=True)
 
     class Meta:
         app_label = "t_mti"
@@ -84,6 +85,7 @@ def test_the_child_has_its_own_table_and_a_parent_link(db) -> None:
         "name",
         "rating",
         "owner",
+        "code",
         "place_ptr",
         "serves_pizza",
         "licence",
@@ -285,6 +287,19 @@ def test_definition_errors() -> None:
             class Meta:
                 app_label = "t_mti_bad"
 
+    with pytest.raises(
+        FieldError,
+        match="Cafe.Meta.indexes names 'name', which is not local to Cafe: it lives in the "
+        "table of Place",
+    ):
+
+        class Cafe(Place):
+            seats = dorm.IntegerField()
+
+            class Meta:
+                app_label = "t_mti_bad"
+                indexes = [dorm.Index(fields=["name", "seats"])]
+
     with pytest.raises(NotSupportedError, match="Twice subclasses several concrete models"):
 
         class Twice(Restaurant, Bar):
@@ -323,3 +338,15 @@ def test_select_related_reaches_a_grandparents_foreign_key(db) -> None:
     with assert_num_queries(1):
         place = Place.objects.select_related("restaurant__pizzeria").get(name="Mario")
         assert place.restaurant.pizzeria.ovens == 1
+
+
+def test_full_clean_checks_a_parents_unique_field_among_all_its_rows(db) -> None:
+    Place.objects.create(name="Park", code="P1")
+    r = Restaurant(name="Luigi", code="P1")
+    with pytest.raises(ValidationError) as caught:
+        r.full_clean()
+    assert caught.value.message_dict["code"] == ["Restaurant with this code already exists"]
+    r.code = "R1"
+    r.full_clean(exclude=["owner", "licence"])
+    r.save()
+    r.full_clean(exclude=["owner", "licence"])  # its own row does not count

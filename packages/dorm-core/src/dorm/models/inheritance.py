@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_parent_link",
     "check_bulk_create",
+    "check_local_names",
     "concrete_parent",
     "inherited_meta",
     "is_inherited",
@@ -94,6 +95,7 @@ def add_parent_link(cls: Any, parent: type[Model], declared: dict[str, Any]) -> 
                 f"Local field {attr!r} in class {cls.__name__!r} clashes with field of the "
                 f"same name from base class {parent.__name__!r}; rename one of them"
             )
+    check_local_names(cls, parent)
     links = [
         (attr, value)
         for attr, value in declared.items()
@@ -118,6 +120,30 @@ def add_parent_link(cls: Any, parent: type[Model], declared: dict[str, Any]) -> 
         link.primary_key = True
         link.null = False
     opts.parents[parent] = link
+
+
+def check_local_names(cls: Any, parent: type[Model]) -> None:
+    """``unique_together``, ``indexes`` and constraints of a child may name only columns of
+    its own table (Django's models.E016). Checked before the child's fields are added, so
+    a refused class leaves no relation behind on its parent.
+
+    :raises FieldError: naming the option, the field and the parent it lives in.
+    """
+    opts = cls._meta
+    inherited = {f.name: f.model for f in parent._meta.concrete_fields}
+    groups: list[tuple[str, list[str]]] = [
+        ("unique_together", list(group)) for group in opts.unique_together
+    ]
+    groups += [("indexes", [n for n, _o in index.field_orders()]) for index in opts.indexes]
+    groups += [("constraints", list(getattr(c, "fields", ()) or ())) for c in opts.constraints]
+    for option, names in groups:
+        for name in names:
+            if name in inherited:
+                raise FieldError(
+                    f"{cls.__name__}.Meta.{option} names {name!r}, which is not local to "
+                    f"{cls.__name__}: it lives in the table of {inherited[name].__name__}; "
+                    f"declare the {option} entry on {inherited[name].__name__}"
+                )
 
 
 def is_inherited(opts: Any, field: Any) -> bool:

@@ -328,7 +328,13 @@ def validate_unique(obj: Model, exclude: set[str]) -> None:
             lookup[field.attname if field.is_relation else field.name] = value
         if skip:
             continue
-        qs = cls._default_manager.filter(**lookup)
+        owner = cls
+        if opts.parents:
+            # A parent's unique field is unique among all the parent's rows (as in Django).
+            owners = {opts.get_field(name).model for name in group}
+            if len(owners) == 1:
+                owner = owners.pop()
+        qs = owner._default_manager.filter(**lookup)
         if not obj._state.adding and obj.pk is not None:
             qs = qs.exclude(pk=obj.pk)
         if qs.exists():
