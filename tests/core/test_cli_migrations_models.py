@@ -367,3 +367,15 @@ def test_an_unnamed_index_is_removed_and_added_by_migrations(project: Project) -
     code, out, err = project.run("migrate", "shop", "0001_initial")
     assert code == 0, out + err
     assert _indexes("shop_book") == {name}
+
+
+def test_manager_operations_refuse_bad_arguments() -> None:
+    from dorm.migrations import operations
+
+    with pytest.raises(ValueError, match=r"AlterModelManagers 'Person': managers must be a list"):
+        operations.AlterModelManagers(name="Person", managers=[dorm.Manager()])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"CreateModel 'Person': a manager name appears twice"):
+        operations.CreateModel(
+            name="Person", fields=[], managers=[("a", dorm.Manager()), ("a", dorm.Manager())]
+        )
+    assert operations.AlterModelManagers("Person", []).describe() == "Change managers on Person"
