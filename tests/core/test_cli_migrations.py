@@ -918,7 +918,7 @@ def test_generated_field_is_migrated_forwards_and_back(project: Project) -> None
     ]
 
 
-def test_a_proxy_model_needs_no_migration(project: Project) -> None:
+def test_a_proxy_model_is_created_in_migrations_without_a_table(project: Project) -> None:
     assert project.run("makemigrations")[0] == 0
     assert project.run("migrate")[0] == 0
     project.write_models(
@@ -926,11 +926,29 @@ def test_a_proxy_model_needs_no_migration(project: Project) -> None:
         + "\n\nclass LongBook(Book):\n    class Meta:\n        proxy = True\n"
         + "        ordering = ['-pages']\n"
     )
+    code, out, err = project.run("makemigrations")
+    assert code == 0 and "- Create proxy model LongBook" in out, out + err
+    (second,) = [n for n in project.migrations() if n.startswith("0002_")]
+    source = " ".join(project.migration(second).split())
+    assert "name='LongBook', fields=[], options={'ordering': ['-pages'], 'proxy': True}" in source
+    assert "bases=('shop.book',)" in source
     assert project.run("makemigrations", "--check") == (0, "No changes detected\n", "")
-    assert project.run("migrate")[1] == "No migrations to apply.\n"
+    tables = project.tables()
+    code, out, err = project.run("migrate")
+    assert code == 0 and "Applied 1 migration" in out, out + err
+    assert project.tables() == tables  # no table of its own
     long_book = apps.get_model("shop", "LongBook")
     long_book.objects.create(title="Dune", author="Herbert", pages=412)
     long_book.objects.create(title="Emma", author="Austen", pages=320)
     assert [b.title for b in long_book.objects.all()] == ["Dune", "Emma"]
     assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]
-    assert "shop_longbook" not in project.tables()
+    code, out, err = project.run("migrate", "shop", "0001_initial")
+    assert code == 0 and "Unapplied 1 migration" in out, out + err
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]
+    # Deleting the proxy is a DeleteModel that drops nothing either.
+    assert project.run("migrate")[0] == 0
+    project.write_models(MODELS_V1)
+    code, out, err = project.run("makemigrations")
+    assert code == 0 and "- Delete model LongBook" in out, out + err
+    assert project.run("migrate")[0] == 0
+    assert project.rows("SELECT COUNT(*) FROM shop_book") == [(2,)]

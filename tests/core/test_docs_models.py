@@ -21,4 +21,4 @@ def clean_apps() -> Any:
 def test_models_md_runs_and_prints_what_it_shows(
     fresh_settings: Any, clean_apps: Any, run_printed_markdown: Any
 ) -> None:
-    assert run_printed_markdown(DOC, "docs_models") == 13
+    assert run_printed_markdown(DOC, "docs_models") == 14

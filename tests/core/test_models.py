@@ -673,14 +673,6 @@ def test_invalid_model_definitions(db) -> None:
             class Meta:
                 app_label = "t_models_bad5"
 
-    with pytest.raises(exceptions.NotSupportedError, match="multi-table inheritance"):
-
-        class Child(Person):
-            extra = dorm.IntegerField()
-
-            class Meta:
-                app_label = "t_models_bad6"
-
 
 def test_unique_together_single_tuple_is_normalised(db) -> None:
     class Pair(dorm.Model):

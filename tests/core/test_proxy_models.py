@@ -109,11 +109,17 @@ def test_signals_are_sent_with_the_proxy_class(db) -> None:
     assert seen == [("save", Pensioner), ("delete", Pensioner)]
 
 
-def test_a_proxy_has_no_table_and_no_migration(db) -> None:
+def test_a_proxy_has_no_table_and_is_in_the_migration_state_as_in_django(db) -> None:
     from dorm.migrations.schema import SchemaEditor
 
     state = ProjectState.from_apps(apps, ["t_proxy"])
-    assert sorted(name for _app, name in state.models) == ["person", "pet"]
+    assert sorted(name for _app, name in state.models) == ["alias", "pensioner", "person", "pet"]
+    pensioner = state.models["t_proxy", "pensioner"]
+    assert pensioner.fields == {}
+    assert pensioner.options == {"proxy": True, "ordering": ["-name"]}
+    assert pensioner.bases == ("t_proxy.person",)
+    historical = state.apps.get_model("t_proxy", "Pensioner")
+    assert historical._meta.proxy and historical._meta.db_table == "t_proxy_person"
     with (
         pytest.raises(FieldError, match="Pensioner is a proxy of Person and has no table"),
         SchemaEditor() as editor,

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.migrations import operations as ops
 from dorm.migrations.model_options import ALTER_OPTION_KEYS
-from dorm.migrations.state import related_label
+from dorm.migrations.state import default_bases, index_name, manager_signature, related_label
 from dorm.migrations.writer import serialize
-from dorm.models.constraints import default_name
 
 if TYPE_CHECKING:
     from dorm.migrations.state import ModelState, ProjectState
@@ -30,14 +29,6 @@ class PlannedMigration:
     name: str
     operations: list[Any]
     dependencies: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _column(name: str, field: Field) -> str:
-    if field.db_column:
-        return field.db_column
-    if field.is_relation and not field.many_to_many:
-        return f"{name}_id"
-    return name
 
 
 class MigrationAutodetector:
@@ -190,8 +181,8 @@ class MigrationAutodetector:
             needs = {
                 name: {
                     t.split(".", 1)[1]
-                    for t in (related_label(f, app, name) for f in state.fields.values())
-                    if t is not None and t.startswith(app + ".") and t != f"{app}.{name}"
+                    for t in state.related_labels()
+                    if t.startswith(app + ".") and t != f"{app}.{name}"
                 }
                 & set(pending)
                 for name, state in pending.items()
@@ -211,12 +202,7 @@ class MigrationAutodetector:
                         t = related_label(f, app, name)
                         late = t is not None and t.split(".", 1)[1] in pending
                         (later if late else fields).append((field_name, f))
-                    emitted.append(
-                        (
-                            "create_model",
-                            _create_model(state.name, fields, state.options),
-                        )
-                    )
+                    emitted.append(("create_model", _create_model(state, fields)))
                     deferred.extend(
                         ("add_field", ops.AddField(model_name=state.name, name=field_name, field=f))
                         for field_name, f in later
@@ -234,9 +220,8 @@ class MigrationAutodetector:
             pending = {key[1]: old[key] for key in removed if key[0] == app}
             referrers: dict[str, set[str]] = {name: set() for name in pending}
             for name, state in pending.items():
-                for f in state.fields.values():
-                    t = related_label(f, app, name)
-                    if t is not None and t.startswith(app + ".") and t != f"{app}.{name}":
+                for t in state.related_labels():  # its relations and its bases
+                    if t.startswith(app + ".") and t != f"{app}.{name}":
                         target = t.split(".", 1)[1]
                         if target in referrers:
                             referrers[target].add(name)
@@ -281,7 +266,7 @@ class MigrationAutodetector:
                 emit(
                     app,
                     "remove_meta",
-                    ops.RemoveIndex(model_name=name, name=self._index_name(old, index)),
+                    ops.RemoveIndex(model_name=name, name=index_name(old, index)),
                 )
         # Constraints added by AddCheckConstraintOnline live in the state only.
         old_constraints = [
@@ -310,6 +295,8 @@ class MigrationAutodetector:
                 "add_meta",
                 ops.AlterModelTableComment(name=name, table_comment=new_comment),
             )
+        if manager_signature(old.managers) != manager_signature(new.managers):
+            emit(app, "add_meta", ops.AlterModelManagers(name=name, managers=new.managers))
         old_options = {k: old.options[k] for k in ALTER_OPTION_KEYS if k in old.options}
         new_options = {k: new.options[k] for k in ALTER_OPTION_KEYS if k in new.options}
         if old_options != new_options:
@@ -352,18 +339,6 @@ class MigrationAutodetector:
                 ops.AlterUniqueTogether(name=name, unique_together=sorted(new_together)),
             )
 
-    @staticmethod
-    def _index_name(state: ModelState, index: Any) -> str:
-        """The name of ``index``, computed as the schema editor does for an unnamed one."""
-        if index.name:
-            return str(index.name)
-        table = state.options.get("db_table") or f"{state.app_label}_{state.name_lower}"
-        columns = [
-            _column(n, state.fields[n]) if n in state.fields else n
-            for n, _order in index.field_orders()
-        ]
-        return default_name(table, columns, "idx")
-
     # -- naming and dependencies -----------------------------------------------------------------
 
     def arrange_for_graph(
@@ -401,10 +376,16 @@ class MigrationAutodetector:
         return planned
 
 
-def _create_model(name: str, fields: list[tuple[str, Field]], options: dict[str, Any]) -> Any:
-    if options:
-        return ops.CreateModel(name=name, fields=fields, options=options)
-    return ops.CreateModel(name=name, fields=fields)  # no "options=None" in the written file
+def _create_model(state: ModelState, fields: list[tuple[str, Field]]) -> Any:
+    # Only the arguments that differ from the defaults appear in the written file.
+    kwargs: dict[str, Any] = {"name": state.name, "fields": fields}
+    if state.options:
+        kwargs["options"] = state.options
+    if state.bases != default_bases():
+        kwargs["bases"] = state.bases
+    if state.managers:
+        kwargs["managers"] = state.managers
+    return ops.CreateModel(**kwargs)
 
 
 def _fields_of(operation: Any) -> list[tuple[str, Any]]:
@@ -422,6 +403,11 @@ def _apps_needed(app: str, operations: list[Any]) -> set[str]:
             target = related_label(f, app, "")
             if target is not None and not target.startswith(app + "."):
                 needed.add(target.split(".", 1)[0])
+        for base in (
+            getattr(operation, "bases", ()) if isinstance(operation, ops.CreateModel) else ()
+        ):
+            if isinstance(base, str) and not base.lower().startswith(app + "."):
+                needed.add(base.split(".", 1)[0])
     return needed
 
 

@@ -45,7 +45,7 @@ def column_comment(editor: SchemaEditor, table: str, field: Field) -> None:
 def model_comments(editor: SchemaEditor, model: type[Model]) -> None:
     """The comments of a table ``create_model`` just made."""
     opts = model._meta
-    commented = [f for f in opts.concrete_fields if f.db_comment is not None]
+    commented = [f for f in opts.local_concrete_fields if f.db_comment is not None]
     if opts.db_table_comment is None and not commented:
         return
     if editor.connection.vendor != "postgresql":

@@ -1,4 +1,5 @@
-"""``AlterModelTable`` and ``AlterModelOptions``: a model's Meta changes that migrations follow.
+"""``AlterModelTable``, ``AlterModelOptions`` and ``AlterModelManagers``: a model's Meta and
+manager changes that migrations follow.
 
 Re-exported by :mod:`dorm.migrations.operations`; migration files import them from there.
 """
@@ -13,7 +14,13 @@ if TYPE_CHECKING:
     from dorm.migrations.schema import SchemaEditor
     from dorm.migrations.state import ProjectState
 
-__all__ = ["ALTER_OPTION_KEYS", "AlterModelOptions", "AlterModelTable", "AlterModelTableComment"]
+__all__ = [
+    "ALTER_OPTION_KEYS",
+    "AlterModelManagers",
+    "AlterModelOptions",
+    "AlterModelTable",
+    "AlterModelTableComment",
+]
 
 #: Meta options that change no schema: ``AlterModelOptions`` sets (or clears) each of them.
 ALTER_OPTION_KEYS = (
@@ -226,3 +233,46 @@ def _rename_constraints(
             schema_editor.execute(
                 f"ALTER TABLE {qn(table)} RENAME CONSTRAINT {qn(old_name)} TO {qn(new_name)}"
             )
+
+
+class AlterModelManagers(Operation):
+    """Replace the managers the state keeps for a model (those with
+    ``use_in_migrations = True``, see ``ModelState.from_model``); no schema change."""
+
+    def __init__(self, name: str, managers: list[tuple[str, Any]]) -> None:
+        if not isinstance(managers, (list, tuple)) or not all(
+            isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+            for item in managers
+        ):
+            raise ValueError(
+                f"AlterModelManagers {name!r}: managers must be a list of (name, manager) "
+                f"pairs, not {managers!r}"
+            )
+        self.name = name
+        self.managers = list(managers)
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        ms = state.get_model_state(app_label, self.name)
+        ms.managers = [(name, manager.clone()) for name, manager in self.managers]
+        state.invalidate()
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        pass
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"Change managers on {self.name}"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.migrations.exceptions import InvalidStateError
 from dorm.migrations.model_options import (
+    AlterModelManagers,
     AlterModelOptions,
     AlterModelTable,
     AlterModelTableComment,
@@ -38,6 +39,7 @@ __all__ = [
     "AddField",
     "AddIndex",
     "AlterField",
+    "AlterModelManagers",
     "AlterModelOptions",
     "AlterModelTable",
     "AlterModelTableComment",
@@ -63,28 +65,53 @@ def _model(state: ProjectState, app_label: str, name: str) -> type[Model]:
 
 
 def _managed(model: type[Model]) -> bool:
-    return bool(model._meta.managed)
+    """The model has a table migrations create and change (not unmanaged, not a proxy)."""
+    return bool(model._meta.managed) and not model._meta.proxy
 
 
 # -- models ------------------------------------------------------------------------------------
 
 
 class CreateModel(Operation):
+    """Create a model's table. ``bases`` names the concrete parent of a multi-table child
+    (``("app.parent",)``); ``managers`` lists the managers kept for migrations."""
+
     def __init__(
-        self, name: str, fields: Sequence[tuple[str, Field]], options: dict[str, Any] | None = None
+        self,
+        name: str,
+        fields: Sequence[tuple[str, Field]],
+        options: dict[str, Any] | None = None,
+        bases: Sequence[Any] | None = None,
+        managers: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.fields = list(fields)
         self.options = dict(options or {})
+        self.bases = tuple(bases or ())
+        self.managers = list(managers or [])
         names = [n for n, _f in self.fields]
         if len(names) != len(set(names)):
             raise ValueError(f"CreateModel {name!r}: a field name appears twice in {names!r}")
+        managers_named = [n for n, _m in self.managers]
+        if len(managers_named) != len(set(managers_named)):
+            raise ValueError(
+                f"CreateModel {name!r}: a manager name appears twice in {managers_named!r}"
+            )
 
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
         from dorm.migrations.state import ModelState, _unbound_clone
 
         fields = [(n, _unbound_clone(f)) for n, f in self.fields]
-        state.add_model(ModelState(app_label, self.name, fields, self.options))
+        state.add_model(
+            ModelState(
+                app_label,
+                self.name,
+                fields,
+                self.options,
+                self.bases,
+                [(n, m.clone()) for n, m in self.managers],
+            )
+        )
 
     def database_forwards(
         self,
@@ -109,7 +136,7 @@ class CreateModel(Operation):
             schema_editor.delete_model(model)
 
     def describe(self) -> str:
-        return f"Create model {self.name}"
+        return f"Create {'proxy ' if self.options.get('proxy') else ''}model {self.name}"
 
 
 class DeleteModel(Operation):
@@ -157,9 +184,26 @@ class RenameModel(Operation):
 
         old = state.get_model_state(app_label, self.old_name)
         state.remove_model(app_label, self.old_name.lower())
-        state.add_model(ModelState(app_label, self.new_name, old.fields.items(), old.options))
+        state.add_model(
+            ModelState(
+                app_label,
+                self.new_name,
+                old.fields.items(),
+                old.options,
+                old.bases,
+                old.managers,
+            )
+        )
         old_label = f"{app_label}.{self.old_name.lower()}"
         for ms in state.models.values():
+            if any(isinstance(b, str) and b.lower() == old_label for b in ms.bases):
+                # A multi-table child of the renamed model.
+                ms.bases = tuple(
+                    f"{app_label}.{self.new_name.lower()}"
+                    if isinstance(b, str) and b.lower() == old_label
+                    else b
+                    for b in ms.bases
+                )
             for name, field in list(ms.fields.items()):
                 if related_label(field, ms.app_label, ms.name_lower) != old_label:
                     continue
@@ -461,12 +505,20 @@ class _RemoveFromMeta(Operation):
 
     def _item(self, app_label: str, state: ProjectState) -> Any:
         ms = state.get_model_state(app_label, self.model_name)
-        return _find_named(ms.options.get(self.option, []), self.name, self.what, ms.label_lower)
+        items = ms.options.get(self.option, [])
+        if self.option == "indexes":
+            from dorm.migrations.state import index_name
+
+            # An unnamed index is known by the name the schema editor gave it.
+            for item in items:
+                if index_name(ms, item) == self.name:
+                    return item
+        return _find_named(items, self.name, self.what, ms.label_lower)
 
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
         ms = state.get_model_state(app_label, self.model_name)
-        self._item(app_label, state)  # raises when there is no such item
-        ms.options[self.option] = [i for i in ms.options[self.option] if i.name != self.name]
+        found = self._item(app_label, state)  # raises when there is no such item
+        ms.options[self.option] = [i for i in ms.options[self.option] if i is not found]
         state.invalidate()
 
     def database_forwards(
@@ -518,14 +570,21 @@ class _ConstraintOps:
 
 
 class AddIndex(_IndexOps, _AddToMeta):
+    """Add an index; an unnamed one gets the schema editor's name (table and columns),
+    which RemoveIndex finds it by."""
+
     def __init__(self, model_name: str, index: Index) -> None:
-        if not index.name:
-            raise ValueError(f"AddIndex on {model_name!r}: the index needs a name=")
         super().__init__(model_name, index)
 
     @property
     def index(self) -> Index:
         return self.item  # type: ignore[no-any-return]
+
+    def describe(self) -> str:
+        if self.index.name:
+            return super().describe()
+        fields = ", ".join(self.index.fields)
+        return f"Create index on ({fields}) on {self.model_name}"
 
 
 class RemoveIndex(_IndexOps, _RemoveFromMeta):

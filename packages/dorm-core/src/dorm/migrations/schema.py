@@ -191,7 +191,7 @@ class SchemaEditor:
     def table_sql(self, model: type[Model]) -> str:
         opts = model._meta
         return self.build_table_sql(
-            model, opts.db_table, opts.concrete_fields, opts.unique_together, opts.constraints
+            model, opts.db_table, opts.local_concrete_fields, opts.unique_together, opts.constraints
         )
 
     def build_table_sql(
@@ -355,11 +355,11 @@ class SchemaEditor:
                 f"table of its own (it uses {opts.db_table!r}); create the concrete model"
             )
         self.execute(self.table_sql(model))
-        for field in opts.concrete_fields:
+        for field in opts.local_concrete_fields:
             if _has_db_fk(field) and self.connection.vendor != "sqlite":
                 self.deferred.append(self.fk_sql(opts.db_table, field))
         for statement in self.index_statements(
-            model, opts.concrete_fields, opts.indexes, opts.constraints
+            model, opts.local_concrete_fields, opts.indexes, opts.constraints
         ):
             self.execute(statement)
         model_comments(self, model)
@@ -423,7 +423,7 @@ class SchemaEditor:
         """The model's concrete fields without ``remove`` and with ``put`` in its place."""
         fields: list[Field] = []
         placed = False
-        for f in model._meta.concrete_fields:
+        for f in model._meta.local_concrete_fields:
             if remove is not None and f.name == remove.name:
                 if put is not None:
                     fields.append(put)
@@ -720,7 +720,7 @@ class SchemaEditor:
         # table; None for a plugin's index that this vendor does not have.
         indexes: list[tuple[list[str], str | None]] = [
             ([f.column], self.field_index_sql(new_table, f))
-            for f in opts.concrete_fields
+            for f in opts.local_concrete_fields
             if _has_index(f)
         ]
         indexes += [
@@ -745,7 +745,7 @@ class SchemaEditor:
         if not self._sqlite:
             # SQLite keeps these inside its CREATE TABLE text, where no name is looked up.
             named = [(self.columns_of(model, g), "uniq") for g in opts.unique_together]
-            named += [([f.column], "fk") for f in opts.concrete_fields if _has_db_fk(f)]
+            named += [([f.column], "fk") for f in opts.local_concrete_fields if _has_db_fk(f)]
             for columns, suffix in named:
                 self.execute(
                     f"ALTER TABLE {qn(new_table)} RENAME CONSTRAINT "

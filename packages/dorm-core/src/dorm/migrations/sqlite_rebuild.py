@@ -70,7 +70,7 @@ def rebuild_table(
     operation drops or replaces) raises FieldError before any SQL rather than being lost.
     """
     opts = model._meta
-    fields = list(opts.concrete_fields if fields is None else fields)
+    fields = list(opts.local_concrete_fields if fields is None else fields)
     mapping = dict(mapping or {})
     groups = [g for g in (opts.unique_together if unique_together is None else unique_together)]
     cons = list(opts.constraints if constraints is None else constraints)

@@ -36,6 +36,28 @@ _OPTION_NAMES = (
 )
 
 
+def index_name(state: ModelState, index: Any) -> str:
+    """The name of ``index`` on the model of ``state``: its own, or for an unnamed one the
+    name the schema editor gives it (from the table and the columns)."""
+    from dorm.models.constraints import default_name
+
+    if index.name:
+        return str(index.name)
+    table = state.options.get("db_table") or f"{state.app_label}_{state.name_lower}"
+    columns = []
+    for name, _order in index.field_orders():
+        field = state.fields.get(name)
+        if field is None:
+            columns.append(name)
+        elif field.db_column:
+            columns.append(field.db_column)
+        elif field.is_relation and not field.many_to_many:
+            columns.append(f"{name}_id")
+        else:
+            columns.append(name)
+    return default_name(table, columns, "idx")
+
+
 def related_label(field: Field, app_label: str, own: str) -> str | None:
     """``"app.model"`` (lower case) of the model a relation field points at, else None."""
     if not field.is_relation:
@@ -53,8 +75,23 @@ def related_label(field: Field, app_label: str, own: str) -> str | None:
     return f"{app}.{name.lower()}"
 
 
+def default_bases() -> tuple[Any, ...]:
+    from dorm.models.base import Model
+
+    return (Model,)
+
+
+def manager_signature(managers: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """What a migration file would hold for ``managers`` (managers compare by that)."""
+    from dorm.migrations.writer import serialize
+
+    return [(name, serialize(manager)[0]) for name, manager in managers]
+
+
 class ModelState:
-    """One model as the migrations know it: name, fields (name -> unbound Field) and options."""
+    """One model as the migrations know it: name, fields (name -> unbound Field), options,
+    bases (``"app.model"`` of a concrete parent, or classes) and the managers kept for
+    migrations (``(name, manager)``, see ``from_model``)."""
 
     def __init__(
         self,
@@ -62,11 +99,20 @@ class ModelState:
         name: str,
         fields: Iterable[tuple[str, Field]],
         options: dict[str, Any] | None = None,
+        bases: Iterable[Any] | None = None,
+        managers: Iterable[tuple[str, Any]] | None = None,
     ) -> None:
         self.app_label = app_label
         self.name = name
         self.fields: dict[str, Field] = dict(fields)
         self.options: dict[str, Any] = dict(options or {})
+        self.bases: tuple[Any, ...] = tuple(bases) if bases else default_bases()
+        self.managers: list[tuple[str, Any]] = list(managers or [])
+        for base in self.bases:
+            if isinstance(base, str) and "." not in base:
+                raise InvalidStateError(
+                    f"{app_label}.{name}: base {base!r} must be 'app_label.modelname'"
+                )
         for field_name, field in self.fields.items():
             if getattr(field, "model", None) is not None:
                 raise InvalidStateError(
@@ -89,8 +135,9 @@ class ModelState:
         if not isinstance(other, ModelState):
             return NotImplemented
         return (
-            (self.app_label, self.name, self.options)
-            == (other.app_label, other.name, other.options)
+            (self.app_label, self.name, self.options, self.bases)
+            == (other.app_label, other.name, other.options, other.bases)
+            and manager_signature(self.managers) == manager_signature(other.managers)
             and list(self.fields) == list(other.fields)
             and all(
                 f.deconstruct()[1:] == other.fields[n].deconstruct()[1:]
@@ -103,13 +150,14 @@ class ModelState:
         """Describe ``model``; its fields are cloned, automatic M2M tables are left implicit."""
         opts = model._meta
         fields = []
-        for field in [*opts.local_fields, *opts.local_many_to_many]:
-            fields.append((field.name, _unbound_clone(field)))
-        options: dict[str, Any] = {}
+        if not opts.proxy:  # a proxy's fields are its concrete model's
+            for field in [*opts.local_fields, *opts.local_many_to_many]:
+                fields.append((field.name, _unbound_clone(field)))
+        options: dict[str, Any] = {"proxy": True} if opts.proxy else {}
         default_table = f"{opts.app_label}_{opts.model_name}"
         for name in _OPTION_NAMES:
             value = getattr(opts, name)
-            if name == "db_table" and value == default_table:
+            if name == "db_table" and (value == default_table or opts.proxy):
                 continue
             if name == "verbose_name" and value == opts.model_name:
                 continue
@@ -122,15 +170,32 @@ class ModelState:
             if value is None or value == []:
                 continue
             options[name] = copy.deepcopy(list(value) if isinstance(value, list) else value)
-        return cls(opts.app_label, opts.object_name, fields, options)
+        if opts.proxy:
+            # The model it proxies, as declared (another proxy, or the concrete model).
+            parents: list[Any] = [b for b in model.__bases__ if getattr(b, "_meta", None)]
+            bases: tuple[str, ...] | None = tuple(
+                b._meta.label_lower for b in parents if not b._meta.abstract
+            )
+        else:
+            bases = tuple(p._meta.label_lower for p in opts.parents) or None
+        return cls(opts.app_label, opts.object_name, fields, options, bases, _managers_of(model))
 
     def clone(self) -> ModelState:
         fields = [(name, _unbound_clone(field)) for name, field in self.fields.items()]
-        return ModelState(self.app_label, self.name, fields, copy.deepcopy(self.options))
+        return ModelState(
+            self.app_label,
+            self.name,
+            fields,
+            copy.deepcopy(self.options),
+            self.bases,
+            [(name, manager.clone()) for name, manager in self.managers],
+        )
 
     def related_labels(self) -> set[str]:
-        """Labels (``app.model``) of the models this one's relation fields point at."""
+        """Labels (``app.model``) of the models this one's relation fields and bases point
+        at."""
         labels = {related_label(f, self.app_label, self.name_lower) for f in self.fields.values()}
+        labels.update(b.lower() for b in self.bases if isinstance(b, str))
         labels.discard(None)
         labels.discard(self.label_lower)
         return labels  # type: ignore[return-value]
@@ -140,9 +205,12 @@ class ModelState:
         from dorm.models.base import Model
 
         meta_attrs = copy.deepcopy(self.options)
-        # Managers are not part of the state: a historical model has only ``objects``.
-        meta_attrs.pop("default_manager_name", None)
-        meta_attrs.pop("base_manager_name", None)
+        names = {name for name, _manager in self.managers}
+        for option in ("default_manager_name", "base_manager_name"):
+            # A manager the state does not keep (a migration written before managers were
+            # part of it): the historical model goes without the option.
+            if meta_attrs.get(option) not in names:
+                meta_attrs.pop(option, None)
         meta_attrs["app_label"] = self.app_label
         meta_attrs["apps"] = apps
         attrs: dict[str, Any] = {
@@ -151,12 +219,54 @@ class ModelState:
         }
         for name, field in self.fields.items():
             attrs[name] = _unbound_clone(field)
+        for name, manager in self.managers:
+            attrs[name] = manager.clone()
+        bases: list[Any] = []
+        for base in self.bases:
+            if isinstance(base, str):
+                app, model_name = base.split(".", 1)
+                try:
+                    base = apps.get_model(app, model_name)
+                except LookupError:
+                    raise InvalidStateError(
+                        f"cannot build the historical model {self.app_label}.{self.name}: "
+                        f"its base {base} is not in the migration state. Is a migration "
+                        f"missing a dependency?"
+                    ) from None
+            bases.append(base)
+        if Model not in bases and not any(issubclass(b, Model) for b in bases):
+            bases.append(Model)
         try:
-            return type(self.name, (Model,), attrs)
+            return type(self.name, tuple(bases), attrs)
         except Exception as exc:
             raise InvalidStateError(
                 f"cannot build the historical model {self.app_label}.{self.name}: {exc}"
             ) from exc
+
+
+def _managers_of(model: type[Model]) -> list[tuple[str, Any]]:
+    """The managers a migration keeps, as Django's ModelState.from_model chooses them: each
+    ``use_in_migrations`` manager, and a plain Manager standing for a custom default (or
+    base) manager under its name; none when that is just ``objects``."""
+    from dorm.models.manager import Manager
+
+    opts = model._meta
+    default = opts.default_manager_name or (opts.managers[0].name if opts.managers else None)
+    kept: list[tuple[str, Any]] = []
+    shim = None
+    for manager in opts.managers:
+        if manager.name in {name for name, _m in kept}:
+            continue
+        if manager.use_in_migrations:
+            kept.append((manager.name, manager.clone()))
+        elif manager.name in (default, opts.base_manager_name):
+            stand_in = Manager()
+            if manager.name == default:
+                shim = stand_in
+            kept.append((manager.name, stand_in))
+    if len(kept) == 1 and kept[0][0] == "objects" and kept[0][1] is shim:
+        return []
+    return kept
 
 
 def _unbound_clone(field: Field) -> Field:
@@ -213,8 +323,8 @@ class ProjectState:
         state = cls()
         for model in apps.get_models():
             opts = model._meta
-            if opts.auto_created or opts.abstract or opts.proxy:
-                continue  # a proxy has no table: migrations leave it out
+            if opts.auto_created or opts.abstract:
+                continue
             if wanted is not None and opts.app_label not in wanted:
                 continue
             state.models[(opts.app_label, opts.model_name)] = ModelState.from_model(model)

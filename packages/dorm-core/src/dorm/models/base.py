@@ -14,7 +14,6 @@ from dorm.exceptions import (
     FieldError,
     ImproperlyConfigured,
     MultipleObjectsReturned,
-    NotSupportedError,
     ObjectDoesNotExist,
     ValidationError,
 )
@@ -155,12 +154,11 @@ class ModelBase(type):
             module = attrs.get("__module__", "")
             label = getattr(meta, "app_label", None) or _app_label(module)
             return prepare_proxy(cls, meta, label, concrete_parents, contributable)
+        mti_parent = None
         if concrete_parents:
-            raise NotSupportedError(
-                f"{name} subclasses the concrete model {concrete_parents[0].__name__}: "
-                f"multi-table inheritance is not supported; mark the parent "
-                f"Meta.abstract = True, or make {name} a proxy (Meta.proxy = True)"
-            )
+            from dorm.models.inheritance import concrete_parent
+
+            mti_parent = concrete_parent(name, concrete_parents)
         if meta is None:
             # A model without Meta inherits its abstract parent's options, abstract excepted.
             for parent in abstract_parents:
@@ -175,10 +173,18 @@ class ModelBase(type):
         if meta is not None and not own_db_table and abstract_parents:
             # db_table is never inherited: each concrete model gets its own.
             meta = type("Meta", (meta,), {"db_table": None})
+        if mti_parent is not None:
+            from dorm.models.inheritance import inherited_meta
+
+            meta = inherited_meta(meta, mti_parent)
         opts = Options(meta, app_label, name)
         opts.model = cls
         opts.concrete_model = cls
         cls._meta = opts
+        if mti_parent is not None and not opts.abstract:
+            from dorm.models.inheritance import add_parent_link
+
+            add_parent_link(cls, mti_parent, contributable)
 
         # Fields and managers of abstract parents are copied into each child.
         seen = set(contributable)
@@ -208,11 +214,16 @@ class ModelBase(type):
             auto.auto_created = True
             auto.creation_counter = -1
             auto.contribute_to_class(cls, "id")
+        if not opts.managers and mti_parent is not None:
+            # As in Django, a child inherits its parent's managers unless it declares its own.
+            for manager in mti_parent._meta.managers:
+                copy.copy(manager).contribute_to_class(cls, manager.name)
         if not opts.managers:
             Manager().contribute_to_class(cls, "objects")
+        exception_parents = [*abstract_parents, *([mti_parent] if mti_parent is not None else [])]
         cls.DoesNotExist = type(
             "DoesNotExist",
-            tuple(getattr(p, "DoesNotExist", ObjectDoesNotExist) for p in abstract_parents)
+            tuple(getattr(p, "DoesNotExist", ObjectDoesNotExist) for p in exception_parents)
             or (ObjectDoesNotExist,),
             {"__module__": module, "__qualname__": f"{name}.DoesNotExist"},
         )
@@ -220,7 +231,7 @@ class ModelBase(type):
             "MultipleObjectsReturned",
             tuple(
                 getattr(p, "MultipleObjectsReturned", MultipleObjectsReturned)
-                for p in abstract_parents
+                for p in exception_parents
             )
             or (MultipleObjectsReturned,),
             {"__module__": module, "__qualname__": f"{name}.MultipleObjectsReturned"},

@@ -38,6 +38,10 @@ def bulk_create(
     assert model is not None
     if batch_size is not None and batch_size <= 0:
         raise ValueError("bulk_create(batch_size=...) must be positive")
+    if model._meta.parents:
+        from dorm.models.inheritance import check_bulk_create
+
+        check_bulk_create(model)
     if ignore_conflicts and update_conflicts:
         raise ValueError("bulk_create(): ignore_conflicts and update_conflicts are exclusive")
     if not objs:
@@ -200,6 +204,10 @@ def upsert(
     model = qs.model
     assert model is not None
     opts = model._meta
+    if opts.parents:
+        from dorm.models.inheritance import check_bulk_create
+
+        check_bulk_create(model)
     if not unique_fields:
         if not objs:
             return []

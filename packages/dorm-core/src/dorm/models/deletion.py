@@ -35,6 +35,8 @@ class Collector:
         self.fast: list[QuerySet] = []
 
     def _can_fast_delete(self, model: type[Model]) -> bool:
+        if model._meta.parents:
+            return False  # the rows of its parents' tables go too
         if signals.pre_delete.has_listeners(model) or signals.post_delete.has_listeners(model):
             return False
         from dorm.models.related import DO_NOTHING
@@ -81,7 +83,7 @@ class Collector:
             found,
         )
 
-    def _collect(self, objs: Iterable[Model]) -> None:
+    def _collect(self, objs: Iterable[Model], via: Any = None) -> None:
         objs = list(objs)
         if not objs:
             return
@@ -92,10 +94,14 @@ class Collector:
             bucket[obj.pk] = obj
         if not new:
             return
+        if model._meta.parents:
+            self._collect_parents(model, new)
         for rel in model._meta.related_objects:
             if getattr(rel, "many_to_many", False):
                 continue
             field = rel.field
+            if field is via:
+                continue  # the parent link just followed up from the child being deleted
             from dorm.models.related import DO_NOTHING
 
             if field.on_delete is DO_NOTHING:
@@ -114,6 +120,29 @@ class Collector:
                 except ProtectedError as exc:
                     # Keep collecting: the error names every protecting key at the end.
                     self.protected.append((field, list(exc.protected_objects)))
+
+    def _collect_parents(self, model: type[Model], objs: list[Model]) -> None:
+        """Multi-table inheritance: a child's rows in its parents' tables are deleted with
+        it (after it: the parents' buckets are moved before the child's, as Django does)."""
+        from dorm.models.inheritance import parent_objects
+
+        groups: dict[type[Model], list[Model]] = {}
+        for obj in objs:
+            for parent_obj in parent_objects(obj):
+                groups.setdefault(type(parent_obj), []).append(parent_obj)
+        order = list(self.data)
+        position = order.index(model)
+        for parent in reversed(list(groups)):  # the root first
+            if parent in self.data and order.index(parent) < position:
+                continue
+            if parent in order:
+                order.remove(parent)
+            order.insert(order.index(model), parent)
+            position = order.index(model)
+        self.data = {m: self.data.get(m, {}) for m in order}
+        chain = [model._meta.concrete_model, *groups]  # the child, then its parents upwards
+        for child, parent in zip(chain, chain[1:], strict=False):
+            self._collect(groups[parent], via=child._meta.parents.get(parent))
 
     def add_field_update(self, field: Any, value: Any, objs: Iterable[Model]) -> None:
         self.field_updates.append((field, value, list(objs)))
@@ -186,7 +215,11 @@ class Collector:
         for model, objs in self.data.items():
             pk = model._meta.pk
             assert pk is not None
+            attnames = [pk.attname]
+            if model._meta.parents:
+                attnames += [p._meta.pk.attname for p in model._meta.get_parent_list()]  # type: ignore[union-attr]
             for obj in objs.values():
-                obj.__dict__[pk.attname] = None
+                for attname in attnames:
+                    obj.__dict__[attname] = None
                 obj._state.adding = True
         return sum(counts.values()), counts

@@ -30,6 +30,15 @@ class BaseManager:
 
     _queryset_class: ClassVar[type[QuerySet] | None] = None
     creation_counter = 0
+    #: Kept in the migration state (CreateModel ``managers=``, AlterModelManagers), so
+    #: RunPython code can use it on the historical model, as in Django.
+    use_in_migrations: ClassVar[bool] = False
+    _constructor_args: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> BaseManager:
+        obj = super().__new__(cls)
+        obj._constructor_args = (args, kwargs)  # what deconstruct() rebuilds it from
+        return obj
 
     def __init__(self) -> None:
         BaseManager.creation_counter += 1
@@ -48,6 +57,45 @@ class BaseManager:
         self.model = cls
         setattr(cls, name, ManagerDescriptor(self))
         cls._meta.managers.append(self)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        """``(import path, args, kwargs)`` that rebuild this manager in a migration.
+
+        :raises ValueError: the manager's class cannot be imported by that path (a class
+            made by ``from_queryset()`` or ``as_manager()`` must be bound to a module-level
+            name, as in Django).
+        """
+        import importlib
+
+        cls = type(self)
+        module, name = cls.__module__, cls.__qualname__
+        found: Any = None
+        if "<locals>" not in name:
+            try:
+                found = importlib.import_module(module)
+                for part in name.split("."):
+                    found = getattr(found, part, None)
+            except ImportError:
+                found = None
+        if found is not cls:
+            label = self.model._meta.label if self.model is not None else "?"
+            raise ValueError(
+                f"manager {label}.{self.name} (use_in_migrations = True): its class "
+                f"{name} cannot be imported from {module}; a migration rebuilds it from "
+                f"that path. Define the class at module level (for from_queryset(): "
+                f"class {name}(Manager.from_queryset(MyQuerySet)): pass)"
+            )
+        args, kwargs = getattr(self, "_constructor_args", ((), {}))
+        import dorm
+
+        if module.startswith("dorm.") and getattr(dorm, name, None) is cls:
+            module = "dorm"  # dorm.Manager rather than its defining module
+        return f"{module}.{name}", list(args), dict(kwargs)
+
+    def clone(self) -> BaseManager:
+        """A new, unbound manager built as this one was (for historical models)."""
+        args, kwargs = getattr(self, "_constructor_args", ((), {}))
+        return type(self)(*args, **kwargs)
 
     def db_manager(
         self, using: str | None = None, hints: dict[str, Any] | None = None

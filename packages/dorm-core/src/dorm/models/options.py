@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dorm.apps import apps as global_apps
-from dorm.exceptions import FieldDoesNotExist, ImproperlyConfigured, did_you_mean
+from dorm.exceptions import FieldDoesNotExist, FieldError, ImproperlyConfigured, did_you_mean
 
 if TYPE_CHECKING:
     from dorm.apps import Apps
@@ -110,6 +110,11 @@ class Options:
         # ``concrete_model``, its own managers, ordering and methods (dorm.models.proxy).
         self.proxy = bool(declared.get("proxy", False))
         self.concrete_model: Any = None
+        # Multi-table inheritance: each concrete parent model -> the OneToOneField
+        # (parent_link=True) that joins this table to its table. Empty for most models,
+        # and every extra step of reads and writes is behind that one check
+        # (dorm.models.inheritance).
+        self.parents: dict[type[Model], Field] = {}
         self.db_table_comment: str | None = declared.get("db_table_comment")
         if self.db_table_comment is not None and not isinstance(self.db_table_comment, str):
             raise ImproperlyConfigured(
@@ -157,6 +162,7 @@ class Options:
     def _expire_cache(self) -> None:
         for name in (
             "concrete_fields",
+            "local_concrete_fields",
             "fields",
             "_forward_map",
             "_reverse_map",
@@ -166,14 +172,66 @@ class Options:
             "db_default_fields",
         ):
             self.__dict__.pop(name, None)
+        model = self.model
+        if model is not None:
+            # Children (multi-table) and proxies read this model's fields and relations.
+            for sub in type.__subclasses__(model):
+                sub_opts = sub.__dict__.get("_meta")
+                if sub_opts is not None and sub_opts is not self:
+                    sub_opts._expire_cache()
 
     @cached_property
     def concrete_fields(self) -> list[Field]:
+        """Every column an instance carries: those of the parents' tables first (multi-table
+        inheritance), then this model's own."""
+        local = [f for f in self.local_fields if f.concrete]
+        if not self.parents:
+            return local
+        inherited = [f for p in self.parents for f in p._meta.concrete_fields]
+        return [*inherited, *local]
+
+    @cached_property
+    def local_concrete_fields(self) -> list[Field]:
+        """The columns of this model's own table."""
+        if not self.parents:
+            return self.concrete_fields
         return [f for f in self.local_fields if f.concrete]
 
     @cached_property
     def fields(self) -> list[Field]:
-        return [*self.local_fields, *self.local_many_to_many]
+        if not self.parents:
+            return [*self.local_fields, *self.local_many_to_many]
+        inherited = [f for p in self.parents for f in p._meta.fields]
+        return [*inherited, *self.local_fields, *self.local_many_to_many]
+
+    def get_parent_list(self) -> list[type[Model]]:
+        """Every concrete ancestor, nearest first (multi-table inheritance)."""
+        result: list[type[Model]] = []
+        for parent in self.parents:
+            result.append(parent)
+            result.extend(p for p in parent._meta.get_parent_list() if p not in result)
+        return result
+
+    def get_ancestor_link(self, ancestor: type[Model]) -> Field | None:
+        """The parent link of this model leading towards ``ancestor`` (None: not one)."""
+        if ancestor in self.parents:
+            return self.parents[ancestor]
+        for parent, link in self.parents.items():
+            if parent._meta.get_ancestor_link(ancestor) is not None:
+                return link
+        return None
+
+    def get_path_to_parent(self, parent: type[Model]) -> list[Any]:
+        """The joins from this model's table to the table of its ancestor ``parent``."""
+        path: list[Any] = []
+        opts = self
+        while opts.model is not parent:
+            link = opts.get_ancestor_link(parent)
+            if link is None:
+                raise FieldError(f"{parent.__name__} is not a parent of {self.object_name}")
+            path.extend(link.get_path_info())  # type: ignore[attr-defined]
+            opts = link.related_model._meta  # type: ignore[attr-defined]
+        return path
 
     @cached_property
     def keyword_init(self) -> Callable[[Any, dict[str, Any]], None]:
@@ -184,13 +242,15 @@ class Options:
 
     @cached_property
     def insert_fields(self) -> list[Field]:
-        """The columns an INSERT of a new row writes: every concrete field but the pk."""
-        return [f for f in self.concrete_fields if not f.primary_key]
+        """The columns an INSERT of a new row writes into this model's table: every
+        concrete field of the table but the pk."""
+        return [f for f in self.local_concrete_fields if not f.primary_key]
 
     @cached_property
     def db_default_fields(self) -> tuple[Field, ...]:
-        """The concrete fields with a ``db_default`` (empty for most models: one check)."""
-        return tuple(f for f in self.concrete_fields if f.has_db_default())
+        """The columns of this model's table with a ``db_default`` (empty for most models:
+        one check)."""
+        return tuple(f for f in self.local_concrete_fields if f.has_db_default())
 
     @cached_property
     def init_attnames(self) -> tuple[str, ...]:
@@ -206,7 +266,14 @@ class Options:
 
     @cached_property
     def _reverse_map(self) -> dict[str, ForeignObjectRel]:
-        return {rel.query_name: rel for rel in self.related_objects}
+        mapping = {rel.query_name: rel for rel in self.related_objects}
+        for parent in self.parents:
+            # A child is queried through its parents' reverse relations too, as in Django
+            # (Restaurant.objects.filter(reviews__stars=5) for a foreign key to Place).
+            for name, rel in parent._meta._reverse_map.items():
+                if rel.field.model._meta.concrete_model is not self.concrete_model:
+                    mapping.setdefault(name, rel)
+        return mapping
 
     def get_field(self, name: str) -> Any:
         """Return the field (or reverse relation) called ``name``.

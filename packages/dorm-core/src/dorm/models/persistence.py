@@ -82,7 +82,10 @@ def save(
     pk_field = opts.pk
     assert pk_field is not None
     try:
-        created = _save_table(obj, db, using, force_insert, force_update, names)
+        if opts.parents:
+            created = _save_inherited(obj, db, using, force_insert, force_update, names)
+        else:
+            created = _save_table(obj, db, using, force_insert, force_update, names)
     except BaseException:
         transaction._mark_rollback(using)  # inside atomic(): the block is doomed
         raise
@@ -99,7 +102,7 @@ def save(
         )
 
 
-def _save_table(
+def _save_inherited(
     obj: Model,
     db: Any,
     using: str,
@@ -107,8 +110,33 @@ def _save_table(
     force_update: bool,
     update_fields: frozenset[str] | None,
 ) -> bool:
-    """UPDATE if the row exists, else INSERT; return True when a row was inserted."""
-    cls = type(obj)
+    """Save a multi-table child: its parents' rows (the root first), then its own, in one
+    transaction. ``force_insert`` applies to the child's table, as in Django; a parent row
+    inserted now means the child's row is new too."""
+    from dorm.models.inheritance import save_parents
+
+    cls = type(obj)._meta.concrete_model
+    with transaction.atomic(using=using, savepoint=False):
+        inserted = save_parents(cls, obj, db, using, force_update, update_fields, _save_table)
+        return _save_table(
+            obj, db, using, force_insert or inserted, force_update, update_fields, cls
+        )
+
+
+def _save_table(
+    obj: Model,
+    db: Any,
+    using: str,
+    force_insert: bool,
+    force_update: bool,
+    update_fields: frozenset[str] | None,
+    cls: type[Model] | None = None,
+) -> bool:
+    """UPDATE if the row exists, else INSERT, in the table of ``cls`` (default: the
+    object's own model); return True when a row was inserted."""
+    table_only = cls is not None  # a table of a multi-table chain: only its own columns
+    if cls is None:
+        cls = type(obj)
     opts = cls._meta
     pk_field = opts.pk
     assert pk_field is not None
@@ -120,9 +148,11 @@ def _save_table(
     # A new object whose pk came from a default is inserted directly (one round trip).
     skip_update = force_insert or (obj._state.adding and pk_field.has_default())
     if pk_val is not None and not skip_update:
-        non_pk = [f for f in opts.concrete_fields if not f.primary_key]
+        non_pk = [f for f in opts.local_concrete_fields if not f.primary_key]
         if update_fields is not None:
             non_pk = [f for f in non_pk if f.name in update_fields or f.attname in update_fields]
+            if table_only and not non_pk:
+                return False  # update_fields names nothing of this table
         if opts.db_default_fields:
             # Generated columns are never written; a db_default value the database has
             # not given yet is not written over the row's.
@@ -151,7 +181,7 @@ def _save_table(
     if obj.__dict__.get(pk_field.attname) is None:
         fields, returning = opts.insert_fields, (pk_field,)
     else:
-        fields = opts.concrete_fields
+        fields = opts.local_concrete_fields
     defaulted = opts.db_default_fields and tuple(
         f
         for f in opts.db_default_fields
@@ -298,7 +328,13 @@ def validate_unique(obj: Model, exclude: set[str]) -> None:
             lookup[field.attname if field.is_relation else field.name] = value
         if skip:
             continue
-        qs = cls._default_manager.filter(**lookup)
+        owner = cls
+        if opts.parents:
+            # A parent's unique field is unique among all the parent's rows (as in Django).
+            owners = {opts.get_field(name).model for name in group}
+            if len(owners) == 1:
+                owner = owners.pop()
+        qs = owner._default_manager.filter(**lookup)
         if not obj._state.adding and obj.pk is not None:
             qs = qs.exclude(pk=obj.pk)
         if qs.exists():

@@ -51,6 +51,7 @@ def prepare_proxy(
     opts.local_fields = list(popts.local_fields)
     opts.local_many_to_many = list(popts.local_many_to_many)
     opts.pk = popts.pk
+    opts.parents = popts.parents  # a proxy of a multi-table child reads its parents too
     # Shared, so reverse relations declared later (a ForeignKey to the parent) show here too.
     opts.related_objects = popts.related_objects
     opts._expire_cache()

@@ -678,6 +678,13 @@ class QuerySet(AsyncQuerySetMixin):
     def _update(self, values: Sequence[tuple[Field, Any]], alias: str | None = None) -> int:
         writes.check_write_ranges(values)
         alias = alias or self.db
+        opts = self.model._meta  # type: ignore[union-attr]
+        if opts.parents:
+            from dorm.models import inheritance
+
+            if any(inheritance.is_inherited(opts, f) for f, _v in values):
+                self._result_cache = None
+                return inheritance.update(self, values, alias)
         db = connections[alias]
         self._result_cache = None
         # filter(**kwargs).update(...): the filter shape's plan (stored now if need be)

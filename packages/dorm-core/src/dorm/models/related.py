@@ -274,6 +274,8 @@ class ForeignKey(Field):
         related_query_name: str | None = None,
         to_field: str | None = None,
         db_constraint: bool = True,
+        parent_link: bool = False,
+        auto_created: bool = False,
         **kwargs: Any,
     ) -> None:
         if not callable(on_delete):
@@ -293,6 +295,10 @@ class ForeignKey(Field):
         self.on_delete = on_delete
         self.to_field = to_field
         self.db_constraint = db_constraint
+        # The link of a multi-table inheritance child to its parent's row (Django's
+        # parent_link): set on the ``<parent>_ptr`` field a child gets, or given explicitly.
+        self.parent_link = parent_link
+        self.auto_created = auto_created
         self.related_model: Any = None
         self.remote_field = self.rel_class(self, None, related_name, related_query_name)
 
@@ -421,6 +427,10 @@ class ForeignKey(Field):
             kwargs["to_field"] = self.to_field
         if not self.db_constraint:
             kwargs["db_constraint"] = False
+        if self.parent_link:
+            kwargs["parent_link"] = True
+        if self.auto_created:
+            kwargs["auto_created"] = True
         return name, path, args, kwargs
 
 

@@ -113,7 +113,12 @@ class SQLCompiler:
             alias = query.get_initial_alias()
             fields = self._loaded_fields(query.model, query.deferred_loading)
             start = len(select)
-            select.extend((Col(alias, f), None) for f in fields)
+            opts = query.model._meta
+            if opts.parents:
+                aliased = self._field_aliases(opts, alias, fields)
+                select.extend((Col(a, f), None) for a, f in aliased)
+            else:
+                select.extend((Col(alias, f), None) for f in fields)
             self.klass_info = {
                 "model": query.model,
                 "attnames": tuple(f.attname for f in fields),
@@ -131,6 +136,25 @@ class SQLCompiler:
             select.append((expr, alias_name))
         self.select = select
         self.col_count = len(select)
+
+    def _field_aliases(
+        self, opts: Any, alias: str, fields: Sequence[Field]
+    ) -> list[tuple[str, Field]]:
+        """Each of ``fields`` with the alias of its table: a multi-table child's inherited
+        fields come from its parents' tables, joined on first use."""
+        parents: dict[Any, str] = {}
+        result: list[tuple[str, Field]] = []
+        concrete = opts.concrete_model
+        for field in fields:
+            owner = field.model
+            if owner is None or owner._meta.concrete_model is concrete:
+                result.append((alias, field))
+                continue
+            found = parents.get(owner)
+            if found is None:
+                found = parents[owner] = self.query.join_parent(opts, alias, owner)
+            result.append((found, field))
+        return result
 
     @staticmethod
     def _loaded_fields(
@@ -174,7 +198,11 @@ class SQLCompiler:
             return
         opts = model._meta
         if requested is True:
-            candidates = [f for f in opts.concrete_fields if f.is_relation and not f.null]
+            candidates = [
+                f
+                for f in opts.concrete_fields
+                if f.is_relation and not f.null and not getattr(f, "parent_link", False)
+            ]
             names: dict[str, Any] = {f.name: True for f in candidates}
         else:
             names = dict(requested)  # type: ignore[arg-type]
@@ -211,15 +239,22 @@ class SQLCompiler:
                     f"from select_related()"
                 )
             info = field.get_path_info()[0]
+            from_alias = alias
+            if (
+                opts.parents
+                and field.concrete
+                and field.model._meta.concrete_model is not (opts.concrete_model)
+            ):
+                from_alias = self.query.join_parent(opts, alias, field.model)
             if filtered is not None:
                 # The FilteredRelation's own join (LEFT OUTER, its condition in ON).
                 new_alias = self.query.setup_joins([name], opts, alias, outer=True)[0].joins[-1]
             else:
-                parent = self.query.alias_map[alias]
+                parent = self.query.alias_map[from_alias]
                 left = info.nullable or parent.join_type == LOUTER
                 join = Join(
                     info.to_opts.db_table,
-                    alias,
+                    from_alias,
                     "",
                     LOUTER if left else INNER,
                     info.join_cols,
@@ -231,7 +266,13 @@ class SQLCompiler:
             child_prefix = f"{prefix}{name}__"
             fields = self._loaded_fields(related_model, self.query.deferred_loading, child_prefix)
             start = len(select)
-            select.extend((Col(new_alias, f), None) for f in fields)
+            if info.to_opts.parents:
+                select.extend(
+                    (Col(a, f), None)
+                    for a, f in self._field_aliases(info.to_opts, new_alias, fields)
+                )
+            else:
+                select.extend((Col(new_alias, f), None) for f in fields)
             child = {
                 "model": related_model,
                 "attnames": tuple(f.attname for f in fields),

@@ -208,6 +208,10 @@ class Query:
                         f"{did_you_mean(name, available)} Choices are: {', '.join(available)}"
                     ) from None
                 return path, final_field, targets, list(names[pos:])
+            if cur.parents and field.model is not None and _inherited(cur, field):
+                # A parent's field (multi-table inheritance): join the parent's table.
+                path.extend(cur.get_path_to_parent(field.model))
+                cur = field.model._meta
             if hasattr(field, "get_path_info"):
                 infos = field.get_path_info()
                 path.extend(infos)
@@ -270,6 +274,24 @@ class Query:
             joins.append(alias)
             cur_opts = info.to_opts
         return JoinInfo(final_field, targets, cur_opts, joins, path), rest
+
+    def join_parent(self, opts: Options, alias: str, parent: type[Model]) -> str:
+        """The alias of the table of ``parent``, an ancestor of the model of ``opts`` whose
+        table is at ``alias``, joined through the parent links (LEFT OUTER when ``alias``
+        itself is outer-joined)."""
+        for info in opts.get_path_to_parent(parent):
+            outer = self.alias_map[alias].join_type == LOUTER
+            connection = Join(
+                info.to_opts.db_table,
+                alias,
+                "",
+                LOUTER if outer else INNER,
+                info.join_cols,
+                outer,
+                info.join_field,
+            )
+            alias = self.join(connection, outer=outer)
+        return alias
 
     def add_filtered_relation(self, filtered: Any, alias: str) -> None:
         """``annotate(alias=FilteredRelation("books", condition=Q(books__x=1)))``."""
@@ -703,7 +725,12 @@ class Query:
                 mask.append(name)
                 continue
             field = local.get(name)
-            if field is not None and field.concrete and not field.is_relation:
+            if (
+                field is not None
+                and field.concrete
+                and not field.is_relation
+                and not (self.opts.parents and _inherited(self.opts, field))
+            ):
                 select.append(Col(alias, field, None))  # a column of this table: no path
                 continue
             info, rest = self.setup_joins(
@@ -859,6 +886,12 @@ def relabeled(node: Any, change_map: dict[str, str]) -> Any:
             node = copy.copy(node)
             node.set_source_expressions([relabeled(s, change_map) for s in sources])
     return node
+
+
+def _inherited(opts: Options, field: Any) -> bool:
+    """``field`` lives in the table of a parent of ``opts``'s model (multi-table inheritance)."""
+    model = getattr(field, "model", None)
+    return model is not None and model._meta.concrete_model is not opts.concrete_model
 
 
 def _is_relation(field: Any) -> bool:
