@@ -37,18 +37,38 @@ def test_unmanaged_model_is_refused() -> None:
 
 
 def test_proxy_model_is_refused() -> None:
-    # dorm has no Meta.proxy option; a model class whose options say "proxy" (as a
-    # plugin's proxy support would) is refused all the same.
     class Plain(dorm.Model):
         name = dorm.CharField(max_length=10)
 
         class Meta:
             app_label = "temporal_refused"
 
-    Plain._meta.proxy = True  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="proxy"):
-        temporal(Plain)
+
+        @temporal
+        class Shown(Plain):
+            class Meta:
+                proxy = True
+                app_label = "temporal_refused"
+
     assert not is_tracked(Plain)
+
+
+def test_multi_table_child_is_refused() -> None:
+    class Place(dorm.Model):
+        name = dorm.CharField(max_length=10)
+
+        class Meta:
+            app_label = "temporal_refused"
+
+    with pytest.raises(TypeError, match=r"Restaurant: it is a multi-table child"):
+
+        @temporal
+        class Restaurant(Place):
+            seats = dorm.IntegerField()
+
+            class Meta:
+                app_label = "temporal_refused"
 
 
 def test_non_models_and_clashing_fields_are_refused() -> None:

@@ -128,8 +128,9 @@ def temporal(model: M) -> M:
     too. The triggers exist once both tables were created through the schema editor
     (``migrate`` or ``SchemaEditor.create_model``); ``dorm temporal status`` checks them.
 
-    :raises TypeError: ``model`` is not a model class, or it is abstract, a proxy or
-        unmanaged, or it has a field named like one of the version table's own columns.
+    :raises TypeError: ``model`` is not a model class, or it is abstract, a proxy, a
+        multi-table child or unmanaged, or it has a field named like one of the version
+        table's own columns.
     """
     if not isinstance(model, type) or not issubclass(model, dorm.Model):
         raise TypeError(f"@temporal decorates dorm.Model subclasses, got {model!r}")
@@ -142,6 +143,12 @@ def temporal(model: M) -> M:
         _refuse(model, "a proxy (its rows live in another model's table)")
     if not opts.managed:
         _refuse(model, "unmanaged (dorm does not create its table, so it cannot add triggers)")
+    if getattr(opts, "parents", None):
+        _refuse(
+            model,
+            "a multi-table child (its rows span its parents' tables; one table's "
+            "triggers would see part of each row)",
+        )
     taken = sorted({f.name for f in opts.concrete_fields} & set(SYSTEM_FIELDS))
     if taken:
         raise TypeError(
