@@ -1,7 +1,9 @@
 """Processes that increment one counter under ``named_lock``, for the mutual-exclusion drill.
 
 ``python lockapp.py ROUNDS`` configures dorm from the JSON in ``DORM_LOCK_TEST_DB``, waits
-until ``DORM_LOCK_START_AT`` (epoch seconds) and then ROUNDS times reads the counter,
+until every process is ready (a file each in ``DORM_LOCK_BARRIER``, ``DORM_LOCK_PARTIES`` of
+them: on a loaded machine start-up alone can outlast any fixed delay, and a process that
+starts after the others have finished overlaps nothing) and then ROUNDS times reads the counter,
 sleeps 2 ms and writes it back plus one, inside ``named_lock("drill-counter")``, or
 without the lock when ``DORM_LOCK_OFF=1`` (the control: updates get lost).
 """
@@ -35,7 +37,12 @@ def bump() -> None:
 if __name__ == "__main__":
     rounds = int(sys.argv[1])
     dorm.configure(DATABASES={"default": json.loads(os.environ["DORM_LOCK_TEST_DB"])})
-    time.sleep(max(0.0, float(os.environ["DORM_LOCK_START_AT"]) - time.time()))
+    barrier, parties = os.environ["DORM_LOCK_BARRIER"], int(os.environ["DORM_LOCK_PARTIES"])
+    with open(os.path.join(barrier, str(os.getpid())), "w"):
+        pass
+    deadline = time.monotonic() + 60
+    while len(os.listdir(barrier)) < parties and time.monotonic() < deadline:
+        time.sleep(0.001)
     unlocked = os.environ.get("DORM_LOCK_OFF") == "1"
     for _ in range(rounds):
         with contextlib.nullcontext() if unlocked else named_lock("drill-counter"):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from decimal import Decimal
@@ -79,7 +80,8 @@ def run_lock_processes(db: Any, rounds: int, unlocked: bool = False) -> int:
     env = {
         **os.environ,
         "DORM_LOCK_TEST_DB": json.dumps(db.settings),
-        "DORM_LOCK_START_AT": str(time.time() + 2.5),
+        "DORM_LOCK_BARRIER": tempfile.mkdtemp(prefix="dorm-lock-"),
+        "DORM_LOCK_PARTIES": "3",
         "DORM_LOCK_OFF": "1" if unlocked else "0",
     }
     procs = [
