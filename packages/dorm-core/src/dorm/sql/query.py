@@ -724,7 +724,7 @@ class Query:
             if name in self.annotations:
                 mask.append(name)
                 continue
-            field = local.get(name)
+            field = local.get(name) if name != "pk" else self.opts.pk
             if (
                 field is not None
                 and field.concrete
