@@ -6,8 +6,15 @@ cannot hide an import.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+from dorm import plugins
+
+DORM = Path(sys.executable).with_name("dorm")
 
 # Modules a plugin may import when its entry point loads, besides the entry-point module
 # and its packages: exception classes, and names a package binds eagerly because a
@@ -19,6 +26,41 @@ def _python(code: str) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _dorm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "300"}  # no wrapped help lines
+    return subprocess.run([str(DORM), *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_dorm_help_lists_every_command_with_its_help_line() -> None:
+    result = _dorm("--help")
+    assert result.returncode == 0, result.stderr
+    listing = " ".join(result.stdout.partition("\ncommands:\n")[2].split())
+    commands = plugins.collect_commands()
+    owners = {owner for owner, _cls in commands.values()}
+    assert {"tasks", "temporal", "serializers", "security", "saga"} <= owners
+    for name, (_owner, cls) in commands.items():
+        assert f" {name} {' '.join(cls.help.split())}" in f" {listing}", name
+    assert re.findall(r"^    (\S+)", result.stdout, re.M) == sorted(commands)
+
+
+def test_a_plugin_command_and_its_help_still_run(tmp_path: Path) -> None:
+    (tmp_path / "settings.py").write_text(
+        f"DATABASES = {{'default': {{'ENGINE': 'sqlite', 'NAME': {str(tmp_path / 'x.db')!r}}}}}\n"
+    )
+    result = _dorm("temporal", "status", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "no @temporal-tracked models\n",
+        "",
+    )
+    result = _dorm("temporal", "prune", "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: dorm temporal prune [-h] --older-than AGE")
+    result = _dorm("worker", "--max-tasks", "x")
+    assert result.returncode == 2
+    assert result.stderr.startswith("dorm worker: argument --max-tasks: invalid int value: 'x'")
 
 
 def test_loading_the_plugins_imports_only_their_entry_points() -> None:

@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
-def _build_parser() -> tuple[_Parser, dict[str, str]]:
+def _build_parser(selected: str | None) -> _Parser:
+    """The ``dorm`` parser: every command listed with its help line, and the options of
+    ``selected`` only (``dorm --help`` and one command need no other command's options)."""
     parser = _Parser(
         prog="dorm",
         description="dorm: a small, fast Django-style ORM. Commands come from dorm-core "
@@ -39,14 +41,24 @@ def _build_parser() -> tuple[_Parser, dict[str, str]]:
     )
     parser.add_argument("--version", action="version", version=f"dorm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
-    owners: dict[str, str] = {}
-    for name, (owner, cls) in sorted(plugins.collect_commands().items()):
+    for name, (_owner, cls) in sorted(plugins.collect_commands().items()):
         sub = subparsers.add_parser(name, help=cls.help, description=cls.help)
-        command = cls()
-        command.add_arguments(sub)
-        sub.set_defaults(_command=command)
-        owners[name] = owner
-    return parser, owners
+        if name == selected:
+            command = cls()
+            command.add_arguments(sub)
+            sub.set_defaults(_command=command)
+    return parser
+
+
+def _command_name(args: Sequence[str]) -> str | None:
+    """The command ``args`` name, as the parser reads it: the top-level options take no
+    value, so it is the first argument that is not an option. (argparse also reads ``-``
+    and negative numbers as positionals; either is an unknown command, an error whatever
+    is selected here.)"""
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser, _owners = _build_parser()
+        parser = _build_parser(_command_name(args))
     except PluginError as exc:
         print(f"dorm: error: {exc}", file=sys.stderr)
         return 1
