@@ -15,6 +15,8 @@ from pathlib import Path
 from dorm import plugins
 
 DORM = Path(sys.executable).with_name("dorm")
+# Libraries of plugin commands that no command may import before it runs.
+HEAVY = ("msgpack", "jsonschema", "numpy", "prometheus_client", "opentelemetry", "asyncio")
 
 # Modules a plugin may import when its entry point loads, besides the entry-point module
 # and its packages: exception classes, and names a package binds eagerly because a
@@ -43,6 +45,20 @@ def test_dorm_help_lists_every_command_with_its_help_line() -> None:
     for name, (_owner, cls) in commands.items():
         assert f" {name} {' '.join(cls.help.split())}" in f" {listing}", name
     assert re.findall(r"^    (\S+)", result.stdout, re.M) == sorted(commands)
+
+
+def test_dorm_help_reads_no_metadata_library_and_no_command_library() -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        "from dorm.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--help']) == 0\n"
+        "print(*sorted(sys.modules))\n"
+    )
+    loaded = set(_python(code).split())
+    assert "dorm.contrib.tasks.commands" in loaded  # the commands were collected
+    unwanted = {"importlib.metadata", "email", "pathlib", *HEAVY}
+    assert loaded & unwanted == set()
 
 
 def test_a_plugin_command_and_its_help_still_run(tmp_path: Path) -> None:
