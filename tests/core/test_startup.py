@@ -87,8 +87,10 @@ def test_loading_the_plugins_imports_only_their_entry_points() -> None:
         "print(*sorted(m for m in sys.modules if m.startswith('dorm.contrib.')))\n"
         "print(*sorted(i.entry_point.split(' = ')[1] for i in plugins.plugin_infos() "
         "if i.entry_point))\n"
+        "print(*sorted(m for m in ('argparse', 'dorm.cli.app') if m in sys.modules) or '-')\n"
     )
-    loaded_line, entry_line = _python(code).splitlines()
+    loaded_line, entry_line, cli_line = _python(code).splitlines()
+    assert cli_line == "-"  # core's commands register without the CLI's parser
     loaded, entry_points = set(loaded_line.split()), set(entry_line.split())
     assert len(entry_points) >= 10  # every workspace distribution has one
     allowed = set(_EAGER)
