@@ -118,3 +118,24 @@ def test_lazy_plugin_packages_still_export_their_names() -> None:
         assert set(package.__all__) <= set(dir(package))
         for name in package.__all__:
             assert getattr(package, name) is not None
+
+
+def test_the_script_skips_the_exit_collection_only_when_no_command_ran() -> None:
+    def run(*args: str) -> tuple[int, str, str]:
+        code = (
+            "import atexit, gc, sys\n"
+            "frozen = lambda: print('frozen:', gc.get_freeze_count() > 0, file=sys.stderr)\n"
+            "atexit.register(frozen)\n"
+            f"sys.argv = ['dorm', *{list(args)!r}]\n"
+            "from dorm.cli import run\n"
+            "run()\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        return result.returncode, result.stdout, result.stderr
+
+    code, out, err = run("--help")
+    assert (code, err) == (0, "frozen: True\n") and out.startswith("usage: dorm [-h]")
+    code, out, err = run("nope")
+    assert code == 2 and err.endswith("(see 'dorm --help')\nfrozen: True\n")
+    code, out, err = run("plugins")  # a command ran: the usual exit
+    assert (code, err) == (0, "frozen: False\n") and out.startswith("dorm-core ")
