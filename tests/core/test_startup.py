@@ -16,7 +16,10 @@ from dorm import plugins
 
 DORM = Path(sys.executable).with_name("dorm")
 # Libraries of plugin commands that no command may import before it runs.
-HEAVY = ("msgpack", "jsonschema", "numpy", "prometheus_client", "opentelemetry", "asyncio")
+HEAVY = (
+    *("msgpack", "msgspec", "jsonschema", "numpy", "prometheus_client", "opentelemetry"),
+    *("croniter", "phonenumbers", "iso4217", "psycopg", "asyncpg", "greenlet", "asyncio"),
+)
 
 # Modules a plugin may import when its entry point loads, besides the entry-point module
 # and its packages: exception classes, and names a package binds eagerly because a
@@ -59,6 +62,20 @@ def test_dorm_help_reads_no_metadata_library_and_no_command_library() -> None:
     assert "dorm.contrib.tasks.commands" in loaded  # the commands were collected
     unwanted = {"importlib.metadata", "email", "pathlib", *HEAVY}
     assert loaded & unwanted == set()
+
+
+def test_every_command_help_imports_no_command_library() -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        "from dorm import plugins\n"
+        "from dorm.cli import main\n"
+        "for name in sorted(plugins.collect_commands()):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        assert main([name, '--help']) == 0, name\n"
+        "    assert out.getvalue().startswith(f'usage: dorm {name} '), name\n"
+        "print(*sorted(m.split('.')[0] for m in sys.modules))\n"
+    )
+    assert set(_python(code).split()) & set(HEAVY) == set()
 
 
 def test_a_plugin_command_and_its_help_still_run(tmp_path: Path) -> None:
