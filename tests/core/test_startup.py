@@ -156,3 +156,17 @@ def test_the_script_skips_the_exit_collection_only_when_no_command_ran() -> None
     assert code == 2 and err.endswith("(see 'dorm --help')\nfrozen: True\n")
     code, out, err = run("plugins")  # a command ran: the usual exit
     assert (code, err) == (0, "frozen: False\n") and out.startswith("dorm-core ")
+
+
+def test_import_dorm_cli_alone_imports_no_parser_and_keeps_its_attributes() -> None:
+    code = (
+        "import sys, dorm.cli\n"
+        "print('argparse' in sys.modules)\n"
+        "print(dorm.cli.command.parse_age('2d'), dorm.cli.app.main is dorm.cli.main)\n"
+        "print(dorm.cli.Command.__module__, dorm.cli.run.__module__)\n"
+    )
+    assert _python(code).splitlines() == [
+        "False",
+        "2 days, 0:00:00 True",
+        "dorm.cli.command dorm.cli.app",
+    ]

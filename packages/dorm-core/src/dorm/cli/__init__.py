@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from dorm.plugins import lazy_exports
 
@@ -12,9 +13,17 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the plugin manager registers core's commands from dorm.cli.builtin,
 # and a process that never runs the CLI should not import argparse for it.
-__getattr__, __dir__ = lazy_exports(
+_exported, __dir__ = lazy_exports(
     __name__,
     {"Command": "dorm.cli.command", "main": "dorm.cli.app", "run": "dorm.cli.app"},
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("app", "command"):
+        # Before 4.3 ``import dorm.cli`` imported these submodules: still found this way.
+        return importlib.import_module(f"{__name__}.{name}")
+    return _exported(name)
+
 
 __all__ = ["Command", "main", "run"]
