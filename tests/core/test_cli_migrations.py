@@ -305,7 +305,7 @@ def test_shell_and_dbshell(project: Project, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(
         migration_commands, "_exec", lambda binary, argv, env: calls.append((binary, argv, env))
     )
-    monkeypatch.setattr(migration_commands.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     assert project.run("dbshell")[0] == 0
     binary, argv, env = calls[-1]
     database = project.database
@@ -317,7 +317,7 @@ def test_shell_and_dbshell(project: Project, monkeypatch: pytest.MonkeyPatch) ->
         if database.get("PASSWORD"):
             assert env["PGPASSWORD"] == database["PASSWORD"]
 
-    monkeypatch.setattr(migration_commands.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     code, _out, err = project.run("dbshell")
     assert code == 1 and "client is not installed" in err and err.count("\n") == 1
 

@@ -6,13 +6,15 @@ import argparse
 import keyword
 import re
 import sys
-from importlib import resources
-from importlib.resources.abc import Traversable
-from pathlib import Path
-from string import Template
+from typing import TYPE_CHECKING
 
 from dorm.cli.command import Command
 from dorm.exceptions import CommandError
+
+# importlib.resources, pathlib and string are imported where they are used: ``dorm --help``
+# imports this module but runs none of it.
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = ["COMMANDS", "InitCommand", "render_template"]
 
@@ -39,6 +41,8 @@ _RUN_HINTS = {
 
 
 def _template_root(template: str) -> Traversable:
+    from importlib import resources
+
     return resources.files("dorm.cli").joinpath("templates", template)
 
 
@@ -62,6 +66,8 @@ def render_template(template: str, app: str) -> dict[str, str]:
     """
     if template not in TEMPLATES:
         raise CommandError(f"unknown template {template!r}; choose from {', '.join(TEMPLATES)}")
+    from string import Template
+
     files: dict[str, str] = {}
     for parts, text in _walk(_template_root(template)):
         if parts[0] == _APP_DIR:
@@ -106,6 +112,8 @@ class InitCommand(Command):
         )
 
     def handle(self, args: argparse.Namespace) -> int | None:
+        from pathlib import Path
+
         app: str = args.app
         template: str = args.template
         _check_app_name(app)

@@ -12,17 +12,18 @@ import argparse
 import importlib
 import os
 import re
-import shutil
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dorm.cli.command import Command
 from dorm.exceptions import CommandError, ImproperlyConfigured
-from dorm.migrations.exceptions import MigrationError
 
+# pathlib, shutil and the migration machinery are imported where they are used: every
+# plugin command derives from SettingsCommand, and ``dorm --help`` imports them all.
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dorm.db.backends.base import BaseDatabaseWrapper
     from dorm.migrations.autodetector import PlannedMigration
     from dorm.migrations.executor import MigrationExecutor
@@ -81,6 +82,8 @@ class SettingsCommand(Command):
         """Add the command's own options and positional arguments."""
 
     def handle(self, args: argparse.Namespace) -> int | None:
+        from dorm.migrations.exceptions import MigrationError
+
         try:
             self.load_settings(args)
             return self.run(args)
@@ -174,6 +177,8 @@ def _exec(binary: str, argv: list[str], env: dict[str, str]) -> None:
 
 
 def _display_path(path: Path) -> str:
+    from pathlib import Path
+
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -182,6 +187,8 @@ def _display_path(path: Path) -> str:
 
 def _migrations_dir(app: str) -> Path:
     """The ``migrations`` package directory of the INSTALLED_APPS entry ``app`` (created)."""
+    from pathlib import Path
+
     module = importlib.import_module(app)
     paths = list(getattr(module, "__path__", []))
     if not paths:
@@ -308,6 +315,8 @@ class MakeMigrationsCommand(SettingsCommand):
         except ValueError as exc:
             raise CommandError(_one_line(exc)) from exc
         if dry_run:
+            from pathlib import Path
+
             module = importlib.import_module(app)
             base = Path(list(getattr(module, "__path__", ["."]))[0]) / "migrations"
             self._report(migration, base / writer.filename)
@@ -526,6 +535,8 @@ class DbShellCommand(SettingsCommand):
         )
 
     def run(self, args: argparse.Namespace) -> int | None:
+        import shutil
+
         argv, env = self.client_argv()
         binary = shutil.which(argv[0])
         if binary is None:

@@ -17,8 +17,23 @@ The async twin, batching every key asked for in one event-loop tick, is
 
 from __future__ import annotations
 
-from dorm.contrib.sync_dataloader.exceptions import DataLoaderError
-from dorm.contrib.sync_dataloader.loader import SyncDataLoader
+from typing import TYPE_CHECKING
+
+from dorm.plugins import lazy_exports
+
+if TYPE_CHECKING:
+    from dorm.contrib.sync_dataloader.exceptions import DataLoaderError
+    from dorm.contrib.sync_dataloader.loader import SyncDataLoader
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of ``dorm --help``) until it is used.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DataLoaderError": "dorm.contrib.sync_dataloader.exceptions",
+        "SyncDataLoader": "dorm.contrib.sync_dataloader.loader",
+    },
+)
 
 # The version of the dorm-async distribution (this module is its lightest import).
 __version__ = "1.0.0"

@@ -23,11 +23,30 @@ Usage::
 
 from __future__ import annotations
 
-from dorm.contrib.tasks.cron import run_cron_tick
+from typing import TYPE_CHECKING
+
+# Not lazy: ``task`` is also a submodule's name, and importing that submodule (the worker
+# does) would bind this package's ``task`` to the module if it were not already set.
 from dorm.contrib.tasks.exceptions import TaskArgumentError, TaskError
-from dorm.contrib.tasks.queue import TaskQueue
-from dorm.contrib.tasks.retry import dead_letters, retry_with_backoff
 from dorm.contrib.tasks.task import Task, task
+from dorm.plugins import lazy_exports
+
+if TYPE_CHECKING:
+    from dorm.contrib.tasks.cron import run_cron_tick
+    from dorm.contrib.tasks.queue import TaskQueue
+    from dorm.contrib.tasks.retry import dead_letters, retry_with_backoff
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of ``dorm --help``) until it is used.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "run_cron_tick": "dorm.contrib.tasks.cron",
+        "TaskQueue": "dorm.contrib.tasks.queue",
+        "dead_letters": "dorm.contrib.tasks.retry",
+        "retry_with_backoff": "dorm.contrib.tasks.retry",
+    },
+)
 
 __version__ = "1.0.0"
 

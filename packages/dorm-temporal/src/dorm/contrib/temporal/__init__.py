@@ -30,10 +30,37 @@ bulk_update, QuerySet.update / delete, upserts and cascades. ``temporal.context`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+# Not lazy: ``context`` is also a submodule's name, and importing that submodule (tracking
+# does) would bind this package's ``context`` to the module if it were not already set.
 from dorm.contrib.temporal.context import context, current_context
 from dorm.contrib.temporal.exceptions import TemporalError
-from dorm.contrib.temporal.reads import AsOfQuerySet, HistoryManager, HistoryQuerySet, as_of
-from dorm.contrib.temporal.tracking import is_tracked, temporal, tracked_models
+from dorm.plugins import lazy_exports
+
+if TYPE_CHECKING:
+    from dorm.contrib.temporal.reads import (
+        AsOfQuerySet,
+        HistoryManager,
+        HistoryQuerySet,
+        as_of,
+    )
+    from dorm.contrib.temporal.tracking import is_tracked, temporal, tracked_models
+
+# Loaded on first use: the plugin's entry point imports this package, and a plugin must
+# add nothing to the cost of ``import dorm`` (or of ``dorm --help``) until it is used.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AsOfQuerySet": "dorm.contrib.temporal.reads",
+        "HistoryManager": "dorm.contrib.temporal.reads",
+        "HistoryQuerySet": "dorm.contrib.temporal.reads",
+        "as_of": "dorm.contrib.temporal.reads",
+        "is_tracked": "dorm.contrib.temporal.tracking",
+        "temporal": "dorm.contrib.temporal.tracking",
+        "tracked_models": "dorm.contrib.temporal.tracking",
+    },
+)
 
 __version__ = "1.0.0"
 
