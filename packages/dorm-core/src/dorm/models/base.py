@@ -65,15 +65,22 @@ class ModelState:
 
 class _LazyState:
     """``Model._state`` when an instance has none yet: a loaded row carries only the alias
-    it came from (LOADED_FROM); its ModelState is built here, once, and then stored in the
-    instance dict, which takes precedence over this non-data descriptor from then on."""
+    it came from (LOADED_FROM), a new one nothing; its ModelState is built here, once
+    (``adding`` for a new instance), and then stored in the instance dict, which takes
+    precedence over this non-data descriptor from then on."""
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
         values = instance.__dict__
         state = ModelState.__new__(ModelState)
-        state.db = values.pop(LOADED_FROM, None)
+        if LOADED_FROM not in values:
+            # A new instance (Model(...)) that had no use for its state until now.
+            state.db = None
+            state.adding = True
+            values["_state"] = state
+            return state
+        state.db = values.pop(LOADED_FROM)
         state.adding = False
         cache = values.pop(LOADED_CACHE, None)
         if cache is not None:
@@ -327,14 +334,12 @@ def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]
     as ``Model.__init__`` does field by field; a relation given by name, and a field whose
     descriptor ``converts_on_init``, go through the descriptor (which checks the value).
     Names are written as string literals."""
-    namespace: dict[str, Any] = {"new_state": ModelState.__new__, "state_class": ModelState}
+    # No ModelState here: _LazyState makes an adding one on first use (bulk_create and
+    # many loops never need one per instance).
+    namespace: dict[str, Any] = {}
     lines = [
         "def init(self, kwargs):",
-        "    state = new_state(state_class)",
-        "    state.db = None",
-        "    state.adding = True",
         "    d = self.__dict__",
-        "    d['_state'] = state",
         "    pop = kwargs.pop",
     ]
     for i, field in enumerate(fields):

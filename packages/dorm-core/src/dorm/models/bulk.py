@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from dorm import signals, transaction
 from dorm.db.connection import connections
 from dorm.expressions import Case, Value, When
+from dorm.models.base import LOADED_FROM
 from dorm.models.fields import DATABASE_DEFAULT
 from dorm.models.persistence import returned_converters, store_returned
 from dorm.sql import writes
@@ -102,8 +103,13 @@ def bulk_create(
                     for obj, row in zip(group, rows, strict=True):
                         obj.__dict__[pk.attname] = row[0]
         for obj in objs:
-            obj._state.adding = False
-            obj._state.db = using
+            values = obj.__dict__
+            state = values.get("_state")
+            if state is None:  # none made yet: the lazy one will say "saved to using"
+                values[LOADED_FROM] = using
+            else:
+                state.adding = False
+                state.db = using
         if signals.bulk_created.has_listeners(model):
             signals.bulk_created.send(sender=model, objs=objs, using=using)
     return objs
@@ -307,8 +313,13 @@ def upsert(
                 if row is not None:
                     objs[i].__dict__.update(zip((f.attname for f in back), row, strict=True))
         for obj in objs:
-            obj._state.adding = False
-            obj._state.db = using
+            values = obj.__dict__
+            state = values.get("_state")
+            if state is None:  # none made yet: the lazy one will say "saved to using"
+                values[LOADED_FROM] = using
+            else:
+                state.adding = False
+                state.db = using
         if signals.bulk_created.has_listeners(model):
             signals.bulk_created.send(sender=model, objs=objs, using=using)
     return objs
