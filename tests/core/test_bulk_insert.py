@@ -282,3 +282,20 @@ def test_sqlite_keys_near_the_limit_without_autoincrement(db) -> None:
         assert len(set(by_name.values())) == 31
     finally:
         conn.execute('DROP TABLE "t_bulk_plain"')
+
+
+def test_the_state_of_new_and_bulk_created_objects(db) -> None:
+    """Model(...) makes its ModelState on first use; bulk_create marks its objects saved
+    to the alias whether or not a state exists yet, and a state made earlier is updated."""
+    fresh = Item(sku="fresh")
+    assert "_state" not in fresh.__dict__
+    assert fresh._state.adding is True and fresh._state.db is None
+    touched = Item(sku="touched")
+    assert touched._state.adding  # made before the insert
+    untouched = Item(sku="untouched")
+    Item.objects.bulk_create([touched, untouched])
+    for obj in (touched, untouched):
+        assert obj._state.adding is False and obj._state.db == "default"
+    untouched.qty = 5
+    untouched.save()  # an UPDATE of the saved row, not a second INSERT
+    assert dict(Item.objects.values_list("sku", "qty")) == {"touched": None, "untouched": 5}
