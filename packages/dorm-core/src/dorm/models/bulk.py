@@ -102,17 +102,23 @@ def bulk_create(
                 else:  # only the new primary keys, as they come
                     for obj, row in zip(group, rows, strict=True):
                         obj.__dict__[pk.attname] = row[0]
-        for obj in objs:
-            values = obj.__dict__
-            state = values.get("_state")
-            if state is None:  # none made yet: the lazy one will say "saved to using"
-                values[LOADED_FROM] = using
-            else:
-                state.adding = False
-                state.db = using
+        _mark_saved(objs, using)
         if signals.bulk_created.has_listeners(model):
             signals.bulk_created.send(sender=model, objs=objs, using=using)
     return objs
+
+
+def _mark_saved(objs: Sequence[Any], using: str) -> None:
+    """Each object is now a row of ``using``: its state says so, or, when it has none yet,
+    the one made on first use will (LOADED_FROM; no state built per object)."""
+    for obj in objs:
+        values = obj.__dict__
+        state = values.get("_state")
+        if state is None:
+            values[LOADED_FROM] = using
+        else:
+            state.adding = False
+            state.db = using
 
 
 def _insert_groups(
@@ -312,14 +318,7 @@ def upsert(
             for i, row in zip(group, matched, strict=True):
                 if row is not None:
                     objs[i].__dict__.update(zip((f.attname for f in back), row, strict=True))
-        for obj in objs:
-            values = obj.__dict__
-            state = values.get("_state")
-            if state is None:  # none made yet: the lazy one will say "saved to using"
-                values[LOADED_FROM] = using
-            else:
-                state.adding = False
-                state.db = using
+        _mark_saved(objs, using)
         if signals.bulk_created.has_listeners(model):
             signals.bulk_created.send(sender=model, objs=objs, using=using)
     return objs
