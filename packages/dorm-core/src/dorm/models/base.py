@@ -365,6 +365,108 @@ def compile_keyword_init(fields: Sequence[Any]) -> Callable[[Any, dict[str, Any]
     return init
 
 
+_UNSET = object()  # "not passed" for a keyword parameter of a compiled __init__
+_RESERVED = frozenset({"self", "args", "kwargs"})
+
+
+def compile_fast_init(model: type, fields: Sequence[Any]) -> Callable[..., None] | None:
+    """``__init__(self, *args, <one keyword parameter per field>, **kwargs)`` for
+    ``model``, installed on the class by ``Model.__init__`` on its first call.
+
+    Python binds keyword arguments to parameters in C, about 40% faster than testing and
+    popping a ``**kwargs`` dict field by field. The body sets what ``compile_keyword_init``
+    sets, in the same order: the value passed, else the field's default (called per
+    instance unless it is a fixed immutable one). Positional arguments, both a relation
+    and its ``_id``, or an instance of a subclass take ``Model.__init__`` itself; names
+    that are not fields stay in ``kwargs`` for ``_leftover_kwargs`` (properties, or the
+    error naming them). Returns None when a field's name or attname cannot be a
+    parameter (a keyword, not an identifier, one of the function's own names): that
+    model keeps the generic path. Only checked identifiers are written into the source.
+    """
+    import keyword
+
+    names: list[str] = []
+    for field in fields:
+        for name in dict.fromkeys((field.name, field.attname)):
+            if (
+                not name.isidentifier()
+                or keyword.iskeyword(name)
+                or name in _RESERVED
+                or name.startswith("_dorm_")
+            ):
+                return None
+            names.append(name)
+    if len(set(names)) != len(names):
+        return None
+    # Builtins under names no field can take (a field may well be called ``type``).
+    namespace: dict[str, Any] = {
+        "_dorm_model": model,
+        "_dorm_unset": _UNSET,
+        "_dorm_type": type,
+        "_dorm_setattr": setattr,
+    }
+    both: list[str] = []
+    body: list[str] = []
+    for i, field in enumerate(fields):
+        name, attname = field.name, field.attname
+        fixed = _fixed_default(field)
+        if fixed is not NOT_PROVIDED:
+            namespace[f"_dorm_fixed{i}"] = fixed
+            fill = f"_dorm_fixed{i}"
+        else:
+            namespace[f"_dorm_default{i}"] = field.get_default
+            fill = f"_dorm_default{i}()"
+        if field.is_relation and name != attname:
+            both.append(f"({name} is not _dorm_unset and {attname} is not _dorm_unset)")
+            body += [
+                f"    if {name} is not _dorm_unset:",
+                f"        _dorm_setattr(self, {name!r}, {name})",
+                f"    elif {attname} is not _dorm_unset:",
+                f"        _dorm_d[{attname!r}] = {attname}",
+                "    else:",
+                f"        _dorm_d[{attname!r}] = {fill}",
+            ]
+            continue
+        body.append(f"    if {name} is _dorm_unset:")
+        body.append(f"        {name} = {fill}")
+        if _converts_on_init(field):
+            body.append(f"    _dorm_setattr(self, {attname!r}, {name})")
+        else:
+            body.append(f"    _dorm_d[{attname!r}] = {name}")
+    fallback = " or ".join(["args", "_dorm_type(self) is not _dorm_model", *both])
+    given = ", ".join(f"{n!r}: {n}" for n in names)
+    lines = [
+        f"def __init__(self, *args, {', '.join(f'{n}=_dorm_unset' for n in names)}, **kwargs):",
+        f"    if {fallback}:",
+        f"        _dorm_given = {{{given}}}",
+        "        kwargs.update(",
+        "            {_k: _v for _k, _v in _dorm_given.items() if _v is not _dorm_unset}",
+        "        )",
+        "        return self._init_generic(args, kwargs)",
+        "    _dorm_d = self.__dict__",
+        *body,
+        "    if kwargs:",
+        "        self._leftover_kwargs(kwargs)",
+    ]
+    exec(compile("\n".join(lines) + "\n", f"<dorm __init__ {model.__name__}>", "exec"), namespace)
+    init: Callable[..., None] = namespace["__init__"]
+    init._dorm_fast_init = True  # type: ignore[attr-defined]
+    init.__qualname__ = f"{model.__qualname__}.__init__"
+    return init
+
+
+def _plain_init(cls: type) -> bool:
+    """True when no class of ``cls``'s line up to Model defines an ``__init__`` of its
+    own (a compiled one of an ancestor does not count)."""
+    for klass in cls.__mro__:
+        if klass is Model:
+            return True
+        init = klass.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_dorm_fast_init", False):
+            return False
+    return False
+
+
 class Model(AsyncModelMixin, metaclass=ModelBase):
     """The base class of every model."""
 
@@ -379,6 +481,22 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
         opts = cls._meta
         if opts.abstract:
             raise TypeError(f"{cls.__name__} is abstract and cannot be instantiated")
+        if not args:
+            fast = opts.fast_init
+            if fast is not None:
+                # From now on the class's own __init__ (Python binds the keywords), unless
+                # a class of its line defines one: then this stays the way in.
+                if _plain_init(cls):
+                    cls.__init__ = fast  # type: ignore[misc]
+                fast(self, **kwargs)
+                return
+        self._init_generic(args, kwargs)
+
+    def _init_generic(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """``__init__`` without the compiled constructor: positional arguments, or what
+        that constructor hands back (both a relation and its id, a subclass)."""
+        cls = type(self)
+        opts = cls._meta
         if not args:
             # The common Model(name=..., ...): a function compiled per model sets every
             # field, leaving in kwargs only what is not a field (properties, mistakes).

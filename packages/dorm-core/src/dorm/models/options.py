@@ -168,12 +168,17 @@ class Options:
             "_reverse_map",
             "init_attnames",
             "keyword_init",
+            "fast_init",
             "insert_fields",
             "db_default_fields",
         ):
             self.__dict__.pop(name, None)
         model = self.model
         if model is not None:
+            # A constructor compiled for the old fields (see base.compile_fast_init).
+            installed = model.__dict__.get("__init__")
+            if getattr(installed, "_dorm_fast_init", False):
+                delattr(model, "__init__")
             # Children (multi-table) and proxies read this model's fields and relations.
             for sub in type.__subclasses__(model):
                 sub_opts = sub.__dict__.get("_meta")
@@ -239,6 +244,14 @@ class Options:
         from dorm.models.base import compile_keyword_init
 
         return compile_keyword_init(self.concrete_fields)
+
+    @cached_property
+    def fast_init(self) -> Callable[..., None] | None:
+        """``Model.__init__`` for this model's fields with keyword parameters, compiled
+        once, or None when a field name cannot be a parameter (see base.py)."""
+        from dorm.models.base import compile_fast_init
+
+        return compile_fast_init(self.model, self.concrete_fields)
 
     @cached_property
     def insert_fields(self) -> list[Field]:
