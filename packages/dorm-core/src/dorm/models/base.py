@@ -487,7 +487,7 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
                 # From now on the class's own __init__ (Python binds the keywords), unless
                 # a class of its line defines one: then this stays the way in.
                 if _plain_init(cls):
-                    cls.__init__ = fast  # type: ignore[misc]
+                    cls.__init__ = fast  # type: ignore[method-assign]
                 fast(self, **kwargs)
                 return
         self._init_generic(args, kwargs)
