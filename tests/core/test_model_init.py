@@ -114,6 +114,13 @@ def test_relations_properties_and_unknown_names(db) -> None:
 def test_positional_arguments_and_a_field_named_kwargs(db) -> None:
     t = Thing(None, "pos", 7)
     assert (t.type, t.d, t.self_note) == ("pos", 7, "")
+    owner = Owner.objects.create(name="o")
+    token = uuid.uuid4()
+    # As Django: a relation's positional value is its key.
+    full = Thing(None, "all", 1, "n", ["x"], token, owner.pk)
+    assert (full.owner_id, full.owner, full.token, full.tags) == (owner.pk, owner, token, ["x"])
+    with pytest.raises(TypeError, match="both positional and keyword 'owner'"):
+        Thing(None, "all", 1, "n", ["x"], token, owner.pk, owner_id=owner.pk)
     assert Odd(kwargs=3).kwargs == 3 and Odd().kwargs == 0
 
 

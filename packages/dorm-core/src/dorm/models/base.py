@@ -512,7 +512,8 @@ class Model(AsyncModelMixin, metaclass=ModelBase):
         for field, value in zip(fields, args, strict=False):
             if field.name in kwargs or field.attname in kwargs:
                 raise TypeError(f"{cls.__name__}() got both positional and keyword {field.name!r}")
-            kwargs[field.name] = value
+            # As Django: a positional value of a relation is its key (the attname).
+            kwargs[field.attname if field.is_relation else field.name] = value
         for field in fields:
             if field.is_relation:
                 if field.name in kwargs:
