@@ -221,6 +221,27 @@ def test_sqlite_keys_with_a_trigger_inserting_into_the_table(db) -> None:
         conn.execute("DROP TRIGGER t_bulk_echo")
 
 
+def test_sqlite_keys_with_a_temp_trigger_on_the_table(db) -> None:
+    """A TEMP trigger (kept in the temp schema) counts as much as one of the table's."""
+    _sqlite_only(db)
+    from dorm.db.connection import connections
+
+    table = Item._meta.db_table
+    conn = connections["default"]
+    with dorm.transaction.atomic():  # one connection for the trigger and the insert
+        conn.execute(
+            f'CREATE TEMP TRIGGER t_bulk_temp AFTER INSERT ON main."{table}" '
+            f"WHEN NEW.sku LIKE 'w%' BEGIN INSERT INTO \"{table}\" (sku, token) "
+            "VALUES ('temp-' || NEW.sku, ''); END"
+        )
+        try:
+            items = Item.objects.bulk_create([Item(sku=f"w{i}") for i in range(10)])
+            _keys_match(items)
+            assert Item.objects.filter(sku__startswith="temp-").count() == 10
+        finally:
+            conn.execute("DROP TRIGGER temp.t_bulk_temp")
+
+
 def test_sqlite_keys_at_the_rowid_limit_are_never_guessed(db) -> None:
     """With the largest key near 2**63 - 1 there is no room for consecutive rowids:
     RETURNING is used, and SQLite refuses (AUTOINCREMENT) without writing anything."""

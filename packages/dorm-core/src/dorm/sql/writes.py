@@ -94,13 +94,16 @@ def _keys_from_rowid(
     ):
         return False
     table = model._meta.db_table
+    # Triggers live in the main schema or, for TEMP triggers, in the temp one.
     row = connection.fetchone(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?), "
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' "
+        "AND tbl_name = ? COLLATE NOCASE UNION ALL SELECT 1 FROM sqlite_temp_master "
+        "WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE), "
         "(SELECT count(*) = 1 AND upper(max(type)) = 'INTEGER' AND max(name) = ? "
         "FROM pragma_table_info(?) WHERE pk > 0), "
         f"(SELECT max({connection.ops.quote_name(pk.column)}) "
         f"FROM {connection.ops.quote_name(table)})",
-        [table, pk.column, table],
+        [table, table, pk.column, table],
     )
     if row is None or row[0] or not row[1]:
         return False
