@@ -37,6 +37,29 @@ ALTER_OPTION_KEYS = (
 )
 
 
+class _StateOnly(Operation):
+    """An operation that changes the project state only: nothing to do in the database,
+    either way."""
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        pass
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: SchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        pass
+
+
 class AlterModelTable(Operation):
     """Rename a model's table (``Meta.db_table``; None goes back to ``<app>_<model>``).
 
@@ -134,7 +157,7 @@ class AlterModelTableComment(Operation):
         return f"Alter {self.name} table comment"
 
 
-class AlterModelOptions(Operation):
+class AlterModelOptions(_StateOnly):
     """Set the schema-less Meta options of a model (ordering, verbose names, ...).
 
     An option of :data:`ALTER_OPTION_KEYS` missing from ``options`` goes back to its
@@ -159,24 +182,6 @@ class AlterModelOptions(Operation):
             else:
                 ms.options.pop(key, None)
         state.invalidate()
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        return None
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        return None
 
     def describe(self) -> str:
         return f"Change Meta options on {self.name}"
@@ -235,7 +240,7 @@ def _rename_constraints(
             )
 
 
-class AlterModelManagers(Operation):
+class AlterModelManagers(_StateOnly):
     """Replace the managers the state keeps for a model (those with
     ``use_in_migrations = True``, see ``ModelState.from_model``); no schema change."""
 
@@ -255,24 +260,6 @@ class AlterModelManagers(Operation):
         ms = state.get_model_state(app_label, self.name)
         ms.managers = [(name, manager.clone()) for name, manager in self.managers]
         state.invalidate()
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        pass
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: SchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        pass
 
     def describe(self) -> str:
         return f"Change managers on {self.name}"
