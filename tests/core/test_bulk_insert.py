@@ -44,7 +44,16 @@ class Note(dorm.Model):
         app_label = "t_bulk_insert"
 
 
-MODELS = [Item, Note]
+class Label(dorm.Model):
+    text = dorm.CharField(max_length=60, null=True)
+    code = dorm.CharField(max_length=3, default="")
+    n = dorm.BigIntegerField(null=True)
+
+    class Meta:
+        app_label = "t_bulk_insert"
+
+
+MODELS = [Item, Note, Label]
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
 WHEN = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -320,3 +329,106 @@ def test_the_state_of_new_and_bulk_created_objects(db) -> None:
     untouched.qty = 5
     untouched.save()  # an UPDATE of the saved row, not a second INSERT
     assert dict(Item.objects.values_list("sku", "qty")) == {"touched": None, "untouched": 5}
+
+
+# -- PostgreSQL: unnest arrays sent as their text form ---------------------------------------
+
+HOSTILE = [
+    "",
+    " lead and trail ",
+    '"',
+    '""',
+    "\\",
+    '\\"',
+    "a,b",
+    "{x}",
+    "{",
+    "}",
+    "NULL",
+    "null",
+    '","',
+    "'; DROP TABLE t_bulk_insert_label; --",
+    "tab\there\nnew line",
+    "ünï©ødé ✓ 🐍",
+    "\\N",
+    "(1,2)",
+]
+
+
+def _unnest_params(ctx: CaptureQueriesContext) -> list[Any]:
+    inserts = [q for q in ctx.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    params: list[Any] = inserts[0]["params"]
+    return params
+
+
+def test_hostile_strings_and_integers_round_trip(db) -> None:
+    """Every character PostgreSQL's array syntax gives a meaning to comes back as sent;
+    on PostgreSQL the columns went as array text, not as lists."""
+    labels = [Label(text=t, n=i * 10**15 if i % 3 else None) for i, t in enumerate(HOSTILE)]
+    with CaptureQueriesContext() as ctx:
+        made = Label.objects.bulk_create(labels)
+    got = {pk: (text, n) for pk, text, n in Label.objects.values_list("pk", "text", "n")}
+    assert [got[label.pk] for label in made] == [(label.text, label.n) for label in labels]
+    assert len(got) == len(HOSTILE)
+    if db.vendor == "postgresql":
+        text, code, n = _unnest_params(ctx)
+        assert type(text) is str and text.startswith('{"')
+        assert code == '{"' + '","'.join([""] * len(HOSTILE)) + '"}'
+        assert type(n) is str and "NULL" in n
+
+
+def test_null_strings_and_other_types_go_as_lists(db) -> None:
+    labels = [Label(text=None, n=1), Label(text='x"y', n=2), Label(text="", n=3)]
+    with CaptureQueriesContext() as ctx:
+        Label.objects.bulk_create(labels)
+    assert sorted(Label.objects.values_list("n", "text")) == [(1, None), (2, 'x"y'), (3, "")]
+    if db.vendor == "postgresql":
+        text, _code, n = _unnest_params(ctx)
+        assert text == [None, 'x"y', ""]  # a NULL among strings: the driver's list
+        assert n == "{1,2,3}"
+
+
+def test_a_value_longer_than_its_column_is_refused_not_cut(db) -> None:
+    """The arrays are cast to the unbounded type; the column's own length check then
+    refuses the row, as a single-row INSERT does (an explicit cast would cut it)."""
+    if db.vendor != "postgresql":
+        pytest.skip("SQLite does not enforce a varchar length")
+    from dorm.exceptions import DataError
+
+    with pytest.raises(DataError, match=r"character varying\(3\)"):
+        Label.objects.bulk_create([Label(code="abc"), Label(code="abcdef")])
+    with pytest.raises(DataError, match=r"character varying\(3\)"):
+        Label.objects.create(code="abcdef")
+    assert Label.objects.count() == 0
+
+
+def test_a_string_holding_nul_splits_nothing(db) -> None:
+    """NUL joins the strings of the array text, so a value holding one must not become
+    two elements: PostgreSQL refuses it (its text cannot hold NUL) and nothing is
+    written; SQLite stores it."""
+    from dorm.exceptions import DataError
+
+    labels = [Label(text="a\x00b"), Label(text="c")]
+    if db.vendor == "postgresql":
+        with pytest.raises(DataError, match="NUL"):
+            Label.objects.bulk_create(labels)
+        assert Label.objects.count() == 0
+    else:
+        Label.objects.bulk_create(labels)
+        assert sorted(Label.objects.values_list("text", flat=True)) == ["a\x00b", "c"]
+
+
+def test_async_bulk_create_sends_lists_to_asyncpg(db) -> None:
+    """asyncpg types array parameters from the statement and takes lists: the async API
+    gets the same rows back."""
+    import asyncio
+
+    labels = [Label(text=t, n=i) for i, t in enumerate(HOSTILE)]
+
+    async def main() -> list[Label]:
+        return await Label.objects.abulk_create(labels)
+
+    made = asyncio.run(main())
+    got = dict(Label.objects.values_list("pk", "text"))
+    assert [got[label.pk] for label in made] == HOSTILE

@@ -129,18 +129,21 @@ def _insert_unnest(
     qn = ops.quote_name
     returning = returning_fields if connection.supports_returning else ()
     cols = ", ".join(qn(f.column) for f in fields)
-    arrays = ", ".join(f"{ops.placeholder}::{f.db_type(connection)}[]" for f in fields)
+    arrays = ", ".join(
+        f"{ops.placeholder}::{_array_element_type(f.db_type(connection))}[]" for f in fields
+    )
     tail = _conflict_tail(qn, on_conflict, unique_fields, update_fields, returning)
     sql = f"INSERT INTO {qn(model._meta.db_table)} ({cols}) SELECT * FROM unnest({arrays}){tail}"
     row_values = _row_values(fields, ops)
     n = len(fields)
     sensitive = [i for i, f in enumerate(fields) if f.sensitive]
     step = batch_size or len(objs)
+    literals = connection.array_text_params
     result: list[tuple[Any, ...]] = []
     for start in range(0, len(objs), step):
         batch = objs[start : start + step]
         flat = row_values(batch)
-        columns = [flat[i::n] for i in range(n)]
+        columns: list[Any] = [flat[i::n] for i in range(n)]
         if not all(_unnestable(column) for column in columns):
             # An array (or other composite) value would be flattened by unnest.
             result.extend(
@@ -157,11 +160,62 @@ def _insert_unnest(
                     update_fields,
                 )
             )
-        elif returning:
-            result.extend(connection.fetchall(sql, columns, sensitive))
         else:
-            connection.execute(sql, columns, sensitive)
+            if literals:
+                columns = [_array_text(column) or column for column in columns]
+            if returning:
+                result.extend(connection.fetchall(sql, columns, sensitive))
+            else:
+                connection.execute(sql, columns, sensitive)
     return result
+
+
+_CHAR_TYPES = {"varchar": "varchar", "character varying": "varchar"}
+_CHAR_TYPES.update(dict.fromkeys(("char", "character", "bpchar"), "bpchar"))
+_CHAR_TYPES.update(dict.fromkeys(("bit", "bit varying", "varbit"), "varbit"))
+
+
+def _array_element_type(db_type: str) -> str:
+    """The element type an unnest array parameter is cast to: the column's type without
+    the length of a character or bit type (``varchar(3)`` -> ``varchar``). An explicit
+    cast to ``varchar(3)`` silently cuts a longer value; the INSERT's own assignment to
+    the column raises instead, as a single-row INSERT does."""
+    head, paren, tail = db_type.partition("(")
+    if paren and tail.rstrip().endswith(")") and tail[:-1].strip().isdigit():
+        base = _CHAR_TYPES.get(head.strip().lower())
+        if base is not None:
+            return base
+    return db_type
+
+
+_NUL = "\x00"
+
+
+def _array_text(column: list[Any]) -> str | None:
+    """PostgreSQL's text form of an array of ``column`` when it holds only ``str`` or
+    only ``int`` values (and, for ints, NULLs), else None (the driver adapts the list).
+
+    psycopg adapts a list element by element in Python (a regular expression per
+    string); these joins run in C. Strings are joined on NUL, which no PostgreSQL text
+    can hold, then quoted and escaped in one pass each: a value holding NUL itself is
+    left to the driver, which rejects it.
+    """
+    kinds = set(map(type, column))
+    if kinds == {str}:
+        joined = _NUL.join(column)
+        if joined.count(_NUL) != len(column) - 1:
+            return None
+        escaped = joined.replace("\\", "\\\\").replace('"', '\\"').replace(_NUL, '","')
+        return '{"' + escaped + '"}'
+    if kinds == {int} or kinds == {int, type(None)}:
+        try:
+            text = ",".join(map(str, column))
+        except ValueError:  # beyond the interpreter's limit of digits
+            return None
+        if len(kinds) == 2:
+            text = text.replace("None", "NULL")
+        return "{" + text + "}"
+    return None
 
 
 def _conflict_tail(

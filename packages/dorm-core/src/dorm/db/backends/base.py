@@ -366,6 +366,9 @@ class BaseDatabaseWrapper:
     supports_transactional_ddl: ClassVar[bool] = True
     can_defer_constraint_checks: ClassVar[bool] = False
     max_query_params: ClassVar[int] = 65535
+    # Whether an array parameter may be sent as the array's text form (a ``str``) where
+    # the statement casts it (``%s::integer[]``): the driver passes it as untyped text.
+    array_text_params: ClassVar[bool] = False
     # False on the bridged (async API) wrappers, whose I/O is awaited on the running loop.
     guards_event_loop: ClassVar[bool] = True
     # Module with the vendor's ``BridgedDatabaseWrapper`` (the async API), or None.

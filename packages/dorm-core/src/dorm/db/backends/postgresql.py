@@ -153,6 +153,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     supports_select_for_update = True
     supports_server_side_cursors = True
     can_defer_constraint_checks = True
+    array_text_params = True  # psycopg sends a str as text of unknown type
     data_types: ClassVar[dict[str, str]] = {
         "AutoField": "integer",
         "BigAutoField": "bigint",

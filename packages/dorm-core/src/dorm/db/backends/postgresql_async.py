@@ -470,6 +470,9 @@ def bridged_class(sync_class: type[BaseDatabaseWrapper]) -> type[BaseDatabaseWra
 class AsyncpgIO(BridgedMixin):
     """The I/O of the PostgreSQL backend on asyncpg; mixed in before the sync class."""
 
+    # asyncpg types each parameter from the statement: an array parameter takes a list.
+    array_text_params = False
+
     def __init__(self, sync: BaseDatabaseWrapper) -> None:
         super().__init__(sync.alias, sync.settings_dict)  # type: ignore[call-arg]
         self._asyncpg = _import_asyncpg()
