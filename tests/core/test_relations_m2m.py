@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 import dorm
+from dorm.models.many_to_many import ManyRelatedManager
+from dorm.models.related import RelatedManager
 from dorm.signals import m2m_changed
 from dorm.test import assertNumQueries
 
@@ -702,3 +704,51 @@ def test_rows_of_one_owner_do_not_share_their_relation_cache(db, shop) -> None:
     assert "extra" not in hyperion._state.fields_cache
     hyperion.save()
     assert Book.objects.get(pk=hyperion.pk).writer_id == ann.pk
+
+
+# -- related managers: a class per relation, the prefetched list served as it is ------------------
+
+
+def test_prefetched_querysets_serve_the_list_without_queries(db, shop) -> None:
+    (dune,) = Book.objects.filter(title="Dune").prefetch_related("tags")
+    (ann,) = Writer.objects.filter(name="ann").prefetch_related("books")
+    for manager, lookup in ((dune.tags, "name"), (ann.books, "title")):
+        with assertNumQueries(0):
+            first, second = manager.all(), manager.get_queryset()
+            assert first is not second
+            assert list(first) == list(second) and len(first) == 2
+            assert first.count() == 2 and first.exists() and bool(second)
+            assert first[0] == list(first)[0]
+            taken = list(first)
+            taken.clear()  # a list of the caller's own
+            assert len(manager.all()) == 2
+        with assertNumQueries(1):
+            assert len(manager.all().filter(**{f"{lookup}__in": ["sf", "Dune"]})) == 1
+
+
+def test_related_manager_classes_are_made_once_per_relation(db, shop) -> None:
+    dune, emma, sf = shop["Dune"], shop["Emma"], shop["sf"]
+    assert type(dune.tags) is type(emma.tags)
+    assert type(dune.tags) is not type(sf.books)
+    assert isinstance(dune.tags, ManyRelatedManager) and isinstance(sf.books, ManyRelatedManager)
+    assert type(shop["ann"].books) is type(shop["bob"].books)
+    assert isinstance(shop["ann"].books, RelatedManager)
+    assert (dune.tags.instance, dune.tags.name, dune.tags.model) == (dune, "tags", Tag)
+    assert (sf.books.name, sf.books.query_name, sf.books.model) == ("books", "tags", Book)
+    assert repr(dune.tags) == "<ManyRelatedManager t_m2m.Tag.tags>"
+    with pytest.raises(ValueError, match="Book must be saved before its many-to-many 'tags'"):
+        _ = Book(title="new", writer=shop["ann"]).tags
+
+
+def test_related_managers_made_by_hand_behave_as_the_attribute_ones(db, shop) -> None:
+    dune, ann = shop["Dune"], shop["ann"]
+    tags = ManyRelatedManager(dune, Book._meta.get_field("tags"), False)
+    books = ManyRelatedManager(shop["sf"], Book._meta.get_field("tags"), True)
+    written = RelatedManager(ann, Book._meta.get_field("writer").remote_field)
+    assert _names(tags.all()) == ["classic", "sf"]
+    assert _names(books.all(), "title") == ["Dune", "Hyperion"]
+    assert _names(written.all(), "title") == ["Dune", "Hyperion"]
+    tags.add(shop["short"])
+    assert _names(dune.tags.all()) == ["classic", "sf", "short"]
+    with pytest.raises(ValueError, match="must be saved"):
+        ManyRelatedManager(Book(title="new"), Book._meta.get_field("tags"), False)
