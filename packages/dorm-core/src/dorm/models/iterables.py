@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BaseIterable",
     "FlatValuesListIterable",
+    "KeyedModelIterable",
     "ModelIterable",
     "NamedValuesListIterable",
     "Prefetch",
@@ -308,6 +309,36 @@ class ModelIterable(BaseIterable):
     def __iter__(self) -> Iterator[Any]:
         for objs in self._built():
             yield from objs
+
+
+class KeyedModelIterable(ModelIterable):
+    """Model instances, and apart from them the value each row holds in one annotation
+    (the key of the object a prefetched row belongs to), which is not set on them."""
+
+    def fetch_keyed(self, alias: str) -> tuple[list[Any], list[Any]]:
+        """The instances and, at the same indexes, their values of annotation ``alias``."""
+        compiler = self._plan_compiler()
+        info = compiler.klass_info
+        assert info is not None
+        db = self.queryset.db
+        converters = compiler.converters()
+        columns = compiler.annotation_col_map
+        index = columns[alias]
+        annotated = [(name, i) for name, i in columns.items() if name != alias]
+        if info["related"] or annotated:
+            build = _joined_constructor(info, annotated, db)
+        else:
+            build = _constructor(info["model"], info["attnames"], db, info["start"], False)
+        objs: list[Any] = []
+        keys: list[Any] = []
+        for chunk in self._chunks(compiler):
+            if not chunk:
+                continue
+            if converters:
+                chunk = _convert_chunk(chunk, converters)
+            objs += _without_gc(build, chunk)
+            keys += [row[index] for row in chunk]
+        return objs, keys
 
 
 class ValuesIterable(BaseIterable):
