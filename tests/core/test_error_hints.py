@@ -22,7 +22,21 @@ class Article(dorm.Model):
         app_label = "t_hints"
 
 
-MODELS = [Article]
+class Post(dorm.Model):
+    title = dorm.CharField(max_length=50)
+
+    class Meta:
+        app_label = "t_hints"
+
+
+class Comment(dorm.Model):
+    post = dorm.ForeignKey(Post, on_delete=dorm.CASCADE, related_name="comments")
+
+    class Meta:
+        app_label = "t_hints"
+
+
+MODELS = [Article, Post, Comment]
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
 
@@ -51,6 +65,38 @@ def test_unknown_names_suggest_the_closest(db: Any, call: Callable[[], Any], hin
 def test_get_field_suggests_the_closest(db: Any) -> None:
     with pytest.raises(FieldDoesNotExist, match="Did you mean 'title'"):
         Article._meta.get_field("tilte")
+
+
+def test_find_field_answers_none_where_get_field_raises(db: Any) -> None:
+    opts = Comment._meta
+    assert opts._find_field("post") is opts.get_field("post")
+    assert opts._find_field("pk") is opts.pk
+    assert Post._meta._find_field("comments") is Post._meta.get_field("comments")
+    assert opts._find_field("in") is None
+
+
+def test_a_lookup_after_a_relation_builds_no_suggestion(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``post__in`` walks the relation, then finds no field ``in``: an expected miss, for
+    which no error message (nor its closest-name search) is made."""
+    import dorm.models.options
+
+    def refuse(*args: Any) -> str:
+        raise AssertionError("a suggestion was computed")
+
+    monkeypatch.setattr(dorm.models.options, "did_you_mean", refuse)
+    post = Post.objects.create(title="t")
+    Comment.objects.create(post=post)
+    assert Comment.objects.filter(post__in=[post.pk]).count() == 1
+    assert list(Post.objects.filter(comments__isnull=False)) == [post]
+
+
+def test_unknown_names_after_a_relation_still_suggest(db: Any) -> None:
+    message = _error(lambda: list(Comment.objects.filter(post__titel="x")))
+    assert "unknown lookup 'titel'" in message and "Post has no field 'titel'" in message
+    message = _error(lambda: list(Comment.objects.filter(post__title__startwith="x")))
+    assert "Did you mean 'startswith'?" in message
 
 
 def test_no_suggestion_when_nothing_is_close(db: Any) -> None:

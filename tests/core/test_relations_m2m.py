@@ -3,12 +3,17 @@ on both backends."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import dorm
+from dorm.functions import Upper
+from dorm.models.many_to_many import ManyRelatedManager
+from dorm.models.related import RelatedManager
 from dorm.signals import m2m_changed
 from dorm.test import assertNumQueries
 
@@ -72,7 +77,26 @@ class Membership(dorm.Model):
         app_label = "t_m2m"
 
 
-MODELS = [Tag, Writer, Book, Shelf, Person, Club, Membership]
+class Label(dorm.Model):
+    """A UUID key: on SQLite it is read back as text and converted, owner keys too."""
+
+    id = dorm.UUIDField(primary_key=True, default=uuid.uuid4)
+    name = dorm.CharField(max_length=20)
+
+    class Meta:
+        app_label = "t_m2m"
+
+
+class Parcel(dorm.Model):
+    id = dorm.UUIDField(primary_key=True, default=uuid.uuid4)
+    code = dorm.CharField(max_length=20)
+    labels = dorm.ManyToManyField(Label, related_name="parcels")
+
+    class Meta:
+        app_label = "t_m2m"
+
+
+MODELS = [Tag, Writer, Book, Shelf, Person, Club, Membership, Label, Parcel]
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
 
@@ -702,3 +726,176 @@ def test_rows_of_one_owner_do_not_share_their_relation_cache(db, shop) -> None:
     assert "extra" not in hyperion._state.fields_cache
     hyperion.save()
     assert Book.objects.get(pk=hyperion.pk).writer_id == ann.pk
+
+
+# -- related managers: a class per relation, the prefetched list served as it is ------------------
+
+
+def test_prefetched_querysets_serve_the_list_without_queries(db, shop) -> None:
+    (dune,) = Book.objects.filter(title="Dune").prefetch_related("tags")
+    (ann,) = Writer.objects.filter(name="ann").prefetch_related("books")
+    for manager, lookup in ((dune.tags, "name"), (ann.books, "title")):
+        with assertNumQueries(0):
+            first, second = manager.all(), manager.get_queryset()
+            assert first is not second
+            assert list(first) == list(second) and len(first) == 2
+            assert first.count() == 2 and first.exists() and bool(second)
+            assert first[0] == list(first)[0]
+            taken = list(first)
+            taken.clear()  # a list of the caller's own
+            assert len(manager.all()) == 2
+        with assertNumQueries(1):
+            assert len(manager.all().filter(**{f"{lookup}__in": ["sf", "Dune"]})) == 1
+
+
+def test_related_manager_classes_are_made_once_per_relation(db, shop) -> None:
+    dune, emma, sf = shop["Dune"], shop["Emma"], shop["sf"]
+    assert type(dune.tags) is type(emma.tags)
+    assert type(dune.tags) is not type(sf.books)
+    assert isinstance(dune.tags, ManyRelatedManager) and isinstance(sf.books, ManyRelatedManager)
+    assert type(shop["ann"].books) is type(shop["bob"].books)
+    assert isinstance(shop["ann"].books, RelatedManager)
+    assert (dune.tags.instance, dune.tags.name, dune.tags.model) == (dune, "tags", Tag)
+    assert (sf.books.name, sf.books.query_name, sf.books.model) == ("books", "tags", Book)
+    assert repr(dune.tags) == "<ManyRelatedManager t_m2m.Tag.tags>"
+    with pytest.raises(ValueError, match="Book must be saved before its many-to-many 'tags'"):
+        _ = Book(title="new", writer=shop["ann"]).tags
+
+
+def test_related_managers_made_by_hand_behave_as_the_attribute_ones(db, shop) -> None:
+    dune, ann = shop["Dune"], shop["ann"]
+    tags = ManyRelatedManager(dune, Book._meta.get_field("tags"), False)
+    books = ManyRelatedManager(shop["sf"], Book._meta.get_field("tags"), True)
+    written = RelatedManager(ann, Book._meta.get_field("writer").remote_field)
+    assert _names(tags.all()) == ["classic", "sf"]
+    assert _names(books.all(), "title") == ["Dune", "Hyperion"]
+    assert _names(written.all(), "title") == ["Dune", "Hyperion"]
+    tags.add(shop["short"])
+    assert _names(dune.tags.all()) == ["classic", "sf", "short"]
+    with pytest.raises(ValueError, match="must be saved"):
+        ManyRelatedManager(Book(title="new"), Book._meta.get_field("tags"), False)
+
+
+# -- how prefetched rows reach their owners --------------------------------------------------------
+
+
+class CountingQuerySet(dorm.QuerySet):
+    """A queryset class that overrides iteration: a prefetch must iterate it as such."""
+
+    iterations = 0
+
+    def __iter__(self) -> Any:
+        CountingQuerySet.iterations += 1
+        return super().__iter__()
+
+
+def _tag_names(books: list[Any]) -> dict[str, list[str]]:
+    return {b.title: sorted(t.name for t in b.tags.all()) for b in books}
+
+
+SHOP_TAGS = {"Blank": [], "Dune": ["classic", "sf"], "Emma": ["classic"], "Hyperion": ["sf"]}
+
+
+def test_prefetched_m2m_rows_do_not_keep_the_owner_key(db, shop) -> None:
+    books = list(Book.objects.order_by("title").prefetch_related("tags"))
+    tags = list(Tag.objects.order_by("name").prefetch_related("books"))
+    for row in [t for b in books for t in b.tags.all()] + [b for t in tags for b in t.books.all()]:
+        assert not any(key.startswith("_dorm_prefetch") for key in vars(row)), vars(row)
+    assert _tag_names(books) == SHOP_TAGS
+    # The rows are whole objects of their own: saving one writes its own row.
+    dune = next(b for b in books if b.title == "Dune")
+    sf = next(t for t in dune.tags.all() if t.name == "sf")
+    sf.name = "science fiction"
+    sf.save()
+    assert _names(Tag.objects.all()) == ["classic", "science fiction", "short", "unused"]
+
+
+def test_prefetch_with_annotations_and_select_related_on_its_queryset(db, shop) -> None:
+    books = Book.objects.select_related("writer").annotate(shout=Upper("title"))
+    with assertNumQueries(2):
+        tags = list(
+            Tag.objects.order_by("name").prefetch_related(dorm.Prefetch("books", queryset=books))
+        )
+    with assertNumQueries(0):
+        got = {t.name: sorted((b.shout, b.writer.name) for b in t.books.all()) for t in tags}
+    assert got == {
+        "classic": [("DUNE", "ann"), ("EMMA", "bob")],
+        "sf": [("DUNE", "ann"), ("HYPERION", "ann")],
+        "short": [],
+        "unused": [],
+    }
+    assert all("_dorm_prefetch_owner" not in vars(b) for t in tags for b in t.books.all())
+
+
+def test_prefetch_iterates_a_queryset_class_that_overrides_iteration(db, shop) -> None:
+    CountingQuerySet.iterations = 0
+    custom = CountingQuerySet(Tag).filter(name__in=["sf", "classic"])
+    with assertNumQueries(2):
+        books = list(Book.objects.order_by("title").prefetch_related(dorm.Prefetch("tags", custom)))
+    assert CountingQuerySet.iterations == 1
+    assert _tag_names(books) == SHOP_TAGS
+    assert all("_dorm_prefetch_owner" not in vars(t) for b in books for t in b.tags.all())
+
+
+def test_prefetch_with_a_nested_lookup_on_its_queryset(db, shop) -> None:
+    nested = Book.objects.prefetch_related("tags")
+    with assertNumQueries(3):
+        (ann,) = Writer.objects.filter(name="ann").prefetch_related(
+            dorm.Prefetch("books", queryset=nested)
+        )
+    with assertNumQueries(0):
+        assert _tag_names(list(ann.books.all())) == {"Dune": ["classic", "sf"], "Hyperion": ["sf"]}
+
+
+def test_objects_with_the_same_key_get_lists_of_their_own(db, shop) -> None:
+    twins = [Book.objects.get(title="Dune"), Book.objects.get(title="Dune")]
+    writers = [Writer.objects.get(name="ann"), Writer.objects.get(name="ann")]
+    with assertNumQueries(2):
+        dorm.prefetch_related_objects(twins, "tags")
+        dorm.prefetch_related_objects(writers, "books")
+    for first, second, name in ((*twins, "tags"), (*writers, "books")):
+        mine = first._prefetched_objects_cache[name]
+        theirs = second._prefetched_objects_cache[name]
+        assert mine is not theirs and [o.pk for o in mine] == [o.pk for o in theirs]
+    with assertNumQueries(0):
+        assert _tag_names(twins) == {"Dune": ["classic", "sf"]}
+        assert sorted(b.title for b in writers[1].books.all()) == ["Dune", "Hyperion"]
+
+
+def test_prefetch_m2m_with_uuid_keys_on_both_sides(db) -> None:
+    red, blue, grey = (Label.objects.create(name=n) for n in ("red", "blue", "grey"))
+    p1, p2, p3 = (Parcel.objects.create(code=c) for c in ("p1", "p2", "p3"))
+    p1.labels.add(red, blue)
+    p2.labels.add(blue)
+    with assertNumQueries(2):
+        parcels = list(Parcel.objects.order_by("code").prefetch_related("labels"))
+        assert {p.code: sorted(x.name for x in p.labels.all()) for p in parcels} == {
+            "p1": ["blue", "red"],
+            "p2": ["blue"],
+            "p3": [],
+        }
+    with assertNumQueries(2):
+        labels = list(Label.objects.order_by("name").prefetch_related("parcels"))
+        assert {x.name: sorted(p.code for p in x.parcels.all()) for x in labels} == {
+            "blue": ["p1", "p2"],
+            "grey": [],
+            "red": ["p1"],
+        }
+    assert all(isinstance(x.pk, uuid.UUID) for p in parcels for x in p.labels.all())
+    assert {p3.pk, grey.pk} <= {*(p.pk for p in parcels), *(x.pk for x in labels)}
+
+
+def test_async_prefetch_with_an_annotated_queryset(db, shop) -> None:
+    shouted = Tag.objects.annotate(shout=Upper("name"))
+
+    async def main() -> dict[str, list[str]]:
+        books = [b async for b in Book.objects.order_by("title")]
+        await dorm.aprefetch_related_objects(books, dorm.Prefetch("tags", queryset=shouted))
+        return {b.title: sorted(t.shout for t in b.tags.all()) for b in books}
+
+    assert asyncio.run(main()) == {
+        "Blank": [],
+        "Dune": ["CLASSIC", "SF"],
+        "Emma": ["CLASSIC"],
+        "Hyperion": ["SF"],
+    }

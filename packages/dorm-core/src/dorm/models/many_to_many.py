@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import signals, transaction
 from dorm.exceptions import FieldError
-from dorm.models.base import instance_db
+from dorm.models.base import LOADED_FROM, instance_db
 from dorm.models.fields import NOT_PROVIDED, Field
 from dorm.models.related import (
     CASCADE,
     ForeignKey,
     ManyToManyRel,
+    _new_manager,
     _related_manager_base,
     _resolve,
+    prefetched_queryset,
 )
 from dorm.models.twins import AsyncRelatedManagerMixin
 from dorm.sql.datastructures import PathInfo
@@ -215,11 +217,30 @@ class ManyToManyDescriptor:
     def __init__(self, field: ManyToManyField, reverse: bool) -> None:
         self.field = field
         self.reverse = reverse
+        self._manager_class: type[ManyRelatedManager] | None = None
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        return ManyRelatedManager(instance, self.field, self.reverse)
+        # Made on every ``book.tags`` access. What every manager of this side shares is
+        # held by a class made once per side (a through model named by a string may be
+        # resolved later: the class is remade then); an instance sets three attributes.
+        cls = self._manager_class
+        if cls is None or cls.through is not self.field.through:
+            cls = self._manager_class = type(
+                ManyRelatedManager.__name__,
+                (ManyRelatedManager,),
+                {"__module__": __name__, **_side(self.field, self.reverse)},
+            )
+        values = instance.__dict__
+        if values.get(instance._meta.pk.attname) is None:
+            raise _unsaved(instance, cls.name)
+        state = values.get("_state")
+        manager = _new_manager(cls)
+        manager.instance = instance
+        manager._db = state.db if state is not None else values.get(LOADED_FROM)
+        manager._hints = {}
+        return manager
 
     def __set__(self, instance: Any, value: Any) -> None:
         name = self.field.remote_field.get_accessor_name() if self.reverse else self.field.name
@@ -229,78 +250,71 @@ class ManyToManyDescriptor:
         )
 
 
-_sides_cache: dict[tuple[ManyToManyField, bool], tuple[Any, ...]] = {}
+def _unsaved(instance: Any, name: str) -> ValueError:
+    return ValueError(
+        f"{type(instance).__name__} must be saved before its many-to-many {name!r} can be used"
+    )
 
 
-def _sides(field: ManyToManyField, reverse: bool) -> tuple[Any, ...]:
-    """(model, name, query_name, through, source FK, target FK) of one side of ``field``,
-    worked out once per side (a manager is made on every ``obj.tags`` access)."""
-    found = _sides_cache.get((field, reverse))
-    if found is not None and found[3] is field.through:
-        return found
+def _side(field: ManyToManyField, reverse: bool) -> dict[str, Any]:
+    """The attributes of a manager of one side of ``field``, shared by all its instances."""
     source, target = field._through_fields()
     if reverse:
-        found = (
-            field.model,
-            field.remote_field.get_accessor_name(),
-            field.name,
-            field.through,
-            target,
-            source,
-        )
+        model, name, query_name = field.model, field.remote_field.get_accessor_name(), field.name
+        source, target = target, source
     else:
-        found = (
-            field.related_model,
-            field.name,
-            field.remote_field.query_name,
-            field.through,
-            source,
-            target,
-        )
-    _sides_cache[field, reverse] = found
-    return found
+        model, name, query_name = field.related_model, field.name, field.remote_field.query_name
+    return {
+        "field": field,
+        "reverse": reverse,
+        "model": model,
+        "name": name,
+        "query_name": query_name,
+        "through": field.through,
+        "source_field": source,
+        "target_field": target,
+    }
 
 
 class ManyRelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type: ignore[misc]
     """``book.tags`` / ``tag.book_set``: add, remove, set, clear over the through table."""
 
+    field: ManyToManyField
+    reverse: bool
+    name: str
+    query_name: str
+    through: Any
+    source_field: ForeignKey
+    target_field: ForeignKey
+    instance: Any
+
     def __init__(self, instance: Any, field: ManyToManyField, reverse: bool) -> None:
-        # Made on every ``book.tags`` access: BaseManager's attributes are set here
-        # directly (no creation counter: a related manager is not a class attribute).
-        self._hints: dict[str, Any] = {}
+        # ``book.tags`` is made by ManyToManyDescriptor.__get__, as an instance of a class
+        # made per side that holds _side() as class attributes; this is the same manager.
+        self.__dict__.update(_side(field, reverse))
+        if instance.pk is None:
+            raise _unsaved(instance, self.name)
         self.instance = instance
-        self.field = field
-        self.reverse = reverse
-        (
-            self.model,
-            self.name,
-            self.query_name,
-            self.through,
-            self.source_field,
-            self.target_field,
-        ) = _sides(field, reverse)
         self._db = instance_db(instance)
-        if instance.__dict__.get(instance._meta.pk.attname) is None:
-            raise ValueError(
-                f"{type(instance).__name__} must be saved before its many-to-many "
-                f"{self.name!r} can be used"
-            )
+        self._hints: dict[str, Any] = {}
 
     @property
     def _using(self) -> str:
         return self._db or "default"
 
     def get_queryset(self) -> QuerySet:
-        cache = self.instance.__dict__.get("_prefetched_objects_cache")
+        instance = self.instance
+        values = instance.__dict__
+        cache = values.get("_prefetched_objects_cache")
+        if cache is not None:
+            items = cache.get(self.name)
+            if items is not None:
+                value = values.get(instance._meta.pk.attname)  # instance.pk
+                return prefetched_queryset(self, self.query_name, value, items)
         qs: QuerySet = super().get_queryset()
-        if cache is not None and self.name in cache:
-            # Served from the prefetched list; the filter is built only if the queryset
-            # is refined (qs.filter(...), qs.query).
-            qs._deferred_filter = {self.query_name: self.instance.pk}
-            qs._result_cache = list(cache[self.name])
-            qs._prefetch_done = True
-            return qs
         return qs.filter(**{self.query_name: self.instance.pk})
+
+    all = get_queryset
 
     def _target_ids(self, objs: Iterable[Any]) -> list[Any]:
         ids: list[Any] = []

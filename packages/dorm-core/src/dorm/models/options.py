@@ -293,19 +293,25 @@ class Options:
 
         :raises FieldDoesNotExist: naming the model and the valid choices.
         """
-        if name == "pk" and self.pk is not None:
-            return self.pk
-        found = self._forward_map.get(name)
+        found = self._find_field(name)
         if found is not None:
             return found
-        rel = self._reverse_map.get(name)
-        if rel is not None:
-            return rel
         raise FieldDoesNotExist(
             f"{self.object_name} has no field named {name!r}."
             f"{did_you_mean(name, self.field_names())} "
             f"Choices are: {', '.join(self.field_names())}"
         )
+
+    def _find_field(self, name: str) -> Any:
+        """The field (or reverse relation) called ``name``, or None: ``get_field()`` without
+        the error message, for callers that expect misses (a lookup name after a relation
+        in ``author__in`` is one)."""
+        if name == "pk" and self.pk is not None:
+            return self.pk
+        found = self._forward_map.get(name)
+        if found is not None:
+            return found
+        return self._reverse_map.get(name)
 
     def get_concrete_field(self, name: str, what: str) -> Any:
         """Return the column-backed field ``name``; ``what`` names the caller in the error.

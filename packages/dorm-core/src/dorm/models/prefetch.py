@@ -181,9 +181,16 @@ def _as_cache(pending: Any) -> dict[str, Any]:
     return {pending[0]: pending[1]} if type(pending) is tuple else dict(pending)
 
 
+#: The annotation that carries, on each row of a many-to-many prefetch, its owner's key.
+_OWNER = "_dorm_prefetch_owner"
+
+
 def _many_to_many(
     objs: Sequence[Any], descriptor: Any, queryset: Any, to_attr: str | None, db: Any
 ) -> list[Any]:
+    from dorm.models.iterables import KeyedModelIterable, ModelIterable
+    from dorm.models.query import QuerySet
+
     field = descriptor.field
     if descriptor.reverse:
         related_model, query_name = field.model, field.name
@@ -198,10 +205,23 @@ def _many_to_many(
     fetched: list[Any] = []
     if ids:
         qs = _base(related_model, queryset, db).filter(**{f"{query_name}__in": ids})
-        qs = qs.annotate(_dorm_prefetch_owner=F(query_name))
-        fetched = list(qs)
-        for sub in fetched:
-            groups[sub.__dict__.pop("_dorm_prefetch_owner")].append(sub)
+        qs = qs.annotate(**{_OWNER: F(query_name)})
+        cls = type(qs)
+        if (
+            qs._iterable_class is ModelIterable
+            and cls.__iter__ is QuerySet.__iter__
+            and cls._fetch_all is QuerySet._fetch_all
+        ):
+            # The owner keys come apart from the rows' objects: none is set on them to be
+            # popped again. The rest is what iterating the queryset does.
+            fetched, owners = KeyedModelIterable(qs).fetch_keyed(_OWNER)
+            if qs._prefetch_related_lookups:
+                prefetch_related_objects(fetched, *qs._prefetch_related_lookups)
+        else:
+            fetched = list(qs)
+            owners = [sub.__dict__.pop(_OWNER) for sub in fetched]
+        for sub, owner in zip(fetched, owners, strict=True):
+            groups[owner].append(sub)
     _assign_many(objs, keys, cache_name, groups, to_attr)
     return fetched
 
@@ -213,10 +233,21 @@ def _assign_many(
     groups: dict[Any, list[Any]],
     to_attr: str | None,
 ) -> None:
-    """Give each object (whose key is at the same index of ``keys``) its group."""
+    """Give each object (whose key is at the same index of ``keys``) its group: the
+    group's list itself, or a copy when another object has the same key."""
+    shared = len(set(keys)) != len(keys)
     for obj, key in zip(objs, keys, strict=True):
-        items = groups.get(key, ())
+        items = groups.get(key)
+        if items is None:
+            items = []
+        elif shared:
+            items = list(items)
         if to_attr:
-            setattr(obj, to_attr, list(items))
+            setattr(obj, to_attr, items)
+            continue
+        values = obj.__dict__
+        cache = values.get("_prefetched_objects_cache")
+        if cache is None:
+            values["_prefetched_objects_cache"] = {cache_name: items}
         else:
-            obj.__dict__.setdefault("_prefetched_objects_cache", {})[cache_name] = list(items)
+            cache[cache_name] = items

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import transaction
 from dorm.exceptions import FieldError
-from dorm.models.base import LOADED_CACHE, instance_db
+from dorm.models.base import LOADED_CACHE, LOADED_FROM, instance_db
 from dorm.models.fields import Field
+from dorm.models.manager import _default_queryset
 from dorm.models.twins import AsyncRelatedManagerMixin
 from dorm.sql.datastructures import PathInfo
 
@@ -508,11 +509,27 @@ class ReverseManyToOneDescriptor:
 
     def __init__(self, rel: ManyToOneRel) -> None:
         self.rel = rel
+        self._manager_class: type[RelatedManager] | None = None
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        return RelatedManager(instance, self.rel)
+        # Made on every ``author.books`` access: what every manager of this relation shares
+        # is held by a class made once; an instance sets three attributes.
+        cls = self._manager_class
+        if cls is None:
+            cls = self._manager_class = type(
+                RelatedManager.__name__,
+                (RelatedManager,),
+                {"__module__": __name__, **_relation(self.rel)},
+            )
+        values = instance.__dict__
+        state = values.get("_state")
+        manager = _new_manager(cls)
+        manager.instance = instance
+        manager._db = state.db if state is not None else values.get(LOADED_FROM)
+        manager._hints = {}
+        return manager
 
     def __set__(self, instance: Any, value: Any) -> None:
         raise TypeError(
@@ -521,25 +538,57 @@ class ReverseManyToOneDescriptor:
         )
 
 
+def _relation(rel: ManyToOneRel) -> dict[str, Any]:
+    """The attributes of a manager of ``rel``, shared by all its instances."""
+    return {
+        "rel": rel,
+        "field": rel.field,
+        "model": rel.field.model,
+        "name": rel.get_accessor_name(),
+    }
+
+
 def _related_manager_base() -> type:
     from dorm.models.manager import Manager
 
     return Manager
 
 
+#: Makes a related manager without BaseManager.__new__, which records constructor
+#: arguments for migrations: a manager made per attribute access has no use for them.
+_new_manager = object.__new__
+
+
+def prefetched_queryset(manager: Any, lookup: str, value: Any, items: list[Any]) -> QuerySet:
+    """The queryset of a related manager whose objects were prefetched: ``items`` is its
+    result (the prefetch cache's list, shared: neither side changes it) and
+    ``lookup=value`` its filter, built only if the queryset is refined
+    (``qs.filter(...)``, ``qs.query``)."""
+    qs: QuerySet = (manager._queryset_class or _default_queryset[0])(
+        manager.model, None, manager._db, manager._hints
+    )
+    qs._deferred_filter = {lookup: value}
+    qs._result_cache = items
+    qs._prefetch_done = True
+    return qs
+
+
 class RelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type: ignore[misc]
     """The objects of ``rel.field.model`` whose foreign key points at ``instance``."""
 
+    rel: ManyToOneRel
+    field: ForeignKey
+    name: str
+    instance: Any
+
     def __init__(self, instance: Any, rel: ManyToOneRel) -> None:
-        # Made on every ``author.books`` access: BaseManager's attributes are set here
-        # directly (no creation counter: a related manager is not a class attribute).
-        self._hints: dict[str, Any] = {}
+        # ``author.books`` is made by ReverseManyToOneDescriptor.__get__, as an instance of
+        # a class made per relation that holds _relation() as class attributes; this is
+        # the same manager.
+        self.__dict__.update(_relation(rel))
         self.instance = instance
-        self.rel = rel
-        self.field = rel.field
-        self.model = rel.field.model
-        self.name = rel.get_accessor_name()
         self._db = instance_db(instance)
+        self._hints: dict[str, Any] = {}
 
     def _check_saved(self) -> Any:
         value = getattr(self.instance, self.field.target_field.attname)
@@ -551,17 +600,16 @@ class RelatedManager(AsyncRelatedManagerMixin, _related_manager_base()):  # type
         return value
 
     def get_queryset(self) -> QuerySet:
-        cache = self.instance.__dict__.get("_prefetched_objects_cache") or {}
-        qs: QuerySet = super().get_queryset()
         value = self._check_saved()
-        if self.name in cache:
-            # Served from the prefetched list; the filter is built only if the queryset
-            # is refined (qs.filter(...), qs.query).
-            qs._deferred_filter = {self.field.name: value}
-            qs._result_cache = list(cache[self.name])
-            qs._prefetch_done = True
-            return qs
+        cache = self.instance.__dict__.get("_prefetched_objects_cache")
+        if cache is not None:
+            items = cache.get(self.name)
+            if items is not None:
+                return prefetched_queryset(self, self.field.name, value, items)
+        qs: QuerySet = super().get_queryset()
         return qs.filter(**{self.field.name: value})
+
+    all = get_queryset
 
     def _forget_cache(self) -> None:
         """Drop a prefetched list of this relation: it no longer matches the database."""

@@ -196,9 +196,8 @@ class Query:
                 name = cur.pk.name
             elif pos == 0 and name in self.filtered_relations and cur is self.opts:
                 name = self.filtered_relations[name].relation_name
-            try:
-                field = cur.get_field(name)
-            except FieldDoesNotExist:
+            field = cur._find_field(name)
+            if field is None:
                 if pos == 0 or fail_on_missing:
                     available = sorted(
                         {*cur.field_names(), *(self.annotations if cur is opts else ())}
@@ -206,7 +205,7 @@ class Query:
                     raise FieldError(
                         f"{cur.object_name}: cannot resolve {name!r} into a field."
                         f"{did_you_mean(name, available)} Choices are: {', '.join(available)}"
-                    ) from None
+                    )
                 return path, final_field, targets, list(names[pos:])
             if cur.parents and field.model is not None and _inherited(cur, field):
                 # A parent's field (multi-table inheritance): join the parent's table.
