@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from dorm.models.base import Model
     from dorm.models.fields import Field
     from dorm.models.raw import RawQuerySet
+    from dorm.sql.expression_plans import PlanCompiler
 
 __all__ = ["Prefetch", "QuerySet"]
 
@@ -1146,19 +1147,19 @@ class QuerySet(AsyncQuerySetMixin):
         self._fields = query.values_select
         return self
 
-    def _value_names(self, compiler: SQLCompiler) -> list[str]:
+    def _value_names(self, compiler: SQLCompiler | PlanCompiler) -> list[str]:
         order = self._values_order(compiler)
         names = self._column_names(compiler)
         if order is None:
             return names
         return [names[i] for i in order]
 
-    def _column_names(self, compiler: SQLCompiler) -> list[str]:
+    def _column_names(self, compiler: SQLCompiler | PlanCompiler) -> list[str]:
         query = compiler.query
         field_names = [n for n in query.values_select if n not in query.annotation_select]
         return [*field_names, *query.annotation_select][: compiler.col_count]
 
-    def _values_order(self, compiler: SQLCompiler) -> list[int] | None:
+    def _values_order(self, compiler: SQLCompiler | PlanCompiler) -> list[int] | None:
         query = compiler.query
         if not query.annotations and len(query.values_select) <= compiler.col_count:
             return None  # one column per requested field, in order (add_fields)
