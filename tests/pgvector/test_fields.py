@@ -99,6 +99,9 @@ def test_numpy_arrays_are_accepted(rows: Any) -> None:
         ([1.0, 2.0, math.inf], r"Embedded\.embedding: element 2 is inf"),
         ([1.0, "2", 3.0], r"Embedded\.embedding: element 1 is '2', not a number"),
         ([True, 2.0, 3.0], r"Embedded\.embedding: element 0 is True, not a number"),
+        ((1.0, 2.0, False), r"Embedded\.embedding: element 2 is False, not a number"),
+        ((1.0, -math.inf, 3.0), r"Embedded\.embedding: element 1 is -inf; vectors hold finite"),
+        ([3e38, 2.0, math.nan], r"Embedded\.embedding: element 2 is nan; vectors hold finite"),
         ([1e39, 2.0, 3.0], r"Embedded\.embedding: an element is out of float32 range"),
         ("[1,2", r"Embedded\.embedding: '\[1,2' is not a vector"),
         (42, r"Embedded\.embedding: expected a list of floats, got int"),
@@ -110,6 +113,18 @@ def test_bad_values_raise_validation_error_naming_the_field(value: Any, message:
     obj = Embedded(name="x", embedding=[0, 0, 0])
     with pytest.raises(ValidationError, match=message):
         obj.embedding = value
+
+
+def test_large_finite_values_and_ints_are_kept(rows: Any) -> None:
+    """Values whose float32 exponent is 0xFE (the high byte a non-finite value has too)
+    pass validation; ints and tuples are taken as floats."""
+    big = [3.0e38, -3.0e38, 1.7e38]
+    obj = Embedded.objects.create(name="big", embedding=big, optional=(1, -2))
+    kind, stored = _stored(rows, obj.pk)
+    assert stored == pytest.approx(big, rel=1e-6)
+    loaded = Embedded.objects.get(pk=obj.pk)
+    assert loaded.embedding == list(struct.unpack("<3f", struct.pack("<3f", *big)))
+    assert loaded.optional == [1.0, -2.0]
 
 
 def test_bad_value_is_refused_before_any_sql(rows: Any) -> None:

@@ -136,9 +136,10 @@ class ConnectionHandler:
         with self._lock:
             self._wrappers.clear()
             self._async.clear()
-        from dorm.sql import plan_cache
+        from dorm.sql import expression_plans, plan_cache
 
         plan_cache.clear()  # plans hold converters chosen for the old settings
+        expression_plans.clear()
 
 
 connections = ConnectionHandler()

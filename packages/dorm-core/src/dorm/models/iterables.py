@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from dorm.db.connection import connections
 from dorm.models.base import LOADED_FROM, ModelState
-from dorm.sql import plan_cache
+from dorm.sql import expression_plans, plan_cache
 from dorm.sql.compiler import SQLCompiler
+from dorm.sql.expression_plans import PlanCompiler
 from dorm.sql.plan_cache import CachedCompiler
 
 if TYPE_CHECKING:
@@ -41,14 +42,18 @@ class BaseIterable:
         """Every result as a list (what ``QuerySet._fetch_all`` caches)."""
         return list(self)
 
-    def _rows(self, compiler: SQLCompiler | CachedCompiler) -> Iterator[Sequence[Any]]:
+    def _rows(
+        self, compiler: SQLCompiler | CachedCompiler | PlanCompiler
+    ) -> Iterator[Sequence[Any]]:
         if self.chunk_size is None:
             yield from compiler.execute()
         else:
             for chunk in compiler.chunks(self.chunk_size):
                 yield from chunk
 
-    def _chunks(self, compiler: SQLCompiler | CachedCompiler) -> Iterator[Sequence[Any]]:
+    def _chunks(
+        self, compiler: SQLCompiler | CachedCompiler | PlanCompiler
+    ) -> Iterator[Sequence[Any]]:
         """The result as one list, or in ``chunk_size`` lists (a server-side cursor)."""
         if self.chunk_size is None:
             yield compiler.execute()
@@ -59,6 +64,29 @@ class BaseIterable:
         qs = self.queryset
         compiler = qs.query.get_compiler(qs.db)
         compiler.setup()
+        return compiler
+
+    def _select_compiler(self) -> SQLCompiler | PlanCompiler:
+        """The queryset's compiler: served by its shape's expression plan when there is
+        one (stored now if the shape is new), else a new SQLCompiler."""
+        qs = self.queryset
+        query = qs.query
+        db = qs.db
+        shape = expression_plans.select_shape(query)
+        if shape is None:
+            compiler = query.get_compiler(db)
+            compiler.setup()
+            return compiler
+        connection = connections[db]
+        found = expression_plans.compiler_for(shape, db, connection, query)
+        if type(found) is PlanCompiler:
+            return found
+        compiler = query.get_compiler(db, connection)
+        compiler.setup()
+        if found is True:
+            stored = expression_plans.store(shape, db, compiler, query)
+            if stored is not None:
+                return stored
         return compiler
 
 
@@ -290,7 +318,7 @@ _new_state = ModelState.__new__
 class ModelIterable(BaseIterable):
     """Yield model instances (with select_related objects and annotations attached)."""
 
-    def _plan_compiler(self) -> SQLCompiler | CachedCompiler:
+    def _plan_compiler(self) -> SQLCompiler | CachedCompiler | PlanCompiler:
         """The plan cache's compiler when the queryset has (or seeds) a plan."""
         qs = self.queryset
         pending = qs._pending
@@ -300,7 +328,9 @@ class ModelIterable(BaseIterable):
                 plan, values, _kwargs, _get_mode = pending
                 return plan.compiler(values, connections[db])
         seed = qs._plan_seed
-        compiler = self._compiler()  # builds a pending queryset's query
+        if seed is None:
+            return self._select_compiler()  # builds a pending queryset's query
+        compiler = self._compiler()
         if seed is not None:
             shape, kwargs = seed
             stored = plan_cache.store(shape, qs.db, compiler, kwargs)
@@ -374,7 +404,7 @@ class KeyedModelIterable(ModelIterable):
 
 class ValuesIterable(BaseIterable):
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        compiler = self._compiler()
+        compiler = self._select_compiler()
         names = self.queryset._value_names(compiler)
         for row in _converted(self._rows(compiler), compiler.converters()):
             yield dict(zip(names, row, strict=False))
@@ -383,7 +413,7 @@ class ValuesIterable(BaseIterable):
 class ValuesListIterable(BaseIterable):
     def fetch_list(self) -> list[Any]:
         if self.chunk_size is None and type(self) in (ValuesListIterable, FlatValuesListIterable):
-            compiler = self._compiler()
+            compiler = self._select_compiler()
             if self.queryset._values_order(compiler) is None and not compiler.converters():
                 # The driver's rows as they are: no generator step per row.
                 rows = compiler.execute()
@@ -397,7 +427,7 @@ class ValuesListIterable(BaseIterable):
         return list(self)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        compiler = self._compiler()
+        compiler = self._select_compiler()
         order = self.queryset._values_order(compiler)
         converters = compiler.converters()
         rows = self._rows(compiler)

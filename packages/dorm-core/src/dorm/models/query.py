@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from dorm.models.base import Model
     from dorm.models.fields import Field
     from dorm.models.raw import RawQuerySet
+    from dorm.sql.expression_plans import PlanCompiler
 
 __all__ = ["Prefetch", "QuerySet"]
 
@@ -136,7 +137,12 @@ class QuerySet(AsyncQuerySetMixin):
         return router.db_for_read(self.model, **self._hints)
 
     def _clone(self) -> QuerySet:
-        clone = type(self)(self.model, self.query.chain(), self._db, self._hints)
+        query = self._query
+        if query is not None or self._pending is not None or self._deferred_filter is not None:
+            query = self.query.chain()
+        # else a fresh queryset: the clone starts from a fresh Query too, built on first
+        # use (Model.objects.order_by(...) builds one Query, not one and a copy).
+        clone = type(self)(self.model, query, self._db, self._hints)
         clone._for_write = self._for_write
         clone._prefetch_related_lookups = self._prefetch_related_lookups
         clone._iterable_class = self._iterable_class
@@ -174,6 +180,13 @@ class QuerySet(AsyncQuerySetMixin):
         return bool(self._result_cache)
 
     def __getitem__(self, k: int | slice) -> Any:
+        if type(k) is slice and k.step is None and self._result_cache is None:
+            # qs[:10], the common case, with the checks below in the same order.
+            start, stop = k.start, k.stop
+            if not ((start is not None and start < 0) or (stop is not None and stop < 0)):
+                qs = self._chain()
+                qs.query.set_limits(start, stop)
+                return qs
         if not isinstance(k, (int, slice)):
             raise TypeError(f"QuerySet indices must be integers or slices, not {type(k).__name__}")
         if (isinstance(k, int) and k < 0) or (
@@ -942,11 +955,12 @@ class QuerySet(AsyncQuerySetMixin):
         return clone
 
     def order_by(self, *field_names: Any) -> QuerySet:
-        if self.query.is_sliced:
+        if self._query is not None and self.query.is_sliced:
             raise TypeError("cannot reorder a query once a slice has been taken")
         clone = self._chain()
-        clone.query.clear_ordering(force=True)
-        clone.query.add_ordering(*field_names)
+        query = clone.query
+        query.clear_ordering(force=True)
+        query.add_ordering(*field_names)
         return clone
 
     def distinct(self, *field_names: str) -> QuerySet:
@@ -1108,12 +1122,13 @@ class QuerySet(AsyncQuerySetMixin):
         if expressions:
             clone = clone.annotate(**expressions)
         names = [*fields, *expressions]
-        if clone.query.combinator:
+        query = clone.query
+        if query.combinator:
             return clone._combined_values(names)
-        clone.query.select_related = False
-        clone.query.clear_deferred()
-        clone.query.set_values(names)
-        clone._fields = tuple(clone.query.values_select)
+        query.select_related = False
+        query.clear_deferred()
+        query.set_values(names)
+        clone._fields = tuple(query.values_select)
         return clone
 
     def _combined_values(self, names: list[str]) -> QuerySet:
@@ -1132,20 +1147,23 @@ class QuerySet(AsyncQuerySetMixin):
         self._fields = query.values_select
         return self
 
-    def _value_names(self, compiler: SQLCompiler) -> list[str]:
+    def _value_names(self, compiler: SQLCompiler | PlanCompiler) -> list[str]:
         order = self._values_order(compiler)
         names = self._column_names(compiler)
         if order is None:
             return names
         return [names[i] for i in order]
 
-    def _column_names(self, compiler: SQLCompiler) -> list[str]:
+    def _column_names(self, compiler: SQLCompiler | PlanCompiler) -> list[str]:
         query = compiler.query
         field_names = [n for n in query.values_select if n not in query.annotation_select]
         return [*field_names, *query.annotation_select][: compiler.col_count]
 
-    def _values_order(self, compiler: SQLCompiler) -> list[int] | None:
-        requested = list(compiler.query.values_select)
+    def _values_order(self, compiler: SQLCompiler | PlanCompiler) -> list[int] | None:
+        query = compiler.query
+        if not query.annotations and len(query.values_select) <= compiler.col_count:
+            return None  # one column per requested field, in order (add_fields)
+        requested = list(query.values_select)
         columns = self._column_names(compiler)
         if not requested or requested == columns:
             return None

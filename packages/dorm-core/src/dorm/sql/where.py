@@ -77,8 +77,11 @@ class WhereNode:
         self.children = list(exprs)
 
     def clone(self) -> WhereNode:
+        children = self.children
+        if not children:  # an unfiltered query's WHERE: nothing to walk
+            return WhereNode(None, self.connector, self.negated)
         return WhereNode(
-            [c.clone() if isinstance(c, WhereNode) else c for c in self.children],
+            [c.clone() if isinstance(c, WhereNode) else c for c in children],
             self.connector,
             self.negated,
         )

@@ -18,7 +18,7 @@ from dorm.expressions import Col, Expression, F
 from dorm.models.fields import FloatField
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Hashable, Sequence
 
     from dorm.db.backends.base import BaseDatabaseWrapper
     from dorm.sql.compiler import SQLCompiler
@@ -58,6 +58,28 @@ class Distance(Expression):
 
     def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         (self.lhs,) = exprs
+
+    def plan_shape(self) -> Hashable | None:
+        """What of this distance shapes its SQL, for dorm-core's expression plans: the
+        field name and the vector's type (the vector is bound); None for another left side."""
+        lhs = self.lhs
+        if type(lhs) is not F:
+            return None
+        return (lhs.name, type(self.vector))
+
+    def plan_binder(self) -> Callable[[Distance], list[Any]] | None:
+        """On the resolved distance: the parameters of a distance of the same shape, bound
+        as ``_operands`` binds them (ValidationError for a bad vector)."""
+        lhs = self.lhs
+        field = getattr(lhs, "output_field", None)
+        if type(lhs) is not Col or not isinstance(field, VectorField):
+            return None
+        prep = field.get_db_prep_value
+
+        def bind(node: Distance) -> list[Any]:
+            return [prep(node.vector)]
+
+        return bind
 
     def _operands(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         field = getattr(self.lhs, "output_field", None)
