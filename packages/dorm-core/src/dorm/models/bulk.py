@@ -80,7 +80,6 @@ def bulk_create(
     all_fields = list(opts.concrete_fields)
     no_pk_fields = [f for f in all_fields if not f.primary_key]
     read_back = on_conflict != "ignore"  # an ignored row returns nothing to match
-    marked = False  # whether every object was marked saved while its key was stored
     with transaction.atomic(using=using, savepoint=False):
         for has_pk, defaulted, group in _insert_groups(objs, opts.db_default_fields, key):
             if not group:
@@ -100,35 +99,13 @@ def bulk_create(
                     converters = returned_converters(db, returning)
                     for obj, row in zip(group, rows, strict=True):
                         store_returned(db, obj, returning, row, converters)
-                elif group is objs:
-                    # Only the new primary keys, as they come, for every object: the
-                    # objects are marked saved in the same pass.
-                    _store_keys_and_mark(objs, rows, key, using)
-                    marked = True
                 else:  # only the new primary keys, as they come
                     for obj, row in zip(group, rows, strict=True):
                         obj.__dict__[key] = row[0]
-        if not marked:
-            _mark_saved(objs, using)
+        _mark_saved(objs, using)
         if signals.bulk_created.has_listeners(model):
             signals.bulk_created.send(sender=model, objs=objs, using=using)
     return objs
-
-
-def _store_keys_and_mark(
-    objs: Sequence[Any], rows: Sequence[Sequence[Any]], key: str, using: str
-) -> None:
-    """Store each row's new key on its object and mark the object saved (``_mark_saved``)
-    in one pass."""
-    for obj, row in zip(objs, rows, strict=True):
-        values = obj.__dict__
-        values[key] = row[0]
-        state = values.get("_state")
-        if state is None:
-            values[LOADED_FROM] = using
-        else:
-            state.adding = False
-            state.db = using
 
 
 def _mark_saved(objs: Sequence[Any], using: str) -> None:

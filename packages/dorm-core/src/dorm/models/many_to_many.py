@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from dorm import signals, transaction
 from dorm.exceptions import FieldError
-from dorm.models.base import LOADED_FROM, instance_db
+from dorm.models.base import instance_db
 from dorm.models.fields import NOT_PROVIDED, Field
 from dorm.models.related import (
     CASCADE,
     ForeignKey,
     ManyToManyRel,
-    _new_manager,
+    _bound_manager,
     _related_manager_base,
     _resolve,
     prefetched_queryset,
@@ -235,12 +235,7 @@ class ManyToManyDescriptor:
         values = instance.__dict__
         if values.get(instance._meta.pk.attname) is None:
             raise _unsaved(instance, cls.name)
-        state = values.get("_state")
-        manager = _new_manager(cls)
-        manager.instance = instance
-        manager._db = state.db if state is not None else values.get(LOADED_FROM)
-        manager._hints = {}
-        return manager
+        return _bound_manager(cls, instance, values)
 
     def __set__(self, instance: Any, value: Any) -> None:
         name = self.field.remote_field.get_accessor_name() if self.reverse else self.field.name

@@ -523,13 +523,7 @@ class ReverseManyToOneDescriptor:
                 (RelatedManager,),
                 {"__module__": __name__, **_relation(self.rel)},
             )
-        values = instance.__dict__
-        state = values.get("_state")
-        manager = _new_manager(cls)
-        manager.instance = instance
-        manager._db = state.db if state is not None else values.get(LOADED_FROM)
-        manager._hints = {}
-        return manager
+        return _bound_manager(cls, instance, instance.__dict__)
 
     def __set__(self, instance: Any, value: Any) -> None:
         raise TypeError(
@@ -557,6 +551,18 @@ def _related_manager_base() -> type:
 #: Makes a related manager without BaseManager.__new__, which records constructor
 #: arguments for migrations: a manager made per attribute access has no use for them.
 _new_manager = object.__new__
+
+
+def _bound_manager(cls: type, instance: Any, values: dict[str, Any]) -> Any:
+    """A manager of the per-relation class ``cls`` for ``instance`` (whose ``__dict__`` is
+    ``values``), made without ``__init__``: its alias read without building a lazy
+    ModelState."""
+    state = values.get("_state")
+    manager: Any = _new_manager(cls)
+    manager.instance = instance
+    manager._db = state.db if state is not None else values.get(LOADED_FROM)
+    manager._hints = {}
+    return manager
 
 
 def prefetched_queryset(manager: Any, lookup: str, value: Any, items: list[Any]) -> QuerySet:
