@@ -42,18 +42,14 @@ class BaseIterable:
         """Every result as a list (what ``QuerySet._fetch_all`` caches)."""
         return list(self)
 
-    def _rows(
-        self, compiler: SQLCompiler | CachedCompiler | PlanCompiler
-    ) -> Iterator[Sequence[Any]]:
+    def _rows(self, compiler: SQLCompiler | CachedCompiler[Any]) -> Iterator[Sequence[Any]]:
         if self.chunk_size is None:
             yield from compiler.execute()
         else:
             for chunk in compiler.chunks(self.chunk_size):
                 yield from chunk
 
-    def _chunks(
-        self, compiler: SQLCompiler | CachedCompiler | PlanCompiler
-    ) -> Iterator[Sequence[Any]]:
+    def _chunks(self, compiler: SQLCompiler | CachedCompiler[Any]) -> Iterator[Sequence[Any]]:
         """The result as one list, or in ``chunk_size`` lists (a server-side cursor)."""
         if self.chunk_size is None:
             yield compiler.execute()
@@ -318,7 +314,7 @@ _new_state = ModelState.__new__
 class ModelIterable(BaseIterable):
     """Yield model instances (with select_related objects and annotations attached)."""
 
-    def _plan_compiler(self) -> SQLCompiler | CachedCompiler | PlanCompiler:
+    def _plan_compiler(self) -> SQLCompiler | CachedCompiler[Any]:
         """The plan cache's compiler when the queryset has (or seeds) a plan."""
         qs = self.queryset
         pending = qs._pending

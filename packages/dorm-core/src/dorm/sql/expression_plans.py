@@ -44,7 +44,7 @@ import operator
 import threading
 import types
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dorm import plugins
@@ -53,6 +53,7 @@ from dorm.exceptions import EmptyResultSet
 from dorm.expressions import Col, Masked, OrderBy
 from dorm.sql.compiler import unmask
 from dorm.sql.datastructures import BaseTable
+from dorm.sql.plan_cache import CachedCompiler
 from dorm.sql.query import Query
 from dorm.sql.where import WhereNode
 
@@ -158,29 +159,15 @@ class SelectPlan:
         return params
 
 
-class PlanCompiler:
+class PlanCompiler(CachedCompiler[SelectPlan]):
     """The part of SQLCompiler the iterables use, served from a SelectPlan."""
 
     def __init__(
         self, plan: SelectPlan, params: list[Any], connection: BaseDatabaseWrapper, query: Query
     ) -> None:
-        self.plan = plan
-        self.params = params
-        self.connection = connection
+        super().__init__(plan, params, connection)
         self.query = query
-        self.klass_info = plan.klass_info
-        self.annotation_col_map: dict[str, int] = {}
-        self.sensitive = plan.sensitive
         self.col_count = plan.col_count
-
-    def converters(self) -> list[tuple[int, Callable[[Any], Any]]]:
-        return self.plan.converters
-
-    def execute(self) -> list[tuple[Any, ...]]:
-        return self.connection.fetchall(self.plan.sql, self.params, self.sensitive)
-
-    def chunks(self, chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
-        yield from self.connection.stream(self.plan.sql, self.params, chunk_size, self.sensitive)
 
 
 # -- shapes ----------------------------------------------------------------------------------

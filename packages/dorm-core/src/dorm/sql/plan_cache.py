@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dorm import plugins
 from dorm.db import utils as db_utils
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from dorm.db.backends.base import BaseDatabaseWrapper
     from dorm.models.fields import Field
     from dorm.sql.compiler import SQLCompiler
+    from dorm.sql.expression_plans import SelectPlan
     from dorm.sql.query import Query
 
 __all__ = [
@@ -176,7 +177,7 @@ class Plan:
         """The bound parameters for ``values`` (prepared), in placeholder order."""
         return [_unmasked(bind(f, v, connection)) for f, v in zip(self.fields, values, strict=True)]
 
-    def compiler(self, values: list[Any], connection: BaseDatabaseWrapper) -> CachedCompiler:
+    def compiler(self, values: list[Any], connection: BaseDatabaseWrapper) -> CachedCompiler[Plan]:
         params = [
             _unmasked(bind(f, v, connection)) for f, v in zip(self.fields, values, strict=True)
         ]
@@ -297,19 +298,25 @@ def _unmasked(value: Any) -> Any:
     return value.value if type(value) is Masked else value
 
 
-class CachedCompiler:
+# The entry a CachedCompiler serves: a Plan, or an expression_plans.SelectPlan (both keep
+# sql, converters, klass_info and sensitive).
+P = TypeVar("P", "Plan", "SelectPlan")
+
+
+class CachedCompiler(Generic[P]):
     """The part of SQLCompiler the model iterable uses, served from a Plan."""
 
-    def __init__(self, plan: Plan, params: list[Any], connection: BaseDatabaseWrapper) -> None:
-        self.plan = plan
+    def __init__(self, plan: P, params: list[Any], connection: BaseDatabaseWrapper) -> None:
+        self.plan: P = plan
         self.params = params
         self.connection = connection
         self.klass_info: dict[str, Any] | None = plan.klass_info
         self.annotation_col_map: dict[str, int] = {}
-        self.sensitive = plan.sensitive
+        self.sensitive: list[int] = plan.sensitive
 
     def converters(self) -> list[tuple[int, Callable[[Any], Any]]]:
-        return self.plan.converters
+        converters: list[tuple[int, Callable[[Any], Any]]] = self.plan.converters
+        return converters
 
     def execute(self) -> list[tuple[Any, ...]]:
         return self.connection.fetchall(self.plan.sql, self.params, self.sensitive)
@@ -434,7 +441,7 @@ def lookup(shape: Any, alias: str, connection: BaseDatabaseWrapper) -> Plan | No
 
 def store(
     shape: Any, alias: str, compiler: SQLCompiler, kwargs: dict[str, Any]
-) -> CachedCompiler | None:
+) -> CachedCompiler[Plan] | None:
     """Record ``compiler`` (set up, over the query built for ``shape``) and run from it.
 
     Nothing is stored, and None returned, unless the query is exactly the plain shape
