@@ -388,6 +388,31 @@ def test_router_object_routes_reads_and_writes(db, other_db) -> None:
     assert raw_names(db.settings) == ["explicit"]
 
 
+def test_routers_set_after_unrouted_gets_route_the_next_get(db, other_db) -> None:
+    """Manager.get() remembers that no router is set; adding one (to the setting's list in
+    place, or by configure()) routes the very next get()."""
+    from dorm.conf import settings
+
+    Item.objects.using("other").create(name="on-other")
+    local = Item.objects.create(name="on-default")
+    for _ in range(2):
+        assert Item.objects.get(name="on-default").pk == local.pk
+    with pytest.raises(Item.DoesNotExist):
+        Item.objects.get(name="on-other")
+    settings.DATABASE_ROUTERS.append(ToOther())
+    try:
+        assert Item.objects.get(name="on-other")._state.db == "other"
+        with pytest.raises(Item.DoesNotExist):
+            Item.objects.get(name="on-default")
+    finally:
+        settings.DATABASE_ROUTERS.clear()
+    assert Item.objects.get(name="on-default").pk == local.pk
+    dorm.configure(
+        DATABASES={"default": db.settings, "other": other_db}, DATABASE_ROUTERS=[ToOther()]
+    )
+    assert Item.objects.get(name="on-other")._state.db == "other"
+
+
 def test_router_dotted_path(db, other_db, tmp_path: Path, monkeypatch) -> None:
     module = f"t_conn_routers_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(
@@ -524,6 +549,73 @@ def test_close_all_reopens_on_next_use(db) -> None:
     assert Item.objects.count() == 1
     Item.objects.create(name="b")
     assert raw_names(db.settings) == ["a", "b"]
+
+
+def test_sqlite_connection_closed_underneath_fails_once_then_a_new_one_serves(db) -> None:
+    """A thread's SQLite connection closed by hand (not by close_all): the statement fails
+    with a DatabaseError naming the cause, and the next one runs on a new connection."""
+    sqlite_only(db)
+    kept = Item.objects.create(name="kept")
+    with get_connection().connection() as raw:
+        raw.close()
+    with pytest.raises(dorm.exceptions.DatabaseError, match="closed database"):
+        Item.objects.get(pk=kept.pk)
+    assert Item.objects.get(pk=kept.pk).name == "kept"
+    with get_connection().connection() as fresh:
+        assert fresh is not raw
+    Item.objects.create(name="after")
+    assert raw_names(db.settings) == ["after", "kept"]
+
+
+def test_a_query_hook_registered_after_statements_sees_the_next_ones(db) -> None:
+    """Whether a plugin observes queries is remembered between statements; registering or
+    unregistering one changes the answer for the very next statement."""
+    from dorm import plugins
+    from dorm.plugins import hookimpl
+
+    seen: list[str] = []
+
+    class Tracer:
+        @hookimpl
+        def dorm_pre_query(self, alias: str, sql: str) -> None:
+            seen.append(f"pre {alias} {sql.split()[0]}")
+
+        @hookimpl
+        def dorm_post_query(self, alias: str, sql: str, error: Any) -> None:
+            seen.append(f"post {alias} {sql.split()[0]} {error is None}")
+
+    item = Item.objects.create(name="a")
+    for _ in range(2):
+        assert Item.objects.get(pk=item.pk).name == "a"
+    assert seen == []
+    plugins.register(Tracer(), name="t-conn-tracer")
+    try:
+        assert Item.objects.get(pk=item.pk).name == "a"
+        assert seen == ["pre default SELECT", "post default SELECT True"]
+    finally:
+        plugins.unregister("t-conn-tracer")
+    assert Item.objects.get(pk=item.pk).name == "a"
+    assert len(seen) == 2
+
+
+def test_sqlite_threads_keep_their_own_connections(db) -> None:
+    sqlite_only(db)
+    first = Item.objects.create(name="a")
+    seen: dict[str, Any] = {}
+
+    def other_thread() -> None:
+        with get_connection().connection() as raw:
+            seen["raw"] = raw
+        seen["name"] = Item.objects.get(pk=first.pk).name
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    with get_connection().connection() as mine:
+        assert mine is not seen["raw"]
+        with get_connection().connection() as again:
+            assert again is mine
+    assert seen["name"] == "a"
 
 
 def test_close_all_from_another_thread(db) -> None:

@@ -232,6 +232,32 @@ def test_the_cache_is_bounded(rows: list[Writer], monkeypatch: pytest.MonkeyPatc
     assert Writer.objects.filter(age="25")._pending is None
 
 
+def test_gets_through_a_bounded_cache_stay_right_and_keep_no_evicted_plan(
+    rows: list[Writer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manager.get() reaches its plan through a shortcut map; evictions from the bounded
+    cache empty it, so it never keeps a plan the cache has dropped."""
+    monkeypatch.setattr(plan_cache, "MAX_ENTRIES", 3)
+    by_name = {w.name: w for w in rows}
+    gets = [
+        ({"name": "bob"}, "bob"),
+        ({"nickname": "b2"}, "bob"),
+        ({"email": "cy@x.io"}, "cy"),
+        ({"name__gte": "cy"}, "cy"),
+        ({"nickname__lte": "a1"}, "ann"),
+    ]
+    for _ in range(2):
+        for kwargs, expected in gets:
+            for _twice in range(2):  # the second get() of a shape goes through the shortcut
+                assert Writer.objects.get(**kwargs).pk == by_name[expected].pk, kwargs
+            kept = {id(plan) for plan in plan_cache._entries.values()}
+            assert {id(plan) for plan in plan_cache._fresh_gets.values()} <= kept
+            assert plan_cache.size() <= 3
+    # A get shape evicted and asked again compiles again and still answers right.
+    (query,) = _captured(lambda: Writer.objects.get(name="ann"))
+    assert tuple(query["params"]) == ("ann",)
+
+
 def test_one_row_inserts_reuse_their_statement_and_follow_patterns(rows: list[Writer]) -> None:
     made = [Writer.objects.create(name=f"w{i}", age=i, nickname=f"n{i}") for i in range(3)]
     assert len({w.pk for w in made}) == 3

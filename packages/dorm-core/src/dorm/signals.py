@@ -233,4 +233,8 @@ def queries_observed(alias: str) -> bool:
     a statement on ``alias`` (checked before every statement: one call, not two)."""
     if pre_query._receivers or post_query._receivers:
         return pre_query.has_listeners(alias) or post_query.has_listeners(alias)
-    return plugins.has_impls("dorm_pre_query", "dorm_post_query")
+    # plugins.queries_hooked(), inlined: this runs before every statement.
+    known = plugins._query_hooks
+    if known[0] is plugins._pm:
+        return known[1]
+    return plugins.queries_hooked()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from dorm.db.connection import DEFAULT_DB_ALIAS
@@ -62,15 +63,34 @@ class ConnectionRouter:
             return str(state.db)
         return DEFAULT_DB_ALIAS
 
-    def db_for_read(self, model: type, **hints: Any) -> str:
-        if not hints and not self._routers():
-            return DEFAULT_DB_ALIAS  # the common case: no routers, nothing to ask
-        return self._route("db_for_read", model, hints)
+    db_for_read: Callable[..., str]
+    db_for_write: Callable[..., str]
 
-    def db_for_write(self, model: type, **hints: Any) -> str:
-        if not hints and not self._routers():
+
+def _routed(method: str) -> Callable[..., str]:
+    """``ConnectionRouter.<method>(model, **hints)``: the first router's answer, or the
+    default alias."""
+
+    def route(self: ConnectionRouter, model: type, **hints: Any) -> str:
+        cache = self._cache
+        if (
+            not hints
+            and cache is not None
+            and not cache[3]
+            and cache[0] is _settings_object._values
+            and cache[2] == len(cache[1])
+        ):
             return DEFAULT_DB_ALIAS  # the common case: no routers, nothing to ask
-        return self._route("db_for_write", model, hints)
+        if not hints and not self._routers():
+            return DEFAULT_DB_ALIAS
+        return self._route(method, model, hints)
+
+    route.__name__ = route.__qualname__ = method
+    return route
+
+
+ConnectionRouter.db_for_read = _routed("db_for_read")
+ConnectionRouter.db_for_write = _routed("db_for_write")
 
 
 def _settings() -> Any:

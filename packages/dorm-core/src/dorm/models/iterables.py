@@ -131,30 +131,33 @@ _constructors: dict[tuple[Any, ...], Callable[[Sequence[Any]], list[Any]]] = {}
 
 
 def _constructor(
-    model: type, attnames: Sequence[str], db: str, start: int, unpack: bool
-) -> Callable[[Sequence[Any]], list[Any]]:
+    model: type, attnames: Sequence[str], db: str, start: int, unpack: bool, one: bool = False
+) -> Callable[[Sequence[Any]], Any]:
     """A function turning a chunk of rows into instances of ``model``, compiled once per
     query shape: straight-line attribute stores (or one dict display) per row instead of
-    a loop over the fields."""
-    key = (model, tuple(attnames), db, start, unpack)
+    a loop over the fields. With ``one`` (and ``unpack``), a function of one row returning
+    its instance."""
+    key = (model, tuple(attnames), db, start, unpack, one)
     found = _constructors.get(key)
     if found is not None:
         return found
     names = [f"v{i}" for i in range(len(attnames))]
     if unpack:
-        head = f"for {', '.join(names)}{',' if len(names) == 1 else ''} in rows:"
+        targets = f"{', '.join(names)}{',' if len(names) == 1 else ''}"
+        head = f"{targets} = row" if one else f"for {targets} in rows:"
         values = names
     else:
         head = "for row in rows:"
         values = [f"row[{start + i}]" for i in range(len(attnames))]
     # The instance's ModelState is made on first use from LOADED_FROM (base.py): most
     # loaded rows never need one, and one object fewer per row is less GC work.
+    pad = "    " if one else "        "  # the body of build(), or of its loop
     if _stores_plainly(model, [*attnames, LOADED_FROM]):
         # Attribute stores keep the values in the instance itself (its dict is made only if
         # something asks for ``__dict__``): about a third less work per row than a dict
         # display, allocation, deallocation and collection included.
         fill = "".join(
-            f"        obj.{name} = {value}\n"
+            f"{pad}obj.{name} = {value}\n"
             for name, value in zip([*attnames, LOADED_FROM], [*values, "db"], strict=True)
         )
     else:
@@ -162,17 +165,20 @@ def _constructor(
         items = "".join(
             f"{name!r}: {value}, " for name, value in zip(attnames, values, strict=True)
         )
-        fill = f"        obj.__dict__ = {{{items}{LOADED_FROM!r}: db}}\n"
-    source = (
-        "def build(rows):\n"
-        "    out = []\n"
-        "    append = out.append\n"
-        f"    {head}\n"
-        "        obj = new(model)\n"
-        f"{fill}"
-        "        append(obj)\n"
-        "    return out\n"
-    )
+        fill = f"{pad}obj.__dict__ = {{{items}{LOADED_FROM!r}: db}}\n"
+    if one:
+        source = f"def build(row):\n    {head}\n    obj = new(model)\n{fill}    return obj\n"
+    else:
+        source = (
+            "def build(rows):\n"
+            "    out = []\n"
+            "    append = out.append\n"
+            f"    {head}\n"
+            "        obj = new(model)\n"
+            f"{fill}"
+            "        append(obj)\n"
+            "    return out\n"
+        )
     namespace: dict[str, Any] = {
         "new": model.__new__,
         "model": model,
@@ -181,7 +187,7 @@ def _constructor(
         "db": db,
     }
     exec(compile(source, f"<dorm constructor {model.__name__}>", "exec"), namespace)
-    build: Callable[[Sequence[Any]], list[Any]] = namespace["build"]
+    build: Callable[[Sequence[Any]], Any] = namespace["build"]
     if len(_constructors) > 2048:
         _constructors.clear()
     _constructors[key] = build
@@ -205,9 +211,10 @@ def _stores_plainly(model: type, names: Sequence[str]) -> bool:
     return True
 
 
-def row_builder(info: dict[str, Any], db: str) -> Callable[[Sequence[Any]], list[Any]]:
-    """The compiled builder of rows that hold exactly ``info``'s columns, in order."""
-    return _constructor(info["model"], info["attnames"], db, info["start"], True)
+def one_row_builder(info: dict[str, Any], db: str) -> Callable[[Sequence[Any]], Any]:
+    """The compiled builder of the instance of one row that holds exactly ``info``'s
+    columns, in order (``get()``: no list, no loop)."""
+    return _constructor(info["model"], info["attnames"], db, info["start"], True, one=True)
 
 
 def build_rows(

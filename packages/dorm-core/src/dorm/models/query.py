@@ -1263,17 +1263,25 @@ def _manager_get(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
     if plain is None:
         plain = _is_plain(self)
     if plain and kwargs and not args:
-        model = self.model
-        shape = plan_cache.fresh_shape_of(model, kwargs, True)
-        if shape is not None:
-            db = self._db or router.db_for_read(model, **self._hints)
+        for value in kwargs.values():
+            if type(value) not in _PLAIN_TYPES:
+                break
+        else:
+            model = self.model
+            hints = self._hints
+            db = self._db or (
+                router.db_for_read(model, **hints) if hints else router.db_for_read(model)
+            )
             connection = connections[db]
-            plan = plan_cache.lookup(shape, db, connection)
+            plan = plan_cache.fresh_get_plan(model, kwargs, db, connection)
             if plan is not None:
                 results = plan.get_objects(kwargs, connection, db)
                 if results is not None:
                     return results[0] if len(results) == 1 else _one(model, results, kwargs)
     return self.get_queryset().get(*args, **kwargs)
+
+
+_PLAIN_TYPES = plan_cache.PLAIN_TYPES
 
 
 def _manager_create(self: BaseManager, **kwargs: Any) -> Any:

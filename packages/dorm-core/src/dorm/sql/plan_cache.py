@@ -44,6 +44,7 @@ __all__ = [
     "CachedCompiler",
     "Plan",
     "clear",
+    "fresh_get_plan",
     "fresh_shape_of",
     "lookup",
     "shape_of",
@@ -113,7 +114,8 @@ class Plan:
         self.stamp = 0  # _clock when last stored or moved to the LRU end
         # SELECT COUNT(*) over the same WHERE, same parameters; learnt by the first count().
         self.count_sql: str | None = None
-        # alias -> the compiled builder of rows holding exactly the model's columns.
+        # alias -> the compiled builder of the instance of one row holding exactly the
+        # model's columns.
         self.builders: dict[str, Callable[[Any], Any]] = {}
         # (connection, compiled kwargs -> bound parameters), made on first get_objects().
         self.binder: tuple[Any, Callable[[dict[str, Any]], list[Any] | None]] | None = None
@@ -140,14 +142,17 @@ class Plan:
         compiled for this plan); None when the plan cannot serve them."""
         if self.klass_info["related"]:
             return None
-        params = self.bound(kwargs, connection)
+        binder = self.binder  # bound(), inlined: this is every Manager.get()
+        if binder is None or binder[0] is not connection:
+            binder = self.binder = (connection, _compile_binder(self, connection))
+        params = binder[1](kwargs)
         if params is None:
             return None
         rows = connection.fetchall(self.sql, params, self.sensitive)
         if len(rows) == 1 and not self.converters:
             build = self.builders.get(db)
             if build is not None:
-                return build(rows)  # type: ignore[no-any-return]
+                return [build(rows[0])]
         return self._built(rows, db)
 
     def bound(self, kwargs: dict[str, Any], connection: BaseDatabaseWrapper) -> list[Any] | None:
@@ -166,11 +171,11 @@ class Plan:
             # get(): one row, the builder kept on the plan (no cache key to build).
             build = self.builders.get(db)
             if build is not None:
-                return build(rows)  # type: ignore[no-any-return]
+                return [build(rows[0])]
         from dorm.models import iterables
 
         if not self.converters and len(rows[0]) == len(info["attnames"]):
-            self.builders[db] = iterables.row_builder(info, db)
+            self.builders[db] = iterables.one_row_builder(info, db)
         return iterables.build_rows(info, rows, self.converters, db)
 
     def params(self, values: list[Any], connection: BaseDatabaseWrapper) -> list[Any]:
@@ -366,6 +371,37 @@ def _state(q: Query) -> tuple[Any, ...] | None:
 _fresh_shapes: dict[tuple[Any, ...], Any] = {}
 
 
+# (model, keyword names, alias, connection class) -> the plan that lookup() found for
+# fresh_shape_of(model, kwargs, True) there: Manager.get()'s way to the plan in one dict
+# lookup. Emptied with the entries and whenever one is evicted (an evicted plan is not
+# kept alive here).
+_fresh_gets: dict[tuple[Any, ...], Plan] = {}
+
+
+def fresh_get_plan(
+    model: Any, kwargs: dict[str, Any], alias: str, connection: BaseDatabaseWrapper
+) -> Plan | None:
+    """``lookup(fresh_shape_of(model, kwargs, True), alias, connection)``, for kwargs whose
+    values the caller has checked are all of PLAIN_TYPES."""
+    plan = _fresh_gets.get((model, tuple(kwargs), alias, type(connection)))
+    if (
+        plan is not None
+        and _source[0] is plugins._extensions
+        and _source[1] == db_utils._version
+        and plan.stamp >= _clock[0] - MAX_ENTRIES // 2
+    ):
+        return plan
+    shape = fresh_shape_of(model, kwargs, True)
+    if shape is None:
+        return None
+    plan = lookup(shape, alias, connection)
+    if plan is not None:
+        if len(_fresh_gets) > 4096:
+            _fresh_gets.clear()
+        _fresh_gets[model, tuple(kwargs), alias, type(connection)] = plan
+    return plan
+
+
 def fresh_shape_of(model: Any, kwargs: dict[str, Any], get_mode: bool) -> Any:
     """``shape_of`` for ``Query(model)``, whose state is the same for every fresh query:
     the shape object itself is kept per (model, keyword names, get mode)."""
@@ -419,6 +455,7 @@ def _fresh() -> None:
     if _source[0] is not ext or _source[1] != version:
         with _lock:
             _entries.clear()
+            _fresh_gets.clear()
             _source[0], _source[1] = ext, version
 
 
@@ -500,6 +537,7 @@ def store(
         _entries.move_to_end(key)
         while len(_entries) > MAX_ENTRIES:
             _entries.popitem(last=False)
+            _fresh_gets.clear()
     return CachedCompiler(plan, list(params), connection)
 
 
@@ -507,6 +545,7 @@ def clear() -> None:
     """Forget every plan (connections were reset, or a test wants a cold cache)."""
     with _lock:
         _entries.clear()
+        _fresh_gets.clear()
 
 
 def size() -> int:

@@ -139,11 +139,19 @@ def _sync_only(operation: str) -> exceptions.SynchronousOnlyOperation:
 def _get_running_loop() -> Any:
     """The running event loop of this thread, or None; asyncio is not imported for it
     (no loop can run before something else imported asyncio), which keeps it out of
-    ``import dorm``."""
-    events = sys.modules.get("asyncio.events")
-    # Another thread may still be importing asyncio: then no loop runs in this one.
-    getter = getattr(events, "_get_running_loop", None)
-    return None if getter is None else getter()
+    ``import dorm``. Asyncio's getter is looked up once, when it first exists."""
+    getter = _loop_getter[0]
+    if getter is None:
+        events = sys.modules.get("asyncio.events")
+        # Another thread may still be importing asyncio: then no loop runs in this one.
+        getter = getattr(events, "_get_running_loop", None)
+        if getter is None:
+            return None
+        _loop_getter[0] = getter
+    return getter()
+
+
+_loop_getter: list[Callable[[], Any] | None] = [None]
 
 
 def _refuse_in_event_loop(operation: str) -> None:
@@ -177,10 +185,21 @@ class _Block:
 class ThreadState:
     """One thread's view of one alias: the held connection and the atomic blocks."""
 
-    __slots__ = ("blocks", "conn", "manual_savepoints", "on_commit", "pending", "savepoint_counter")
+    __slots__ = (
+        "blocks",
+        "conn",
+        "manual_savepoints",
+        "on_commit",
+        "own",
+        "pending",
+        "savepoint_counter",
+    )
 
     def __init__(self) -> None:
         self.conn: Any = None
+        # A backend without a pool (SQLite) keeps one connection per thread between
+        # statements: (that connection, the wrapper's generation it was opened in).
+        self.own: tuple[Any, int] | None = None
         self.blocks: list[_Block] = []
         self.on_commit: list[tuple[tuple[str | None, ...], Callable[[], Any]]] = []
         self.savepoint_counter = 0

@@ -9,11 +9,18 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dorm import exceptions
 from dorm.db.backends import sqlite_functions
-from dorm.db.backends.base import BaseDatabaseWrapper, BaseOperations
+from dorm.db.backends.base import (
+    BaseDatabaseWrapper,
+    BaseOperations,
+    _get_running_loop,
+    _loop_getter,
+    _refuse_in_event_loop,
+)
 
 if TYPE_CHECKING:
     from dorm.models.fields import Field
@@ -256,17 +263,53 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         return conn
 
     def _acquire(self) -> Any:
-        local = self._local
-        conn = getattr(local, "conn", None)
-        if conn is None or getattr(local, "generation", None) != self._generation:
-            with self._conn_lock:
-                if self._memory and self._keeper is None:
-                    self._keeper = self._new_connection()
-            conn = local.conn = self._new_connection()
-            local.generation = self._generation
-            with self._conn_lock:
-                self._all.append(conn)
+        state = self.state
+        own = state.own
+        if own is not None and own[1] == self._generation:
+            return own[0]
+        with self._conn_lock:
+            if self._memory and self._keeper is None:
+                self._keeper = self._new_connection()
+        generation = self._generation
+        conn = self._new_connection()
+        state.own = (conn, generation)
+        with self._conn_lock:
+            self._all.append(conn)
         return conn
+
+    def _with_retry(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        sensitive: Sequence[int] | None = None,
+        mode: str = "all",
+    ) -> Any:
+        # The base class's, less what a pool needs: each thread keeps its connection (on
+        # its ThreadState), so there is nothing to check out, return, or send again on a
+        # new connection (a file database has no server to lose).
+        try:
+            state = self._local.state  # the state property, inlined
+        except AttributeError:
+            state = self.state
+        conn = state.conn
+        if conn is not None:
+            if state.pending:
+                self._send_savepoints(state)
+            return self._once(conn, sql, params, sensitive, mode, state)
+        # _get_running_loop(), or straight asyncio's getter once it has been found.
+        if (_loop_getter[0] or _get_running_loop)() is not None and self.guards_event_loop:
+            _refuse_in_event_loop(f"a database query ({sql[:40]}{'...' if len(sql) > 40 else ''})")
+        own = state.own
+        conn = own[0] if own is not None and own[1] == self._generation else self._acquire()
+        try:
+            return self._once(conn, sql, params, sensitive, mode, state)
+        except exceptions.DatabaseError:
+            if self._is_broken(conn):
+                self._discard(conn)
+            raise
+
+    # fetchall() is _with_retry() in "all" mode: bound directly, one frame less per query.
+    fetchall = _with_retry
 
     def _release(self, conn: Any) -> None:
         pass  # the thread keeps its connection
@@ -279,8 +322,9 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         return False
 
     def _discard(self, conn: Any) -> None:
-        if getattr(self._local, "conn", None) is conn:
-            del self._local.conn
+        state = self.state
+        if state.own is not None and state.own[0] is conn:
+            state.own = None
         with self._conn_lock:
             if conn in self._all:
                 self._all.remove(conn)

@@ -211,6 +211,11 @@ class SQLiteThreadIO(BridgedMixin):
         # Thread connections close at once: a statement still running on one fails.
         pool.terminate()
 
+    # A pool's statement path (check out, return, retry), not the sync class's per-thread
+    # one (whose fetchall is that path itself).
+    _with_retry = BaseDatabaseWrapper._with_retry
+    fetchall = BaseDatabaseWrapper.fetchall
+
     def _acquire(self) -> Any:
         return self._checkout()[1]
 
