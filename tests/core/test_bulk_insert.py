@@ -432,3 +432,78 @@ def test_async_bulk_create_sends_lists_to_asyncpg(db) -> None:
     made = asyncio.run(main())
     got = dict(Label.objects.values_list("pk", "text"))
     assert [got[label.pk] for label in made] == HOSTILE
+
+
+# --- create() / save() of one new row ---------------------------------------------------------
+
+
+def test_create_reads_its_key_without_returning_on_sqlite_and_with_it_on_postgresql(db) -> None:
+    with CaptureQueriesContext() as ctx:
+        made = [Item.objects.create(sku=f"one-{i}", qty=i) for i in range(3)]
+    inserts = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 3
+    if db.vendor == "sqlite":
+        assert not any("RETURNING" in sql for sql in inserts)
+    else:
+        assert all(sql.endswith('RETURNING "id"') for sql in inserts)
+    _keys_match(made)
+    assert [Item.objects.get(pk=m.pk).qty for m in made] == [0, 1, 2]
+
+
+def test_create_key_is_its_own_row_when_a_trigger_inserts_into_the_table(db) -> None:
+    """SQLite reports the outer INSERT's rowid once a trigger's own inserts are done."""
+    _sqlite_only(db)
+    from dorm.db.connection import connections
+
+    table = Item._meta.db_table
+    conn = connections["default"]
+    conn.execute(
+        f"CREATE TRIGGER t_one_echo AFTER INSERT ON \"{table}\" WHEN NEW.sku LIKE 'o%' "
+        f"BEGIN INSERT INTO \"{table}\" (sku, token) VALUES ('echo-' || NEW.sku, ''); END"
+    )
+    try:
+        made = [Item.objects.create(sku=f"o{i}") for i in range(4)]
+        _keys_match(made)
+        assert Item.objects.filter(sku__startswith="echo-").count() == 4
+    finally:
+        conn.execute("DROP TRIGGER t_one_echo")
+
+
+class Legacy(dorm.Model):
+    name = dorm.CharField(max_length=20)
+
+    class Meta:
+        app_label = "t_bulk_insert"
+        db_table = "t_bulk_legacy"
+        managed = False
+
+
+def test_create_on_a_table_whose_key_is_not_the_rowid_reads_it_back(db) -> None:
+    """A table made elsewhere with a key that is not SQLite's rowid (a BIGINT key filled
+    by a trigger): create() asks for the key with RETURNING, and after the schema editor
+    changes the table, the next create() checks again."""
+    _sqlite_only(db)
+    from dorm.db.connection import connections
+    from dorm.migrations.schema import SchemaEditor
+
+    conn = connections["default"]
+    conn.execute('CREATE TABLE "t_bulk_legacy" ("id" bigint PRIMARY KEY, "name" text)')
+    conn.execute(
+        'CREATE TRIGGER t_bulk_legacy_key AFTER INSERT ON "t_bulk_legacy" WHEN NEW.id IS NULL '
+        'BEGIN UPDATE "t_bulk_legacy" SET "id" = NEW.rowid * 1000 WHERE rowid = NEW.rowid; END'
+    )
+    try:
+        with CaptureQueriesContext() as ctx:
+            first = Legacy.objects.create(name="a")
+        assert any("RETURNING" in q["sql"] for q in ctx.captured_queries)
+        assert first.pk is None or first.pk != 1  # never the rowid taken for the key
+        assert conn.fetchall('SELECT "id" FROM "t_bulk_legacy"') == [(1000,)]
+        with SchemaEditor() as editor:
+            editor.delete_model(Legacy)
+            editor.create_model(Legacy)
+        with CaptureQueriesContext() as ctx:
+            second = Legacy.objects.create(name="b")
+        assert not any("RETURNING" in q["sql"] for q in ctx.captured_queries)
+        assert Legacy.objects.get(pk=second.pk).name == "b"
+    finally:
+        conn.execute('DROP TABLE IF EXISTS "t_bulk_legacy"')

@@ -230,6 +230,36 @@ def test_plugin_pre_save_only_is_enough_to_fire(db, register) -> None:
     assert seen == ["Hooked"]
 
 
+def test_save_hooks_registered_after_saves_fire_on_the_next_save(db) -> None:
+    """Whether a plugin implements a save hook is remembered between saves; registering
+    one after saves ran, or unregistering it, counts from the next save on."""
+    seen: list[str] = []
+
+    class Both:
+        @hookimpl
+        def dorm_pre_save(self, instance: Any) -> None:
+            seen.append(f"pre {instance.name}")
+
+        @hookimpl
+        def dorm_post_save(self, instance: Any, created: bool) -> None:
+            seen.append(f"post {instance.name} {created}")
+
+    for name in ("a", "b"):
+        Author.objects.create(name=name)
+    assert seen == []
+    plugins.register(Both(), name="t-sig-late")
+    try:
+        late = Author.objects.create(name="late")
+        late.name = "later"
+        late.save()
+        assert seen == ["pre late", "post late True", "pre later", "post later False"]
+    finally:
+        plugins.unregister("t-sig-late")
+    Author.objects.create(name="after")
+    assert len(seen) == 4
+    assert sorted(Author.objects.values_list("name", flat=True)) == ["a", "after", "b", "later"]
+
+
 # --- error policy of save hooks ----------------------------------------------------------------
 
 

@@ -84,6 +84,9 @@ class Signal:
         # (lookup key, sender key, reference); the list is replaced, never mutated, so
         # send() can iterate without holding the lock.
         self._receivers: list[tuple[Hashable, Hashable, _Ref]] = []
+        # (the plugins' impls cache it was answered for, whether a plugin implements
+        # hook_name): has_listeners() runs on every save(), update() and delete().
+        self._hooked: tuple[object, bool] = (None, False)
 
     def __repr__(self) -> str:
         return f"<Signal {self.hook_name or 'local'} receivers={len(self._receivers)}>"
@@ -144,11 +147,24 @@ class Signal:
 
     def has_listeners(self, sender: object | None = None) -> bool:
         """Return True when a send from ``sender`` would reach a receiver or a plugin hook."""
-        if self.hook_name is not None and plugins.has_impls(self.hook_name):
-            return True
+        if self.hook_name is not None:
+            known = self._hooked
+            cache = plugins._impls_cache
+            if known[0] is not cache or cache[0] is not plugins._pm:
+                known = self._answer_hooked()
+            if known[1]:
+                return True
         if not self._receivers:  # the common case on hot paths: nothing connected
             return False
         return bool(self._live(sender))
+
+    def _answer_hooked(self) -> tuple[object, bool]:
+        # The cache is read before asking: if the plugins change meanwhile, the answer
+        # is kept under the old cache and asked again on the next call.
+        cache = plugins._impls_cache
+        assert self.hook_name is not None
+        known = self._hooked = (cache, plugins.has_impls(self.hook_name))
+        return known
 
     def send(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:
         """Send the event: receivers first, in connection order, then the plugin hook.

@@ -26,6 +26,7 @@ from dorm.exceptions import FieldError, NotSupportedError
 from dorm.expressions import Col
 from dorm.migrations.comments import column_comment, model_comments, table_comment
 from dorm.models.constraints import CheckConstraint, Index, UniqueConstraint, default_name
+from dorm.sql import writes
 from dorm.sql.compiler import SQLCompiler, unmask
 from dorm.sql.query import Query
 from dorm.sql.where import FullResultSet
@@ -97,7 +98,10 @@ class SchemaEditor:
         if self.collect_sql:
             self.collected.append(sql)
             return
-        self.connection.execute(sql, ())
+        try:
+            self.connection.execute(sql, ())
+        finally:
+            writes.forget_tables()  # a key that was the rowid may be none after this
 
     # -- columns ---------------------------------------------------------------------------------
 

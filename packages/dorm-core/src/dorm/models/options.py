@@ -171,6 +171,7 @@ class Options:
             "fast_init",
             "insert_fields",
             "db_default_fields",
+            "concrete_relations",
         ):
             self.__dict__.pop(name, None)
         model = self.model
@@ -264,6 +265,12 @@ class Options:
         """The columns of this model's table with a ``db_default`` (empty for most models:
         one check)."""
         return tuple(f for f in self.local_concrete_fields if f.has_db_default())
+
+    @cached_property
+    def concrete_relations(self) -> tuple[Field, ...]:
+        """The concrete fields that are relations (foreign keys, one-to-ones): empty for
+        most models, so save() skips their related-object checks in one test."""
+        return tuple(f for f in self.concrete_fields if f.is_relation)
 
     @cached_property
     def init_attnames(self) -> tuple[str, ...]:

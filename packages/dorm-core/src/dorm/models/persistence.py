@@ -21,11 +21,14 @@ __all__ = ["delete", "refresh", "save", "validate_unique"]
 
 def _prepare_related(obj: Model) -> None:
     """A foreign key's cached object decides its ``<name>_id`` (and must be saved)."""
+    relations = obj._meta.concrete_relations
+    if not relations:
+        return
     cache = obj._state.fields_cache
     if not cache:
         return
-    for field in obj._meta.concrete_fields:
-        if not field.is_relation or field.name not in cache:
+    for field in relations:
+        if field.name not in cache:
             continue
         related = cache[field.name]
         if related is None:
