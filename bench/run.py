@@ -5,9 +5,10 @@
 its own subprocess (``python bench/run.py --orm django --vendor sqlite`` prints JSON), on
 its own database (a SQLite file, or a PostgreSQL database on one throwaway cluster started
 by the parent process and passed down in ``DORM_BENCH_DB``). Inside that process every
-scenario runs the ORM and the raw driver (sqlite3 / psycopg) interleaved, several times
-(ORM first on even repeats, raw first on odd ones), and reports the median of the paired
-ratios orm / raw (lower is better; 1.0 = the driver's own speed). PostgreSQL is measured
+scenario runs the ORM and the raw driver (sqlite3 / psycopg) interleaved, as pairs (ORM
+first on even pairs, raw first on odd ones): the scale's repeats, then more pairs until
+the raw side has run PAIR_SECONDS in all (MAX_PAIRS at most), and reports the median of
+the paired ratios orm / raw (lower is better; 1.0 = the driver's own speed). PostgreSQL is measured
 only when the server binaries are found. A peer that is not installed is skipped.
 
 Data (``seed``, written by the raw driver): 500 authors with exactly 10 books each, one
@@ -61,6 +62,11 @@ SCALES = {
     "small": {"n": 300, "rows": 2000, "repeats": 5},
     "full": {"n": 2000, "rows": 10000, "repeats": 7},
 }
+# Pairs per scenario: the scale's repeats at least, then more until the raw side has run
+# PAIR_SECONDS in all, MAX_PAIRS at most.
+PAIR_SECONDS = 0.6
+MAX_PAIRS = 25
+NOISY_IQR = 0.2
 ORMS = ["dorm", "django", "sqlalchemy", "peewee", "tortoise"]
 PEERS = ORMS[1:]
 ENV_DB = "DORM_BENCH_DB"
@@ -106,6 +112,12 @@ class Raw:
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         cur = self.conn.execute(sql.replace("?", self.ph), params)
         return cur.fetchall()
+
+    def insert_id(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """Insert one row and return its new id, in each driver's fastest way."""
+        if self.vendor == "sqlite":
+            return self.conn.execute(sql, params).lastrowid
+        return self.conn.execute(sql.replace("?", "%s") + ' RETURNING "id"', params).fetchone()
 
     def run(self, sql: str, params: Any = ()) -> None:
         self.conn.execute(sql.replace("?", self.ph), params)
@@ -172,11 +184,10 @@ def raw_scenarios(raw: Raw, ctx: Ctx) -> Scenarios:
     book_cols = '"id", "title", "pages", "author_id"'
 
     def insert_one() -> None:
-        # The new id is read, as every ORM reads it. (With sqlite3, a RETURNING row left
-        # unread also leaves the statement unfinished: the rows are then committed later,
-        # together, and the WAL is never checkpointed, which is not an autocommit insert.)
+        # The new id is read, as every ORM reads it: on SQLite as the cursor's last rowid
+        # (RETURNING makes SQLite's insert about 70% more work), on PostgreSQL by RETURNING.
         for i in range(n):
-            raw.all('INSERT INTO "bench_author" ("name") VALUES (?) RETURNING "id"', (f"raw-{i}",))
+            raw.insert_id('INSERT INTO "bench_author" ("name") VALUES (?)', (f"raw-{i}",))
 
     def bulk_insert() -> None:
         raw.bulk(
@@ -313,8 +324,17 @@ def measure(
         for name, orm_fn in adapter.scenarios(ctx).items():
             raw_fn = raw_fns[name]
             timed(orm_fn), timed(raw_fn)  # warm up caches and prepared statements
-            ratios, orm_times, raw_times = [], [], []
-            for i in range(scale["repeats"]):
+            ratios: list[float] = []
+            orm_times: list[float] = []
+            raw_times: list[float] = []
+            i = 0
+            # At least the scale's repeats, then more pairs (up to MAX_PAIRS) until the raw
+            # side has run PAIR_SECONDS in all: a fast scenario's median then rests on many
+            # pairs instead of five, which one slow moment of the machine can move.
+            # bulk_insert keeps the scale's repeats: each call adds rows books to the table
+            # the later scenarios read.
+            most = scale["repeats"] if name == "bulk_insert" else MAX_PAIRS
+            while i < scale["repeats"] or (i < most and sum(raw_times) < PAIR_SECONDS):
                 # Alternate which side runs first, so neither always gets the warmer cache.
                 if i % 2 == 0:
                     o, r = timed(orm_fn), timed(raw_fn)
@@ -323,12 +343,16 @@ def measure(
                 orm_times.append(o)
                 raw_times.append(r)
                 ratios.append(o / r)
-            spread = (max(ratios) - min(ratios)) / statistics.median(ratios)
+                i += 1
+            q1, _q2, q3 = statistics.quantiles(ratios, n=4)
+            median = statistics.median(ratios)
             results[name] = {
-                "ratio": round(statistics.median(ratios), 2),
+                "ratio": round(median, 2),
                 "orm_ms": round(statistics.median(orm_times) * 1000, 2),
                 "raw_ms": round(statistics.median(raw_times) * 1000, 2),
-                "noisy": spread > 0.5,
+                "pairs": len(ratios),
+                # The middle half of the pairs spread over more than a fifth of the median.
+                "noisy": (q3 - q1) / median > NOISY_IQR,
             }
     finally:
         raw.close()
@@ -362,10 +386,12 @@ def fmt(cell: dict[str, Any] | None) -> str:
 
 def render(report: dict[str, Any], repeats: int) -> str:
     lines = [
-        f"# ORM / raw driver ({report['scale']} scale, median of {repeats} paired runs)",
+        f"# ORM / raw driver ({report['scale']} scale, median of {repeats} to {MAX_PAIRS} "
+        "paired runs)",
         "",
         "Each cell: the ORM's time over the raw driver's, measured interleaved in the same "
-        "process (lower is better). Last column: dorm's ratio over the fastest peer's "
+        "process (lower is better); (noisy): the middle half of its paired ratios spans more "
+        f"than {NOISY_IQR:.0%} of their median. Last column: dorm's ratio over the fastest peer's "
         "(below 1.00 = dorm is faster); n/a = not measured. async_filter_iterate pairs "
         "each ORM's async API with raw asyncpg; Tortoise (async-only) runs every scenario "
         "as coroutines on one event loop, against the same raw driver as the other columns.",
