@@ -264,9 +264,8 @@ def unregister(plugin: object) -> None:
 
 
 def _invalidate() -> None:
-    global _extensions, _impls_cache, _plain_impls, _observer_impls, _query_hooks
+    global _extensions, _impls_cache, _plain_impls, _observer_impls
     _extensions = None
-    _query_hooks = (_UNKNOWN, False)
     _impls_cache = (None, {})
     _plain_impls = (None, {})
     _observer_impls = (None, {})
@@ -311,30 +310,6 @@ def has_impls(*hook_names: str) -> bool:
             getattr(pm.hook, name).get_hookimpls() for name in hook_names
         )
     return found
-
-
-def queries_hooked() -> bool:
-    """``has_impls("dorm_pre_query", "dorm_post_query")``, asked before every statement:
-    the answer is kept with the plugin manager it was given for until the plugins change."""
-    known = _query_hooks
-    if known[0] is _pm:
-        return known[1]
-    return _answer_query_hooks()
-
-
-def _answer_query_hooks() -> bool:
-    global _query_hooks
-    # Under the lock that (un)register hold while they invalidate: no answer about older
-    # plugins can be stored after they have forgotten it.
-    with _lock:
-        found = has_impls("dorm_pre_query", "dorm_post_query")  # makes the manager if need be
-        _query_hooks = (_pm, found)  # one binding: readers see all or nothing
-    return found
-
-
-_UNKNOWN = object()
-# (the plugin manager, whether a plugin implements a query hook); _invalidate() forgets it.
-_query_hooks: tuple[object, bool] = (_UNKNOWN, False)
 
 
 def isawaitable(value: object) -> bool:

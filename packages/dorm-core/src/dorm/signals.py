@@ -151,20 +151,12 @@ class Signal:
             known = self._hooked
             cache = plugins._impls_cache
             if known[0] is not cache or cache[0] is not plugins._pm:
-                known = self._answer_hooked()
+                known = self._hooked = _hooked(self.hook_name)
             if known[1]:
                 return True
         if not self._receivers:  # the common case on hot paths: nothing connected
             return False
         return bool(self._live(sender))
-
-    def _answer_hooked(self) -> tuple[object, bool]:
-        # The cache is read before asking: if the plugins change meanwhile, the answer
-        # is kept under the old cache and asked again on the next call.
-        cache = plugins._impls_cache
-        assert self.hook_name is not None
-        known = self._hooked = (cache, plugins.has_impls(self.hook_name))
-        return known
 
     def send(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:
         """Send the event: receivers first, in connection order, then the plugin hook.
@@ -249,8 +241,22 @@ def queries_observed(alias: str) -> bool:
     a statement on ``alias`` (checked before every statement: one call, not two)."""
     if pre_query._receivers or post_query._receivers:
         return pre_query.has_listeners(alias) or post_query.has_listeners(alias)
-    # plugins.queries_hooked(), inlined: this runs before every statement.
-    known = plugins._query_hooks
-    if known[0] is plugins._pm:
-        return known[1]
-    return plugins.queries_hooked()
+    global _query_hooks
+    known = _query_hooks
+    cache = plugins._impls_cache
+    if known[0] is not cache or cache[0] is not plugins._pm:
+        known = _query_hooks = _hooked("dorm_pre_query", "dorm_post_query")
+    return known[1]
+
+
+def _hooked(*hook_names: str) -> tuple[object, bool]:
+    """(the plugins' impls cache, whether a plugin implements one of ``hook_names``): an
+    answer that stands while that cache object is the current one (register() and
+    unregister() replace it). The cache is read before asking, so plugins that change
+    meanwhile leave the answer under the old cache, to be asked again on the next call."""
+    cache = plugins._impls_cache
+    return cache, plugins.has_impls(*hook_names)
+
+
+# queries_observed()'s answer for plugins, as Signal._hooked keeps a signal's.
+_query_hooks: tuple[object, bool] = (None, False)

@@ -81,8 +81,6 @@ def _routed(method: str) -> Callable[..., str]:
             and cache[2] == len(cache[1])
         ):
             return DEFAULT_DB_ALIAS  # the common case: no routers, nothing to ask
-        if not hints and not self._routers():
-            return DEFAULT_DB_ALIAS
         return self._route(method, model, hints)
 
     route.__name__ = route.__qualname__ = method

@@ -64,6 +64,25 @@ _AUTO_KEYS = ("AutoField", "BigAutoField", "SmallAutoField")
 _MAX_ROWID = 2**63 - 1
 
 
+def _reads_back_only_an_auto_key(
+    model: type[Model],
+    fields: Sequence[Field],
+    connection: BaseDatabaseWrapper,
+    returning_fields: Sequence[Field],
+) -> bool:
+    """An INSERT on SQLite that writes no key and reads back only the model's auto key:
+    the case where that key may be the last rowid (the callers check the table)."""
+    pk = model._meta.pk
+    return (
+        connection.vendor == "sqlite"
+        and pk is not None
+        and len(returning_fields) == 1
+        and returning_fields[0] is pk
+        and pk not in fields
+        and pk.get_internal_type() in _AUTO_KEYS
+    )
+
+
 def _keys_from_rowid(
     model: type[Model],
     objs: Sequence[Model],
@@ -83,16 +102,11 @@ def _keys_from_rowid(
     trigger, and its largest key leaves room for every row.
     """
     pk = model._meta.pk
-    if (
-        connection.vendor != "sqlite"
-        or on_conflict is not None
-        or pk is None
-        or len(returning_fields) != 1
-        or returning_fields[0] is not pk
-        or pk in fields
-        or pk.get_internal_type() not in _AUTO_KEYS
+    if on_conflict is not None or not _reads_back_only_an_auto_key(
+        model, fields, connection, returning_fields
     ):
         return False
+    assert pk is not None
     table = model._meta.db_table
     # Triggers live in the main schema or, for TEMP triggers, in the temp one.
     row = connection.fetchone(
@@ -414,15 +428,9 @@ def _key_is_rowid(
     read back is an auto key that is the table's rowid (a single INTEGER PRIMARY KEY
     column). A trigger's own inserts do not change the rowid SQLite reports afterwards."""
     pk = model._meta.pk
-    if (
-        connection.vendor != "sqlite"
-        or pk is None
-        or len(returning_fields) != 1
-        or returning_fields[0] is not pk
-        or pk in fields
-        or pk.get_internal_type() not in _AUTO_KEYS
-    ):
+    if not _reads_back_only_an_auto_key(model, fields, connection, returning_fields):
         return False
+    assert pk is not None
     # A catalog read, once per table and field list until a schema editor runs: sent on
     # the raw connection, so the statements a test counts or a hook sees are only the
     # ones its code asked for.
