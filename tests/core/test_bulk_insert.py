@@ -53,7 +53,18 @@ class Label(dorm.Model):
         app_label = "t_bulk_insert"
 
 
-MODELS = [Item, Note, Label]
+class Stock(dorm.Model):
+    """Only fields with the base pre_save: their values are read in one block per row."""
+
+    code = dorm.CharField(max_length=10, unique=True)
+    qty = dorm.IntegerField(null=True)
+    note = dorm.CharField(max_length=20, default="")
+
+    class Meta:
+        app_label = "t_bulk_insert"
+
+
+MODELS = [Item, Note, Label, Stock]
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
 WHEN = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -112,6 +123,36 @@ def test_conflicts_ignored_or_updated(db) -> None:
         update_fields=["qty"],
     )
     assert dict(Item.objects.values_list("sku", "qty")) == {"a": 100, "b": 2, "c": 3, "d": 4}
+
+
+def test_a_deferred_column_is_loaded_before_it_is_written(db) -> None:
+    """Objects loaded with defer(): bulk_create reads each missing column from the
+    database (pre_save) instead of writing NULL, in a batch where other rows have it."""
+    Stock.objects.bulk_create([Stock(code="a", qty=1, note="n-a"), Stock(code="b", qty=2)])
+    loaded = list(Stock.objects.defer("qty", "note").order_by("code"))
+    assert all("qty" not in obj.__dict__ for obj in loaded)
+    Stock.objects.filter(code="a").update(qty=7, note="changed")  # after the load
+    fresh = Stock(code="c", qty=3)
+    Stock.objects.bulk_create(
+        [fresh, *loaded],
+        update_conflicts=True,
+        unique_fields=["code"],
+        update_fields=["qty", "note"],
+    )
+    rows = Stock.objects.order_by("code").values_list("code", "qty", "note")
+    assert list(rows) == [("a", 7, "changed"), ("b", 2, ""), ("c", 3, "")]
+    assert fresh.pk is not None and fresh.qty == 3
+
+
+def test_a_value_to_convert_or_out_of_range_in_a_plain_batch(db) -> None:
+    """A batch of plain rows where one value needs its field's conversion (a numeric
+    string) and, in another batch, one is outside the column's range: converted, or the
+    field's ValidationError naming the value, with nothing written."""
+    Stock.objects.bulk_create([Stock(code="a", qty=1), Stock(code="b", qty="22")])
+    assert list(Stock.objects.order_by("code").values_list("qty", flat=True)) == [1, 22]
+    with pytest.raises(ValidationError, match="2147483648"):
+        Stock.objects.bulk_create([Stock(code="c", qty=3), Stock(code="d", qty=2**31)])
+    assert Stock.objects.count() == 2
 
 
 def test_a_failing_row_writes_nothing(db) -> None:

@@ -80,6 +80,7 @@ def bulk_create(
     all_fields = list(opts.concrete_fields)
     no_pk_fields = [f for f in all_fields if not f.primary_key]
     read_back = on_conflict != "ignore"  # an ignored row returns nothing to match
+    marked = False
     with transaction.atomic(using=using, savepoint=False):
         for has_pk, defaulted, group in _insert_groups(objs, opts.db_default_fields, key):
             if not group:
@@ -99,13 +100,31 @@ def bulk_create(
                     converters = returned_converters(db, returning)
                     for obj, row in zip(group, rows, strict=True):
                         store_returned(db, obj, returning, row, converters)
+                elif group is objs:  # the one group: keys stored, rows marked saved
+                    _store_keys(objs, key, rows, using)
+                    marked = True
                 else:  # only the new primary keys, as they come
                     for obj, row in zip(group, rows, strict=True):
                         obj.__dict__[key] = row[0]
-        _mark_saved(objs, using)
+        if not marked:
+            _mark_saved(objs, using)
         if signals.bulk_created.has_listeners(model):
             signals.bulk_created.send(sender=model, objs=objs, using=using)
     return objs
+
+
+def _store_keys(objs: Sequence[Any], key: str, rows: Sequence[Any], using: str) -> None:
+    """``_mark_saved`` and each object's new primary key (``key`` is its attname) from its
+    one-column row, in one pass."""
+    for obj, (new,) in zip(objs, rows, strict=True):
+        values = obj.__dict__
+        values[key] = new
+        if "_state" in values:
+            state = values["_state"]
+            state.adding = False
+            state.db = using
+        else:
+            values[LOADED_FROM] = using
 
 
 def _mark_saved(objs: Sequence[Any], using: str) -> None:
@@ -127,6 +146,14 @@ def _insert_groups(
     """``(has pk, fields left to the database, objects)``: one INSERT shape per group (one
     group unless a batch mixes them); ``key`` is the primary key's attname."""
     if not db_default_fields:  # the usual case: split by primary key only
+        try:
+            for obj in objs:
+                if obj.__dict__[key] is not None:
+                    break
+            else:
+                return [(False, (), objs)]  # no object has a key (one cheap pass)
+        except KeyError:  # an object without the attribute: the split below reads .get()
+            pass
         with_pk = [o for o in objs if o.__dict__.get(key) is not None]
         if not with_pk:
             return [(False, (), objs)]

@@ -288,7 +288,11 @@ def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], 
     ``adapter(field.get_db_prep_value(field.pre_save(obj, True)))`` with the backend's
     adapter, compiled once per field list and backend so that no per-value loop
     bookkeeping runs. The base ``pre_save`` is read from the instance dict, and a value
-    of a type the field passes through unchanged skips ``get_db_prep_value``."""
+    of a type the field passes through unchanged skips ``get_db_prep_value``.
+
+    When every field has the base ``pre_save``, each row's values are read in one
+    ``try`` block (free in CPython 3.11 unless it raises) and only a missing key, a
+    deferred column, takes the per-field path that loads it."""
     key = (type(ops), *fields)
     found = _row_value_functions.get(key)
     if found is not None:
@@ -296,38 +300,63 @@ def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], 
     from dorm.models.fields import Field as BaseField
 
     adapters = [ops.adapter_for(f) for f in fields]
-    namespace: dict[str, Any] = {}
-    body = []
+    namespace: dict[str, Any] = {"int_": int}
+    reads = []  # v<i> from the instance dict, or from pre_save
+    body = []  # conversions and checks of each v<i>
     terms = []
+    plain = all(type(f).pre_save is BaseField.pre_save for f in fields)
     for i, (field, adapter) in enumerate(zip(fields, adapters, strict=True)):
         namespace[f"pre{i}"] = field.pre_save
         namespace[f"prep{i}"] = field.get_db_prep_value
         if type(field).pre_save is BaseField.pre_save:
             # The base pre_save reads the instance dict (a deferred column is loaded).
             attname = field.attname
-            body.append(f"v{i} = d[{attname!r}] if {attname!r} in d else pre{i}(obj, True)")
+            reads.append(f"v{i} = d[{attname!r}] if {attname!r} in d else pre{i}(obj, True)")
         else:
-            body.append(f"v{i} = pre{i}(obj, True)")
+            reads.append(f"v{i} = pre{i}(obj, True)")
         identity = field._identity_types()
-        if identity:
-            namespace[f"same{i}"] = identity
-            body.append(f"if type(v{i}) not in same{i}:")
-            body.append(f"    v{i} = prep{i}(v{i})")
-        else:
-            body.append(f"v{i} = prep{i}(v{i})")
         bounds = _write_range(field)
+        check: list[str] = []
         if bounds is not None:
             # Out of the column's range: the field's ValidationError, not a driver error
             # (PostgreSQL's does not name the column; SQLite would store it).
             namespace[f"lo{i}"], namespace[f"hi{i}"] = bounds
             namespace[f"oor{i}"] = field.out_of_range  # type: ignore[attr-defined]
-            body.append(f"if type(v{i}) is int and not lo{i} <= v{i} <= hi{i}:")
-            body.append(f"    raise oor{i}(v{i})")
+            check = [
+                f"if type(v{i}) is int_ and not lo{i} <= v{i} <= hi{i}:",
+                f"    raise oor{i}(v{i})",
+            ]
+        if identity == (int,) and check:
+            # The usual integer column: one type test, then the range.
+            body += [
+                f"if type(v{i}) is int_:",
+                f"    if not lo{i} <= v{i} <= hi{i}:",
+                f"        raise oor{i}(v{i})",
+                "else:",
+                f"    v{i} = prep{i}(v{i})",
+                *(f"    {line}" for line in check),
+            ]
+        else:
+            if len(identity) == 1:
+                namespace[f"same{i}"] = identity[0]
+                body += [f"if type(v{i}) is not same{i}:", f"    v{i} = prep{i}(v{i})"]
+            elif identity:
+                namespace[f"same{i}"] = identity
+                body += [f"if type(v{i}) not in same{i}:", f"    v{i} = prep{i}(v{i})"]
+            else:
+                body.append(f"v{i} = prep{i}(v{i})")
+            body += check
         term = f"v{i}"
         if adapter is not None:
             namespace[f"adapt{i}"] = adapter
             term = f"adapt{i}({term})"
         terms.append(term)
+    if plain and fields:
+        direct = [f"v{i} = d[{f.attname!r}]" for i, f in enumerate(fields)]
+        lines = ["try:", *(f"    {line}" for line in direct), "except KeyError:"]
+        lines += [f"    {line}" for line in reads]
+    else:
+        lines = reads
     # repr() makes each attribute name a string literal: nothing of it is executed.
     source = (
         "def row_values(objs):\n"
@@ -335,7 +364,7 @@ def _row_values(fields: Sequence[Field], ops: Any) -> Callable[[Sequence[Any]], 
         "    extend = out.extend\n"
         "    for obj in objs:\n"
         "        d = obj.__dict__\n"
-        + "".join(f"        {line}\n" for line in body)
+        + "".join(f"        {line}\n" for line in [*lines, *body])
         + f"        extend(({', '.join(terms)}{',' if len(terms) == 1 else ''}))\n"
         "    return out\n"
     )
@@ -397,7 +426,7 @@ def _insert_rows(
         elif rowid_keys:
             last = connection.execute_lastrowid(sql, params, sensitive)
             assert last is not None
-            result.extend((key,) for key in range(last - len(batch) + 1, last + 1))
+            result.extend(zip(range(last - len(batch) + 1, last + 1)))
         else:
             connection.execute(sql, params, sensitive)
     return result
