@@ -716,9 +716,8 @@ SLOW_SQL = (
 
 def test_slow_sqlite_statement_does_not_block_the_loop(db) -> None:
     sqlite_only(db)
-    n = 600_000
 
-    async def main() -> tuple[Any, int, float]:
+    async def main(n: int) -> tuple[Any, int, float]:
         conn = get_async_connection()
         await conn.fetchone("SELECT 1")  # open the pool first
         ticks = 0
@@ -740,8 +739,13 @@ def test_slow_sqlite_statement_does_not_block_the_loop(db) -> None:
             await task
         return row, ticks, elapsed
 
-    row, ticks, elapsed = run(main)
-    assert row == (n,)
+    # A statement long enough to prove something on this machine: four times longer each
+    # time it ran under 0.1 s.
+    for n in (600_000, 2_400_000, 9_600_000):
+        row, ticks, elapsed = run(lambda n=n: main(n))
+        assert row == (n,)
+        if elapsed > 0.1:
+            break
     assert elapsed > 0.1, f"the statement was too fast ({elapsed:.3f}s) to prove anything"
     # A blocked loop would tick at most once; a free one ticks about every 5 ms.
     assert ticks >= max(5, int(elapsed / 0.005 * 0.3)), (ticks, elapsed)
