@@ -21,7 +21,9 @@ authors by id with their 5000 books), ``m2m_prefetch`` (the first 500 books by i
 their 1500 tags), ``count_filter`` (n counts), ``update_filter`` (5 UPDATE statements on
 the seeded books with fewer than rows / 2 pages: bulk-inserted books are numbered from
 ``BULK_PAGES``, so every run updates the same rows) and ``async_filter_iterate`` (below).
-Each timed call starts after an untimed full garbage collection.
+Each timed call starts after an untimed full garbage collection and an untimed
+``Raw.settle`` (on SQLite a passive WAL checkpoint; before ``bulk_insert``, the books earlier
+calls added are deleted).
 
 Async: each child process has one long-lived event loop (``peers.run``) that hosts every
 async pool and connection for its whole life; an ``async def`` scenario is timed inside a
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import importlib
 import inspect
@@ -108,6 +111,27 @@ class Raw:
                     database=settings["NAME"],
                 )
             )
+
+    def settle(self, scenario: str) -> None:
+        """Untimed, before every timed call of either side: the same starting point.
+
+        ``bulk_insert``: the books earlier calls added are deleted (and, on PostgreSQL,
+        vacuumed away), so every call inserts into the seeded table and the scenario can
+        take as many pairs as the others; the later scenarios never read those rows.
+
+        SQLite: the WAL's pages are copied into the database file (a passive checkpoint,
+        which waits for no one). SQLite checkpoints on its own at the commit that takes
+        the WAL past 1000 pages, inside whichever call commits it, ORM or raw; started
+        from a checkpointed WAL (the next writer rewinds it) no call reaches that: the
+        most any writes is about 600 pages (insert_one's 300 commits). In a 25-pair run of
+        bulk_insert, the middle half of the paired ratios spanned 1.1-2.3x without it and
+        1.2-1.5x with it, at the same median."""
+        if scenario == "bulk_insert":
+            self.conn.execute(f'DELETE FROM "bench_book" WHERE "pages" >= {BULK_PAGES}')
+            if self.vendor == "postgresql":
+                self.conn.execute('VACUUM "bench_book"')
+        if self.vendor == "sqlite":
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         cur = self.conn.execute(sql.replace("?", self.ph), params)
@@ -289,13 +313,15 @@ def seed(raw: Raw, scale: dict[str, int]) -> Ctx:
     )
 
 
-def timed(fn: Callable[[], Any]) -> float:
+def timed(fn: Callable[[], Any], settle: Callable[[], Any] | None = None) -> float:
     """Seconds one call takes; an ``async def`` is awaited (and timed) on the process's loop.
 
-    A full collection runs first, untimed, so that every call starts with the cyclic GC in
-    the same state: the collections a call's own allocations trigger are timed, not the
-    leftovers of whatever ran before it.
+    ``settle`` runs first, untimed (``Raw.settle``). A full collection then runs, untimed,
+    so that every call starts with the cyclic GC in the same state: the collections a
+    call's own allocations trigger are timed, not the leftovers of whatever ran before it.
     """
+    if settle is not None:
+        settle()
     gc.collect()
     if inspect.iscoroutinefunction(fn):
         return run(atimed(fn))
@@ -323,7 +349,8 @@ def measure(
         raw_fns = raw_scenarios(raw, ctx)
         for name, orm_fn in adapter.scenarios(ctx).items():
             raw_fn = raw_fns[name]
-            timed(orm_fn), timed(raw_fn)  # warm up caches and prepared statements
+            settle = functools.partial(raw.settle, name)
+            timed(orm_fn, settle), timed(raw_fn, settle)  # warm caches, prepared statements
             ratios: list[float] = []
             orm_times: list[float] = []
             raw_times: list[float] = []
@@ -331,15 +358,12 @@ def measure(
             # At least the scale's repeats, then more pairs (up to MAX_PAIRS) until the raw
             # side has run PAIR_SECONDS in all: a fast scenario's median then rests on many
             # pairs instead of five, which one slow moment of the machine can move.
-            # bulk_insert keeps the scale's repeats: each call adds rows books to the table
-            # the later scenarios read.
-            most = scale["repeats"] if name == "bulk_insert" else MAX_PAIRS
-            while i < scale["repeats"] or (i < most and sum(raw_times) < PAIR_SECONDS):
+            while i < scale["repeats"] or (i < MAX_PAIRS and sum(raw_times) < PAIR_SECONDS):
                 # Alternate which side runs first, so neither always gets the warmer cache.
                 if i % 2 == 0:
-                    o, r = timed(orm_fn), timed(raw_fn)
+                    o, r = timed(orm_fn, settle), timed(raw_fn, settle)
                 else:
-                    r, o = timed(raw_fn), timed(orm_fn)
+                    r, o = timed(raw_fn, settle), timed(orm_fn, settle)
                 orm_times.append(o)
                 raw_times.append(r)
                 ratios.append(o / r)
