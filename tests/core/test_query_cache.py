@@ -251,7 +251,7 @@ def test_gets_through_a_bounded_cache_stay_right_and_keep_no_evicted_plan(
             for _twice in range(2):  # the second get() of a shape goes through the shortcut
                 assert Writer.objects.get(**kwargs).pk == by_name[expected].pk, kwargs
             kept = {id(plan) for plan in plan_cache._entries.values()}
-            assert {id(plan) for plan in plan_cache._fresh_gets.values()} <= kept
+            assert {id(plan) for plan in plan_cache._fresh_plans.values()} <= kept
             assert plan_cache.size() <= 3
     # A get shape evicted and asked again compiles again and still answers right.
     (query,) = _captured(lambda: Writer.objects.get(name="ann"))
@@ -393,3 +393,66 @@ def test_managers_with_their_own_queryset_keep_it_for_get_and_create(rows: Any) 
     with pytest.raises(Reader.MultipleObjectsReturned, match="returned 2"):
         Reader.adults.get(age__gte=40)
     assert Reader.objects.using("default").get(name="kid").pk == young.pk
+
+
+class _Filtering(dorm.QuerySet):
+    def filter(self, *args: Any, **kwargs: Any) -> Any:
+        return super().filter(*args, **kwargs).exclude(nickname="hidden")
+
+
+class BlankIsNull(dorm.CharField):
+    """A field whose to_python() turns "" into None: filter(text="") means IS NULL."""
+
+    def to_python(self, value: Any) -> Any:
+        return None if value == "" else super().to_python(value)
+
+
+class Member(dorm.Model):
+    name = dorm.CharField(max_length=50)
+    age = dorm.IntegerField(default=30)
+    nickname = dorm.CharField(max_length=50, default="")
+    motto = BlankIsNull(max_length=50, null=True)
+
+    objects = dorm.Manager()
+    adults = _Adults()
+    visible = dorm.Manager.from_queryset(_Filtering)()
+
+    class Meta:
+        app_label = "t_plan"
+
+
+MODELS.append(Member)
+
+
+def test_manager_filter_served_by_a_plan_and_managers_that_change_filter(rows: Any) -> None:
+    """``Model.objects.filter(**kwargs)`` reaches a cached plan without a fresh queryset:
+    the same rows, the same statement with new values, a queryset that chains; a
+    manager whose get_queryset() or QuerySet.filter() differs keeps its own."""
+    kid = Member.objects.create(name="kid", age=10)
+    Member.objects.create(name="sage", age=70, nickname="hidden")
+    Member.objects.create(name="mid", age=40)
+    with CaptureQueriesContext() as ctx:
+        for _ in range(3):  # the plan is stored by the first, served to the others
+            assert sorted(m.name for m in Member.objects.filter(age__gte=30)) == ["mid", "sage"]
+    assert len({q["sql"] for q in ctx.captured_queries}) == 1
+    served = Member.objects.filter(age__gte=50)
+    assert served._pending is not None and type(served) is dorm.QuerySet
+    assert [m.name for m in served] == ["sage"]
+    assert [m.name for m in Member.objects.filter(age__lt=50).exclude(name="mid")] == ["kid"]
+    assert Member.objects.filter(age__lt=50).update(nickname="young") == 2
+    assert (
+        list(Member.objects.filter(nickname="young").order_by("age").values_list("pk", flat=True))[
+            0
+        ]
+        == kid.pk
+    )
+    # The other managers, after the plain one cached the shape:
+    assert [m.name for m in Member.adults.filter(age__lt=50)] == ["mid"]
+    assert [m.name for m in Member.visible.filter(age__gte=30)] == ["mid"]
+    with pytest.raises(ValidationError):
+        Member.objects.filter(age="old")
+    # A value that prepares to None (IS NULL, another statement) is not served by the plan.
+    Member.objects.filter(name="mid").update(motto="onward")
+    for _ in range(2):
+        assert [m.name for m in Member.objects.filter(motto="onward")] == ["mid"]
+    assert sorted(m.name for m in Member.objects.filter(motto="")) == ["kid", "sage"]

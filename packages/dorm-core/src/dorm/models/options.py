@@ -172,6 +172,7 @@ class Options:
             "insert_fields",
             "db_default_fields",
             "concrete_relations",
+            "update_targets",
         ):
             self.__dict__.pop(name, None)
         model = self.model
@@ -283,6 +284,19 @@ class Options:
             mapping[field.name] = field
             mapping.setdefault(field.attname, field)
         return mapping
+
+    @cached_property
+    def update_targets(self) -> dict[str, Field]:
+        """``update()``'s keyword names (a field's name, its attname, or ``pk``) -> the
+        column-backed field, as ``get_concrete_field()`` resolves them without error."""
+        targets = {
+            name: field
+            for name, field in self._forward_map.items()
+            if getattr(field, "concrete", False) and not field.many_to_many
+        }
+        if self.pk is not None:
+            targets["pk"] = self.pk
+        return targets
 
     @cached_property
     def _reverse_map(self) -> dict[str, ForeignObjectRel]:

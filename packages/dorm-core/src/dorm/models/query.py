@@ -667,8 +667,11 @@ class QuerySet(AsyncQuerySetMixin):
                 **kwargs,
             }
         values: list[tuple[Field, Any]] = []
+        targets = opts.update_targets
         for name, value in kwargs.items():
-            field = opts.get_concrete_field(name, "update()")
+            field = targets.get(name)
+            if field is None:
+                field = opts.get_concrete_field(name, "update()")  # raises, naming the choices
             if field.is_relation and hasattr(value, "_meta"):
                 value = value.pk
             values.append((field, value))
@@ -1273,7 +1276,7 @@ def _manager_get(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
                 router.db_for_read(model, **hints) if hints else router.db_for_read(model)
             )
             connection = connections[db]
-            plan = plan_cache.fresh_get_plan(model, kwargs, db, connection)
+            plan = plan_cache.fresh_plan(model, kwargs, db, connection, True)
             if plan is not None:
                 results = plan.get_objects(kwargs, connection, db)
                 if results is not None:
@@ -1282,6 +1285,41 @@ def _manager_get(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
 
 
 _PLAIN_TYPES = plan_cache.PLAIN_TYPES
+
+
+_plain_filters: dict[type, bool] = {}
+
+
+def _manager_filter(self: BaseManager, *args: Any, **kwargs: Any) -> QuerySet:
+    """``Model.objects.filter(**kwargs)``: when a cached plan serves it, the queryset
+    ``get_queryset().filter(**kwargs)`` would return (its WHERE bound to the plan, built
+    only if someone asks), made without the fresh queryset in between."""
+    plain = _plain_filters.get(type(self))
+    if plain is None:
+        qs_class = self._queryset_class or QuerySet
+        plain = _plain_filters[type(self)] = _is_plain(self) and all(
+            getattr(qs_class, name) is getattr(QuerySet, name)
+            for name in ("filter", "_filter_or_exclude", "_plan_shape", "_pending_clone")
+        )
+    if plain and kwargs and not args:
+        for value in kwargs.values():
+            if type(value) not in _PLAIN_TYPES:
+                break
+        else:
+            model = self.model
+            hints = self._hints
+            db = self._db or (
+                router.db_for_read(model, **hints) if hints else router.db_for_read(model)
+            )
+            plan = plan_cache.fresh_plan(model, kwargs, db, connections[db], False)
+            if plan is not None:
+                values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
+                if not any(v is None for v in values):  # exact(None) is IS NULL: not this plan
+                    qs = QuerySet(model, None, self._db, hints)
+                    qs._pending = (plan, values, kwargs, False)
+                    qs._plan_db = db
+                    return qs
+    return self.get_queryset().filter(*args, **kwargs)
 
 
 def _manager_create(self: BaseManager, **kwargs: Any) -> Any:
@@ -1295,6 +1333,7 @@ def _manager_create(self: BaseManager, **kwargs: Any) -> Any:
 
 
 _manager_get.__doc__ = QuerySet.get.__doc__
+_manager_filter.__doc__ = QuerySet.filter.__doc__
 from dorm.models.manager import BaseManager, _install_proxies  # noqa: E402
 
-_install_proxies(get=_manager_get, create=_manager_create)
+_install_proxies(get=_manager_get, create=_manager_create, filter=_manager_filter)

@@ -44,7 +44,7 @@ __all__ = [
     "CachedCompiler",
     "Plan",
     "clear",
-    "fresh_get_plan",
+    "fresh_plan",
     "fresh_shape_of",
     "lookup",
     "shape_of",
@@ -371,19 +371,24 @@ def _state(q: Query) -> tuple[Any, ...] | None:
 _fresh_shapes: dict[tuple[Any, ...], Any] = {}
 
 
-# (model, keyword names, alias, connection class) -> the plan that lookup() found for
-# fresh_shape_of(model, kwargs, True) there: Manager.get()'s way to the plan in one dict
-# lookup. Emptied with the entries and whenever one is evicted (an evicted plan is not
-# kept alive here).
-_fresh_gets: dict[tuple[Any, ...], Plan] = {}
+# (model, keyword names, alias, connection class, get mode) -> the plan that lookup()
+# found for fresh_shape_of(model, kwargs, get mode) there: Manager.get()'s and
+# Manager.filter()'s way to the plan in one dict lookup. Emptied with the entries and
+# whenever one is evicted (an evicted plan is not kept alive here).
+_fresh_plans: dict[tuple[Any, ...], Plan] = {}
 
 
-def fresh_get_plan(
-    model: Any, kwargs: dict[str, Any], alias: str, connection: BaseDatabaseWrapper
+def fresh_plan(
+    model: Any,
+    kwargs: dict[str, Any],
+    alias: str,
+    connection: BaseDatabaseWrapper,
+    get_mode: bool,
 ) -> Plan | None:
-    """``lookup(fresh_shape_of(model, kwargs, True), alias, connection)``, for kwargs whose
-    values the caller has checked are all of PLAIN_TYPES."""
-    plan = _fresh_gets.get((model, tuple(kwargs), alias, type(connection)))
+    """``lookup(fresh_shape_of(model, kwargs, get_mode), alias, connection)``, for kwargs
+    whose values the caller has checked are all of PLAIN_TYPES."""
+    key = (model, tuple(kwargs), alias, type(connection), get_mode)
+    plan = _fresh_plans.get(key)
     if (
         plan is not None
         and _source[0] is plugins._extensions
@@ -391,14 +396,14 @@ def fresh_get_plan(
         and plan.stamp >= _clock[0] - MAX_ENTRIES // 2
     ):
         return plan
-    shape = fresh_shape_of(model, kwargs, True)
+    shape = fresh_shape_of(model, kwargs, get_mode)
     if shape is None:
         return None
     plan = lookup(shape, alias, connection)
     if plan is not None:
-        if len(_fresh_gets) > 4096:
-            _fresh_gets.clear()
-        _fresh_gets[model, tuple(kwargs), alias, type(connection)] = plan
+        if len(_fresh_plans) > 4096:
+            _fresh_plans.clear()
+        _fresh_plans[key] = plan
     return plan
 
 
@@ -455,7 +460,7 @@ def _fresh() -> None:
     if _source[0] is not ext or _source[1] != version:
         with _lock:
             _entries.clear()
-            _fresh_gets.clear()
+            _fresh_plans.clear()
             _source[0], _source[1] = ext, version
 
 
@@ -537,7 +542,7 @@ def store(
         _entries.move_to_end(key)
         while len(_entries) > MAX_ENTRIES:
             _entries.popitem(last=False)
-            _fresh_gets.clear()
+            _fresh_plans.clear()
     return CachedCompiler(plan, list(params), connection)
 
 
@@ -545,7 +550,7 @@ def clear() -> None:
     """Forget every plan (connections were reset, or a test wants a cold cache)."""
     with _lock:
         _entries.clear()
-        _fresh_gets.clear()
+        _fresh_plans.clear()
 
 
 def size() -> int:
