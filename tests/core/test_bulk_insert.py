@@ -427,7 +427,7 @@ def test_null_strings_and_other_types_go_as_lists(db) -> None:
     if db.vendor == "postgresql":
         text, _code, n = _unnest_params(ctx)
         assert text == [None, 'x"y', ""]  # a NULL among strings: the driver's list
-        assert n == "{1,2,3}"
+        assert n == "{1, 2, 3}"
 
 
 def test_a_value_longer_than_its_column_is_refused_not_cut(db) -> None:
