@@ -400,6 +400,13 @@ class _Filtering(dorm.QuerySet):
         return super().filter(*args, **kwargs).exclude(nickname="hidden")
 
 
+class _WithHelpers(dorm.QuerySet):
+    """Methods of its own, none of the ones the plan path uses."""
+
+    def adults(self) -> Any:
+        return self.filter(age__gte=18)
+
+
 class BlankIsNull(dorm.CharField):
     """A field whose to_python() turns "" into None: filter(text="") means IS NULL."""
 
@@ -416,6 +423,7 @@ class Member(dorm.Model):
     objects = dorm.Manager()
     adults = _Adults()
     visible = dorm.Manager.from_queryset(_Filtering)()
+    helped = dorm.Manager.from_queryset(_WithHelpers)()
 
     class Meta:
         app_label = "t_plan"
@@ -451,6 +459,11 @@ def test_manager_filter_served_by_a_plan_and_managers_that_change_filter(rows: A
     assert [m.name for m in Member.visible.filter(age__gte=30)] == ["mid"]
     with pytest.raises(ValidationError):
         Member.objects.filter(age="old")
+    # A manager whose QuerySet only adds methods: served by the plan, of its own class.
+    assert sorted(m.name for m in Member.helped.filter(age__lt=50)) == ["kid", "mid"]
+    helped = Member.helped.filter(age__lt=50)
+    assert type(helped) is _WithHelpers and helped._pending is not None
+    assert [m.name for m in helped.adults()] == ["mid"]
     # A value that prepares to None (IS NULL, another statement) is not served by the plan.
     Member.objects.filter(name="mid").update(motto="onward")
     for _ in range(2):

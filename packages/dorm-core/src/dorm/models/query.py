@@ -1287,21 +1287,27 @@ def _manager_get(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
 _PLAIN_TYPES = plan_cache.PLAIN_TYPES
 
 
-_plain_filters: dict[type, bool] = {}
+# Manager class -> the QuerySet class its filter() may build directly, or None.
+_plain_filters: dict[type, type[QuerySet] | None] = {}
 
 
 def _manager_filter(self: BaseManager, *args: Any, **kwargs: Any) -> QuerySet:
     """``Model.objects.filter(**kwargs)``: when a cached plan serves it, the queryset
-    ``get_queryset().filter(**kwargs)`` would return (its WHERE bound to the plan, built
-    only if someone asks), made without the fresh queryset in between."""
-    plain = _plain_filters.get(type(self))
-    if plain is None:
+    ``get_queryset().filter(**kwargs)`` would return (of the manager's QuerySet class,
+    its WHERE bound to the plan, built only if someone asks), made without the fresh
+    queryset in between."""
+    kind = type(self)
+    if kind in _plain_filters:
+        qs_class = _plain_filters[kind]
+    else:
         qs_class = self._queryset_class or QuerySet
-        plain = _plain_filters[type(self)] = _is_plain(self) and all(
-            getattr(qs_class, name) is getattr(QuerySet, name)
+        if not _is_plain(self) or any(
+            getattr(qs_class, name) is not getattr(QuerySet, name)
             for name in ("filter", "_filter_or_exclude", "_plan_shape", "_pending_clone")
-        )
-    if plain and kwargs and not args:
+        ):
+            qs_class = None
+        _plain_filters[kind] = qs_class
+    if qs_class is not None and kwargs and not args:
         for value in kwargs.values():
             if type(value) not in _PLAIN_TYPES:
                 break
@@ -1315,7 +1321,7 @@ def _manager_filter(self: BaseManager, *args: Any, **kwargs: Any) -> QuerySet:
             if plan is not None:
                 values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
                 if not any(v is None for v in values):  # exact(None) is IS NULL: not this plan
-                    qs = QuerySet(model, None, self._db, hints)
+                    qs = qs_class(model, None, self._db, hints)
                     qs._pending = (plan, values, kwargs, False)
                     qs._plan_db = db
                     return qs
