@@ -1260,27 +1260,35 @@ def _is_plain(manager: Any) -> bool:
     return plain
 
 
+def _fresh_plan(
+    manager: BaseManager, kwargs: dict[str, Any], get_mode: bool
+) -> tuple[plan_cache.Plan, str, Any] | None:
+    """``(plan, alias, connection)`` when every keyword value is a plain scalar and a plan
+    is cached for ``Model.objects.filter(**kwargs)`` (sliced for get() in get_mode) on
+    the alias the manager reads from; else None."""
+    for value in kwargs.values():
+        if type(value) not in _PLAIN_TYPES:
+            return None
+    model = manager.model
+    hints = manager._hints
+    db = manager._db or (router.db_for_read(model, **hints) if hints else router.db_for_read(model))
+    connection = connections[db]
+    plan = plan_cache.fresh_plan(model, kwargs, db, connection, get_mode)
+    return None if plan is None else (plan, db, connection)
+
+
 def _manager_get(self: BaseManager, *args: Any, **kwargs: Any) -> Any:
     """``Model.objects.get(**kwargs)``: a cached plan is used without a QuerySet."""
     plain = _plain_managers.get(type(self))
     if plain is None:
         plain = _is_plain(self)
     if plain and kwargs and not args:
-        for value in kwargs.values():
-            if type(value) not in _PLAIN_TYPES:
-                break
-        else:
-            model = self.model
-            hints = self._hints
-            db = self._db or (
-                router.db_for_read(model, **hints) if hints else router.db_for_read(model)
-            )
-            connection = connections[db]
-            plan = plan_cache.fresh_plan(model, kwargs, db, connection, True)
-            if plan is not None:
-                results = plan.get_objects(kwargs, connection, db)
-                if results is not None:
-                    return results[0] if len(results) == 1 else _one(model, results, kwargs)
+        found = _fresh_plan(self, kwargs, True)
+        if found is not None:
+            plan, db, connection = found
+            results = plan.get_objects(kwargs, connection, db)
+            if results is not None:
+                return results[0] if len(results) == 1 else _one(self.model, results, kwargs)
     return self.get_queryset().get(*args, **kwargs)
 
 
@@ -1308,23 +1316,15 @@ def _manager_filter(self: BaseManager, *args: Any, **kwargs: Any) -> QuerySet:
             qs_class = None
         _plain_filters[kind] = qs_class
     if qs_class is not None and kwargs and not args:
-        for value in kwargs.values():
-            if type(value) not in _PLAIN_TYPES:
-                break
-        else:
-            model = self.model
-            hints = self._hints
-            db = self._db or (
-                router.db_for_read(model, **hints) if hints else router.db_for_read(model)
-            )
-            plan = plan_cache.fresh_plan(model, kwargs, db, connections[db], False)
-            if plan is not None:
-                values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
-                if not any(v is None for v in values):  # exact(None) is IS NULL: not this plan
-                    qs = qs_class(model, None, self._db, hints)
-                    qs._pending = (plan, values, kwargs, False)
-                    qs._plan_db = db
-                    return qs
+        found = _fresh_plan(self, kwargs, False)
+        if found is not None:
+            plan, db, _connection = found
+            values = plan.prepare(kwargs)  # raises as the lookups would on a bad value
+            if not any(v is None for v in values):  # exact(None) is IS NULL: not this plan
+                qs = qs_class(self.model, None, self._db, self._hints)
+                qs._pending = (plan, values, kwargs, False)
+                qs._plan_db = db
+                return qs
     return self.get_queryset().filter(*args, **kwargs)
 
 
