@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from dorm import signals, transaction
@@ -101,7 +103,7 @@ def bulk_create(
                     for obj, row in zip(group, rows, strict=True):
                         store_returned(db, obj, returning, row, converters)
                 elif group is objs:  # the one group: keys stored, rows marked saved
-                    _store_keys(objs, key, rows, using)
+                    _mark_saved(objs, using, key, rows)
                     marked = True
                 else:  # only the new primary keys, as they come
                     for obj, row in zip(group, rows, strict=True):
@@ -113,31 +115,24 @@ def bulk_create(
     return objs
 
 
-def _store_keys(objs: Sequence[Any], key: str, rows: Sequence[Any], using: str) -> None:
-    """``_mark_saved`` and each object's new primary key (``key`` is its attname) from its
-    one-column row, in one pass."""
-    for obj, (new,) in zip(objs, rows, strict=True):
+def _mark_saved(
+    objs: Sequence[Any], using: str, key: str | None = None, rows: Sequence[Any] = ()
+) -> None:
+    """Each object is now a row of ``using``: its state says so, or, when it has none yet,
+    the one made on first use will (LOADED_FROM; no state built per object). With ``key``
+    (the primary key's attname), each object also takes its new key from its one-column
+    row in ``rows``, in the same pass."""
+    keys = repeat(None) if key is None else map(itemgetter(0), rows)
+    for obj, new in zip(objs, keys, strict=False):  # rows: one per object (checked)
         values = obj.__dict__
-        values[key] = new
+        if key is not None:
+            values[key] = new
         if "_state" in values:
             state = values["_state"]
             state.adding = False
             state.db = using
         else:
             values[LOADED_FROM] = using
-
-
-def _mark_saved(objs: Sequence[Any], using: str) -> None:
-    """Each object is now a row of ``using``: its state says so, or, when it has none yet,
-    the one made on first use will (LOADED_FROM; no state built per object)."""
-    for obj in objs:
-        values = obj.__dict__
-        state = values.get("_state")
-        if state is None:
-            values[LOADED_FROM] = using
-        else:
-            state.adding = False
-            state.db = using
 
 
 def _insert_groups(
